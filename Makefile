@@ -1,0 +1,42 @@
+# make demo / make test work on a fresh machine with nothing but Python:
+# create .venv, install the pinned CPU torch (override: make test TORCH_SPEC=torch==2.4.1),
+# then the package with its dev extras, then run.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?= -n auto
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cnnshape-installed
+
+.PHONY: install demo test lint typecheck check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/python examples/demo.py
+
+# pytest exits 5 when nothing was collected: not a failure of this target.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check pytest_cnnshape tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/trace_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,120 @@
+"""The ``cnnshape`` command: shape tables and diagnostics without writing a test.
+
+    cnnshape summary models.py:Net --input 1x3x32x32 [--depth 2] [--json]
+    cnnshape check   mypkg.models:Net --input 1x1x28x28
+
+Exit codes: 0 table printed (check: the model runs), 1 the model's forward fails
+(the diagnostic is printed), 2 a bad spec, input or option (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, like every usage error here
+        self.exit(EXIT_USAGE, f"cnnshape: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of every subcommand."""
+    parser = _Parser(prog="cnnshape", description="Shapes of convolutional networks in PyTorch.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name, text in (
+        ("summary", "print every layer's input and output shape and the parameter counts"),
+        ("check", "run the model once; print the diagnostic if its forward fails, else 'ok'"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("spec", help="model factory: pkg.module:Factory or path/file.py:Factory(k=v)")
+        cmd.add_argument("--input", "-i", action="append", metavar="SHAPE",
+                         help="input shape, e.g. 1x3x32x32 (repeat for several inputs)")
+        cmd.add_argument("--device", default="auto", choices=("auto", "meta", "cpu", "cuda"),
+                         help="where to trace (default: auto = meta first)")
+        cmd.add_argument("--dtype", default=None, help="input dtype, e.g. float16 (default: the model's)")
+        cmd.add_argument("--train", action="store_true", help="trace in training mode")
+        cmd.add_argument("--depth", type=int, default=None, metavar="N",
+                         help="fold the table to N levels of nesting")
+        cmd.add_argument("--json", action="store_true", help="print the trace as JSON")
+        if name == "summary":
+            cmd.add_argument("--torchinfo", action="store_true",
+                             help="print torchinfo's table instead (real forward on the model's device)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .errors import ShapeMismatchError
+    from .factory import build_model
+    from .trace import trace
+
+    if not args.input:
+        raise _Usage("--input is required, e.g. --input 1x3x32x32")
+    if args.depth is not None and args.depth < 0:
+        raise _Usage(f"--depth {args.depth}: give 0 or more")
+    inputs: Any = args.input[0] if len(args.input) == 1 else list(args.input)
+    model = build_model(args.spec)
+    if getattr(args, "torchinfo", False):
+        from .torchinfo_view import torchinfo_summary
+
+        print(torchinfo_summary(model, inputs, depth=args.depth if args.depth is not None else 3))
+        return EXIT_OK
+    try:
+        result = trace(model, inputs, device=args.device, dtype=args.dtype, train=args.train)
+    except ShapeMismatchError as err:
+        if args.json:
+            payload = {"ok": False, "error": err.diagnosis.to_dict(), "trace": err.trace.to_dict()}
+            print(json.dumps(payload, indent=2, sort_keys=True))
+        else:
+            print(f"ShapeMismatchError: {err}")
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"ok": True, "trace": result.to_dict()}, indent=2, sort_keys=True))
+    else:
+        if args.command == "check":
+            print(f"ok: {args.spec} runs; output {_output(result)}")
+        print(result.table(max_depth=args.depth))
+    return EXIT_OK
+
+
+def _output(result: Any) -> str:
+    from .shapes import format_shape
+
+    return format_shape(result.output_shape)
+
+
+class _Usage(Exception):
+    """A usage error found after argument parsing."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cnnshape`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"cnnshape {__version__}")
+        return EXIT_OK
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    from .errors import SpecError
+    from .factory import FactoryError
+    from .trace import TraceError
+
+    try:
+        return _run(args)
+    except (_Usage, SpecError, FactoryError, TraceError, ValueError, TypeError) as exc:
+        print(f"cnnshape: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Forward hooks that record one LayerRecord per module call.
+
+The pre-hook opens a record (name, depth, call index, input shapes) and pushes it
+on a stack of running calls; the hook fills the output shape and pops it. When the
+forward raises, the stack still holds every call that was running: the innermost
+one is the layer that failed. Cost per call is a dict lookup, a shape walk and one
+small object, so tracing stays linear in the number of calls at any nesting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from .params import subtree_counts
+from .records import LayerRecord
+from .shapes import shape_tree
+
+
+@dataclass
+class RunningCall:
+    """A call on the stack: the module and the arguments it received."""
+
+    module: nn.Module
+    record: LayerRecord
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class Recorder:
+    """Attach to every module of ``model``; collect records; detach without a trace."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.names: dict[int, str] = {}
+        aliases: dict[int, list[str]] = {}
+        self.modules: list[nn.Module] = []
+        for name, module in model.named_modules(remove_duplicate=False):
+            key = id(module)
+            if key in self.names:
+                aliases[key].append(name)
+            else:
+                self.names[key] = name
+                aliases[key] = []
+                self.modules.append(module)
+        self.aliases = {k: tuple(v) for k, v in aliases.items() if v}
+        self.records: list[LayerRecord] = []
+        self.record_modules: list[nn.Module] = []
+        self.stack: list[RunningCall] = []
+        self.calls: dict[int, int] = {}
+        self._handles: list[RemovableHandle] = []
+
+    def attach(self) -> None:
+        """Register our hooks last, so they see what user pre-hooks hand to forward."""
+        for module in self.modules:
+            self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
+            self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
+
+    def detach(self) -> None:
+        """Remove every hook this recorder added; user hooks stay."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        key = id(module)
+        call = self.calls.get(key, 0)
+        self.calls[key] = call + 1
+        record = LayerRecord(
+            name=self.names.get(key, "?"),
+            type=type(module).__name__,
+            depth=len(self.stack),
+            call=call,
+            input_shapes=tuple([shape_tree(a) for a in args]),
+            input_kwargs={k: shape_tree(v) for k, v in kwargs.items()} if kwargs else {},
+            is_leaf=not module._modules,
+            aliases=self.aliases.get(key, ()),
+        )
+        self.records.append(record)
+        self.record_modules.append(module)
+        self.stack.append(RunningCall(module, record, args, kwargs))
+
+    def _post(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+              output: Any) -> None:
+        stack = self.stack
+        # Calls above ours whose hook never ran raised inside a try/except of the
+        # forward; they stay unfinished.
+        while stack:
+            running = stack.pop()
+            if running.module is module:
+                running.record.output_shape = shape_tree(output)
+                running.record.finished = True
+                return
+
+    def running(self) -> list[RunningCall]:
+        """Calls still open: after a failed forward, outermost first."""
+        return list(self.stack)
+
+    def finish(self) -> list[LayerRecord]:
+        """Fill parameter counts (after forward, so lazy modules count materialised)."""
+        counts = subtree_counts(self.model)
+        for record, module in zip(self.records, self.record_modules, strict=True):
+            record.num_params, record.trainable_params = counts.get(id(module), (0, 0))
+        self.record_modules = []
+        return self.records

@@ -1,0 +1,212 @@
+"""``trace(model, inputs)``: every module call's shapes, without touching the model.
+
+On meta, parameters and buffers are swapped for meta twins for the duration of
+the forward (``state.meta_weights``; weights are never copied), so even an
+8x3x512x512 batch costs no activation memory and no compute. A real forward runs
+under ``no_grad`` inside ``state.preserved``, which puts back everything a forward
+can change. Models with lazy modules are traced on a structural clone that shares
+(or, on meta, swaps) their tensors, because initialising a lazy layer would
+change the user's model.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from .devices import meta_limitation, model_dtype, parse_device, parse_dtype, plan, short_reason
+from .diagnosis import FailureContext
+from .errors import ShapeMismatchError
+from .inputs import InputSpec, materialize, parse_inputs
+from .params import model_counts
+from .recorder import Recorder
+from .records import ShapeTrace
+from .shapes import shape_tree
+from .state import meta_twin, meta_weights, preserved
+
+
+class TraceError(RuntimeError):
+    """The model could not be traced where asked (not a shape error of the model)."""
+
+
+class _ForwardFailed(Exception):
+    """Internal: carries a failed forward's context out of the preserved block."""
+
+    def __init__(self, context: FailureContext) -> None:
+        super().__init__(str(context.exc))
+        self.context = context
+
+
+def check_model(model: Any) -> nn.Module:
+    """The model argument must be an nn.Module instance."""
+    if isinstance(model, nn.Module):
+        return model
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise TypeError(
+            f"model is the class {model.__name__}, not an instance; pass {model.__name__}() "
+            "(with its constructor arguments)"
+        )
+    raise TypeError(
+        f"model must be a torch.nn.Module instance, got {type(model).__name__}; e.g. "
+        "trace(nn.Conv2d(3, 8, 3), (1, 3, 32, 32))"
+    )
+
+
+def trace(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+    train: bool = False,
+) -> ShapeTrace:
+    """Record the input and output shapes of every module call of one forward pass.
+
+    ``inputs``: a shape (``(1, 3, 32, 32)`` or ``"1x3x32x32"``), a tensor, a list or
+    tuple of those for several positional inputs, or a dict for keyword inputs.
+    ``device``: ``"auto"`` (meta first, a real forward on the model's device when
+    meta cannot run it), ``"meta"``, ``"cpu"`` or ``"cuda"``. ``dtype``: of inputs
+    made from shapes (default: the model's). ``train``: trace in training mode.
+
+    Raises ShapeMismatchError when the forward fails; the model is left as it was.
+    """
+    model = check_model(model)
+    if not isinstance(train, bool):
+        raise TypeError(f"train={train!r} must be True or False")
+    spec = parse_inputs(inputs)
+    requested = parse_device(device)
+    in_dtype = parse_dtype(dtype) or model_dtype(model)
+    route = plan(model, spec, requested)
+    _check_real_device(model, route.first)
+    try:
+        return _run(model, spec, route.first, in_dtype, train)
+    except _ForwardFailed as failed:
+        exc = failed.context.exc
+        if route.first.type == "meta" and meta_limitation(exc):
+            if route.fallback is None:
+                raise TraceError(
+                    f"cannot trace {type(model).__name__} on the meta device: "
+                    f"{short_reason(exc)}. Use device='auto' to fall back to a real forward, "
+                    "or device='cpu'."
+                ) from exc
+            note = (f"meta could not run this model ({short_reason(exc)}); "
+                    f"traced with a real forward on {route.fallback}")
+            try:
+                result = _run(model, spec, route.fallback, in_dtype, train)
+            except _ForwardFailed as again:
+                raise _shape_error(again.context, note) from again.context.exc
+            result.note = note
+            return result
+        raise _shape_error(failed.context) from exc
+
+
+def _check_real_device(model: nn.Module, where: torch.device) -> None:
+    if where.type == "meta":
+        return
+    devices = {t.device for t in (*model.parameters(), *model.buffers()) if not is_lazy(t)}
+    if any(d.type == "meta" for d in devices):
+        raise ValueError(
+            f"device={str(where)!r}: the model's weights are on meta, so no real forward can "
+            "run; use device='meta' or 'auto'"
+        )
+    foreign = sorted(str(d) for d in devices if not _same_device(d, where))
+    if foreign:
+        raise ValueError(
+            f"device={str(where)!r}: the model's weights are on {', '.join(foreign)}; move the "
+            f"model there first (model.to({str(where)!r})) or use device='auto', which traces "
+            "on meta without copying weights"
+        )
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _has_lazy(model: nn.Module) -> bool:
+    return any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
+
+
+def _structural_clone(model: nn.Module, meta: bool) -> nn.Module:
+    """A copy of the module tree that shares (or meta-swaps) tensors: no weights copied.
+
+    Uninitialised lazy parameters are the exception: the clone gets its own, so
+    materialising them never reaches the user's model.
+    """
+    memo: dict[int, Any] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        if meta:
+            memo[id(t)] = meta_twin(t)
+        elif not is_lazy(t):
+            memo[id(t)] = t
+    return copy.deepcopy(model, memo)
+
+
+def _target(model: nn.Module, where: torch.device) -> nn.Module:
+    """The module to hook and run: the model itself, or a clone when it has lazy layers."""
+    if _has_lazy(model):
+        return _structural_clone(model, where.type == "meta")
+    return model
+
+
+def _run(model: nn.Module, spec: InputSpec, where: torch.device, dtype: torch.dtype,
+         train: bool) -> ShapeTrace:
+    target = _target(model, where)
+    args, kwargs = materialize(spec, where, dtype)
+    recorder = Recorder(target)
+    on_meta = where.type == "meta" and target is model
+    with preserved(model, real_run=where.type != "meta", train=train), \
+            meta_weights(model) if on_meta else nullcontext():
+        if target is not model:
+            target.train(train)
+        recorder.attach()
+        try:
+            with torch.no_grad():
+                output = target(*args, **kwargs)
+        except Exception as exc:  # the model's failure, explained by the caller
+            context = FailureContext(exc, target, recorder.records, recorder.running(), where, spec)
+            recorder.finish()
+            raise _ForwardFailed(context) from None
+        finally:
+            recorder.detach()
+    records = recorder.finish()
+    total, trainable = model_counts(target)
+    input_shapes, input_kwargs = spec.shapes()
+    return ShapeTrace(
+        layers=records,
+        output_shape=shape_tree(output),
+        total_params=total,
+        trainable_params=trainable,
+        device=str(where),
+        model_type=type(model).__name__,
+        input_shapes=input_shapes,
+        input_kwargs=input_kwargs,
+        dtype=str(dtype).removeprefix("torch."),
+        train=train,
+    )
+
+
+def _shape_error(context: FailureContext, note: str | None = None) -> ShapeMismatchError:
+    """Diagnose a failed forward; the partial trace travels with the error."""
+    from .diagnose import diagnose
+
+    records = context.records
+    total, trainable = model_counts(context.model)
+    input_shapes, input_kwargs = context.inputs.shapes()
+    partial = ShapeTrace(
+        layers=records,
+        output_shape=None,
+        total_params=total,
+        trainable_params=trainable,
+        device=str(context.device),
+        model_type=type(context.model).__name__,
+        input_shapes=input_shapes,
+        input_kwargs=input_kwargs,
+        note=note,
+        complete=False,
+    )
+    return ShapeMismatchError(diagnose(context), partial)
