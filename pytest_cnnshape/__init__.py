@@ -13,8 +13,8 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "trace": "trace",
-    "TraceError": "trace",
+    "trace": "tracer",
+    "TraceError": "tracer",
     "ShapeTrace": "records",
     "LayerRecord": "records",
     "ShapeMismatchError": "errors",
@@ -26,15 +26,23 @@ _EXPORTS: dict[str, str] = {
 }
 _SUBMODULES = frozenset({"arith", "strategies"})
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+__all__ = [  # noqa: RUF022  (kept in the order of _EXPORTS; a test checks they agree)
+    "trace", "TraceError", "ShapeTrace", "LayerRecord", "ShapeMismatchError", "SpecError",
+    "ConfigError", "assert_output_shape", "torchinfo_summary", "parse_shape",
+    "arith", "strategies", "__version__",
+]
 
 if TYPE_CHECKING:
-    from .assertions import assert_output_shape
-    from .errors import ConfigError, ShapeMismatchError, SpecError
-    from .records import LayerRecord, ShapeTrace
-    from .spec import parse_shape
-    from .torchinfo_view import torchinfo_summary
-    from .trace import TraceError, trace
+    from .assertions import assert_output_shape as assert_output_shape
+    from .errors import ConfigError as ConfigError
+    from .errors import ShapeMismatchError as ShapeMismatchError
+    from .errors import SpecError as SpecError
+    from .records import LayerRecord as LayerRecord
+    from .records import ShapeTrace as ShapeTrace
+    from .spec import parse_shape as parse_shape
+    from .torchinfo_view import torchinfo_summary as torchinfo_summary
+    from .tracer import TraceError as TraceError
+    from .tracer import trace as trace
 
 
 def __getattr__(name: str) -> Any:

@@ -91,7 +91,7 @@ def assert_output_shape(
     (``None``, ``-1``, ``*``; ``...`` for any number of dimensions). Several outputs:
     a tuple/list/dict of shapes. A failing forward raises ShapeMismatchError.
     """
-    from .trace import trace as run_trace
+    from .tracer import trace as run_trace
 
     bound = bind_inputs(inputs, dims)
     spec = parse_expected(expected)

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from .errors import ShapeMismatchError
     from .factory import build_model
-    from .trace import trace
+    from .tracer import trace
 
     if not args.input:
         raise _Usage("--input is required, e.g. --input 1x3x32x32")
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from .errors import SpecError
     from .factory import FactoryError
-    from .trace import TraceError
+    from .tracer import TraceError
 
     try:
         return _run(args)

@@ -79,21 +79,21 @@ def parse_dtype(dtype: Any) -> torch.dtype | None:
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a stateless model)."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
     """The dtype inputs made from shapes get: the model's first floating-point tensor's."""
-    for t in model.parameters():
-        if t.is_floating_point():
-            return t.dtype
-    for t in model.buffers():
-        if t.is_floating_point():
-            return t.dtype
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    for buffer in model.buffers():
+        if buffer.is_floating_point():
+            return buffer.dtype
     return torch.get_default_dtype()
 
 

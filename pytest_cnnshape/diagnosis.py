@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .inputs import InputSpec
-    from .records import LayerRecord, ShapeTrace
     from .recorder import RunningCall
+    from .records import LayerRecord, ShapeTrace
 
 #: Rows of the partial trace shown under a diagnostic.
 PATH_ROWS = 8
@@ -118,7 +118,7 @@ class Diagnosis:
 
 def path_table(layers: list[LayerRecord], failed: str, rows: int = PATH_ROWS) -> str:
     """The last rows of the partial trace: leaf calls and the call that failed."""
-    shown = [r for r in layers if r.is_leaf or not r.finished and r.name == failed]
+    shown = [r for r in layers if r.is_leaf or (not r.finished and r.name == failed)]
     if not shown:
         shown = [r for r in layers if not r.finished][-1:]
     cut = shown[-rows:]
@@ -159,7 +159,7 @@ class FailureContext:
         """Qualified name of a module of the model."""
         for name, m in self.model.named_modules():
             if m is module:
-                return name
+                return str(name)
         return "?"
 
     def finished_before(self, record: LayerRecord) -> list[LayerRecord]:

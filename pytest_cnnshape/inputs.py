@@ -139,7 +139,8 @@ def parse_inputs(inputs: Any) -> InputSpec:
     )
 
 
-def materialize(spec: InputSpec, device: torch.device, dtype: torch.dtype) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def materialize(spec: InputSpec, device: torch.device,
+                dtype: torch.dtype) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Tensors for a run on ``device``: meta runs get meta copies of user tensors too."""
     import torch
 

@@ -20,6 +20,7 @@ import ast
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any, Literal
 
 from .errors import SpecError
@@ -102,7 +103,8 @@ class ShapeSpec:
     def __str__(self) -> str:
         return " x ".join(d.text for d in self.dims)
 
-    def resolve(self, bindings: Mapping[str, int], what: str = "shape") -> tuple[int | None, ...]:
+    def resolve(self, bindings: Mapping[str, int],
+                what: str = "shape") -> tuple[int | EllipsisType | None, ...]:
         """Sizes under ``bindings``; None for ``*``; a ``...`` stays as Ellipsis."""
         self._check_names(bindings, what)
         out: list[Any] = []
@@ -129,7 +131,7 @@ class ShapeSpec:
                     f"{what} {self.text!r}: dimension {d.text!r} comes out as {size}; "
                     "every size must be a positive integer"
                 )
-        return tuple(int(s) for s in sizes)  # type: ignore[arg-type]
+        return tuple(s for s in sizes if isinstance(s, int))
 
     def bind(self, shape: Sequence[int], bindings: Mapping[str, int] | None = None,
              what: str = "input") -> dict[str, int]:
@@ -165,6 +167,7 @@ class ShapeSpec:
         checks = []
         for i in range(max(len(expected), len(actual))):
             exp = expected[i] if i < len(expected) else None
+            assert exp is not ...
             text = self.dims[i].text if i < len(self.dims) else "(none)"
             act = actual[i] if i < len(actual) else None
             in_both = i < len(expected) and i < len(actual)
@@ -205,7 +208,8 @@ class ShapeSpec:
 
 def _eval(node: ast.expr, bindings: Mapping[str, int]) -> int:
     if isinstance(node, ast.Constant):
-        return int(node.value)
+        assert isinstance(node.value, int)  # _check_expr allows int constants only
+        return node.value
     if isinstance(node, ast.Name):
         return bindings[node.id]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -301,6 +305,8 @@ def parse_shape(value: Any, what: str = "shape") -> ShapeSpec:
     if isinstance(value, ShapeSpec):
         return value
     if isinstance(value, str):
+        if not value.strip():
+            raise SpecError(f"{what}: the empty shape {value!r} has no dimensions; {EXAMPLE}")
         tokens: Sequence[Any] = split_shape_text(value)
         text = value.strip()
     elif isinstance(value, (tuple, list)):

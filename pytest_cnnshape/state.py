@@ -29,7 +29,7 @@ _INTERNAL_DICTS = frozenset({"_parameters", "_buffers", "_modules"})
 
 def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
     cuda = None
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         cuda = torch.cuda.get_rng_state_all()
     return torch.get_rng_state(), cuda
 
@@ -100,7 +100,7 @@ def preserved(model: nn.Module, *, real_run: bool, train: bool) -> Iterator[None
 def meta_twin(t: torch.Tensor) -> torch.Tensor:
     """A meta tensor like ``t`` (same class for parameters, lazy ones stay lazy)."""
     if isinstance(t, torch.nn.parameter.UninitializedParameter):
-        return torch.nn.parameter.UninitializedParameter(
+        return torch.nn.parameter.UninitializedParameter(  # type: ignore[call-arg]
             requires_grad=t.requires_grad, device="meta", dtype=t.dtype)
     twin = torch.empty_like(t, device="meta")
     if isinstance(t, nn.Parameter):
@@ -115,7 +115,8 @@ def meta_weights(model: nn.Module) -> Iterator[None]:
     swapped: list[tuple[dict[str, Any], str, Any]] = []
     try:
         for module in model.modules():
-            for registry in (module._parameters, module._buffers):
+            registries: tuple[dict[str, Any], ...] = (module._parameters, module._buffers)
+            for registry in registries:
                 for name, tensor in registry.items():
                     if tensor is None:
                         continue

@@ -18,7 +18,7 @@ from torch import nn
 from .devices import model_device, model_dtype
 from .inputs import materialize, parse_inputs
 from .state import preserved
-from .trace import check_model
+from .tracer import check_model
 
 
 def torchinfo_summary(model: nn.Module, inputs: Any, *, depth: int = 3, **options: Any) -> Any:

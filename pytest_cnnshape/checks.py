@@ -1,0 +1,127 @@
+"""One model contract, run: build, trace, compare; the result as a report entry.
+
+Declared models, ``cnn_model`` markers and the ``cnn_shapes`` fixture all go
+through ``run_check`` so a contract reads and fails the same way wherever it is
+written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .entries import FAILED, PASSED, ModelEntry, describe_inputs
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .records import ShapeTrace
+
+
+class ContractFailure(AssertionError):
+    """A model that runs but breaks its contract (output shape, parameter budget)."""
+
+
+@dataclass
+class ModelCheck:
+    """What to build and trace, and what to expect of it."""
+
+    name: str
+    factory: str | Callable[..., Any] | None = None
+    model: Any = None  # an nn.Module built by the caller
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    input: Any = None
+    output: Any = None
+    dims: Mapping[str, int] = field(default_factory=dict)
+    max_params: int | None = None
+    device: str = "auto"
+    train: bool = False
+    root: Path | None = None
+
+
+@dataclass
+class CheckResult:
+    """The entry for the report, the trace (partial on failure) and the error to raise."""
+
+    entry: ModelEntry
+    trace: ShapeTrace | None
+    error: BaseException | None
+    model: nn.Module | None
+
+
+def input_text(value: Any) -> str:
+    """Short text of an input spec as written: ``1x3x32x32`` or ``N x 3 x H x W``."""
+    if isinstance(value, str):
+        return value.replace(" ", "")
+    if isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return ", ".join(input_text(v) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={input_text(v)}" for k, v in value.items())
+    shape = getattr(value, "shape", None)
+    return "x".join(str(d) for d in shape) if shape is not None else repr(value)
+
+
+def build(check: ModelCheck) -> nn.Module:
+    """The model of a check: given, or built from its factory (seeded)."""
+    from .factory import build_model
+
+    if check.model is not None:
+        return check.model  # type: ignore[no-any-return]
+    if check.factory is None:
+        raise ContractFailure(f"{check.name}: no model and no factory to build one")
+    return build_model(check.factory, check.kwargs, root=check.root)
+
+
+def params_failure(name: str, total: int, limit: int) -> str:
+    """Text of a parameter budget overrun."""
+    return (
+        f"{name} has {total:,} parameters, more than max_params={limit:,} "
+        f"(+{total - limit:,}, {total / limit:.2f}x the budget)"
+    )
+
+
+def run_check(check: ModelCheck, *, nodeid: str, source: str,
+              model: nn.Module | None = None) -> CheckResult:
+    """Run a check without raising; the caller decides how to fail."""
+    from .assertions import output_failure_text
+    from .contract import bind_inputs, compare_output, parse_expected
+    from .errors import ShapeMismatchError
+    from .tracer import trace
+
+    entry = ModelEntry(name=check.name, nodeid=nodeid, source=source,
+                       input=input_text(check.input), max_params=check.max_params,
+                       expected=None if check.output is None else input_text(check.output))
+    try:
+        model = model if model is not None else build(check)
+        bound = bind_inputs(check.input, check.dims)
+        expected = parse_expected(check.output) if check.output is not None else None
+        result = trace(model, bound.inputs, device=check.device, train=check.train)
+    except ShapeMismatchError as err:
+        entry.status, entry.failure = FAILED, err.diagnosis.headline
+        entry.error = err.diagnosis.to_dict()
+        entry.trace = err.trace.to_dict()
+        return CheckResult(entry, err.trace, err, model)
+    except Exception as err:  # factory, spec or trace argument problems
+        entry.status, entry.failure = FAILED, f"{type(err).__name__}: {err}"
+        failure = ContractFailure(f"{check.name}: {err}")
+        failure.__cause__ = err
+        return CheckResult(entry, None, failure, model)
+    entry.trace = result.to_dict()
+    entry.input = describe_inputs(entry.trace, entry.input)
+    problems: list[str] = []
+    if expected is not None:
+        mismatches = compare_output(expected, result.output_shape, bound.bindings)
+        if mismatches:
+            problems.append(output_failure_text(result, mismatches, bound.bindings))
+    if check.max_params is not None and result.total_params > check.max_params:
+        problems.insert(0, params_failure(check.name, result.total_params, check.max_params))
+    if problems:
+        entry.status = FAILED
+        entry.failure = problems[0].splitlines()[0]
+        return CheckResult(entry, result, ContractFailure("\n".join(problems)), model)
+    entry.status = PASSED
+    return CheckResult(entry, result, None, model)

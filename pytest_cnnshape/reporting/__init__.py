@@ -1,0 +1,1 @@
+"""The session report: gathered entries, rendered for the terminal, JSON and Markdown."""
