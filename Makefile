@@ -20,8 +20,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The main job on the bundled examples: a shape table, then the diagnostic of a
+# broken model (its exit status 1 is what the demo expects).
 demo: $(STAMP)
-	@$(BIN)/python examples/demo.py
+	@$(BIN)/cnnshape summary examples/lenet/lenet.py:lenet5 --input 1x1x28x28
+	@echo
+	@$(BIN)/cnnshape check examples/broken/models.py:FlattenMismatch --input 1x1x28x28; \
+		rc=$$?; if [ $$rc -ne 1 ]; then echo "demo: the broken example should fail with exit 1, got $$rc"; exit 1; fi
 
 # pytest exits 5 when nothing was collected: not a failure of this target.
 test: $(STAMP)
