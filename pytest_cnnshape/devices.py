@@ -23,8 +23,10 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from .inputs import InputSpec
+from .modelview import ModelView
 
 #: Upper bound of MACs under which a real CPU forward is cheaper than meta's warm-up.
 CHEAP_REAL_MACS = 50_000_000
@@ -97,7 +99,7 @@ def model_dtype(model: nn.Module) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def estimated_macs(model: nn.Module, spec: InputSpec) -> int:
+def estimated_macs(view: ModelView, spec: InputSpec) -> int:
     """A cheap upper bound of one forward's multiply-accumulates.
 
     Every conv weight is charged once per input position (as if no layer ever
@@ -109,19 +111,16 @@ def estimated_macs(model: nn.Module, spec: InputSpec) -> int:
     for size in first[2:]:
         positions *= size
     total = 0
-    for m in model.modules():
-        own = sum(p.numel() for p in m.parameters(recurse=False) if not torch.nn.parameter.is_lazy(p))
-        if isinstance(m, nn.modules.conv._ConvNd):
-            total += own * positions
-        else:
-            total += own * batch
+    for m in view.modules:
+        own = sum(p.numel() for p in m._parameters.values() if p is not None and not is_lazy(p))
+        total += own * (positions if isinstance(m, nn.modules.conv._ConvNd) else batch)
     return total
 
 
-def plan(model: nn.Module, spec: InputSpec, requested: torch.device | Literal["auto"]) -> Plan:
+def plan(view: ModelView, spec: InputSpec, requested: torch.device | Literal["auto"]) -> Plan:
     """Decide where to trace, and where to go if that fails."""
     meta = torch.device("meta")
-    home = model_device(model)
+    home = model_device(view.root)
     if requested != "auto":
         return Plan(requested, None, f"device={str(requested)!r} was asked for")
     if home.type == "meta":
@@ -129,10 +128,8 @@ def plan(model: nn.Module, spec: InputSpec, requested: torch.device | Literal["a
     foreign = [t.device for t in spec.tensors() if t.device != home]
     if foreign:
         return Plan(home, None, f"an input tensor is on {foreign[0]}, the model on {home}")
-    if home.type == "cpu":
-        macs = estimated_macs(model, spec)
-        if macs <= CHEAP_REAL_MACS:
-            return Plan(home, meta, "a real forward of this small model is cheaper than meta")
+    if home.type == "cpu" and estimated_macs(view, spec) <= CHEAP_REAL_MACS:
+        return Plan(home, meta, "a real forward of this small model is cheaper than meta")
     return Plan(meta, home, "meta first")
 
 

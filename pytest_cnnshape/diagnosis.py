@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .inputs import InputSpec
+    from .modelview import ModelView
     from .recorder import RunningCall
     from .records import LayerRecord, ShapeTrace
 
@@ -139,11 +140,16 @@ class FailureContext:
     """Everything known when a forward raised."""
 
     exc: BaseException
-    model: nn.Module
+    view: ModelView
     records: list[LayerRecord]
     running: list[RunningCall]
     device: torch.device
     inputs: InputSpec
+
+    @property
+    def model(self) -> nn.Module:
+        """The module that ran (the user's model, or its clone for lazy layers)."""
+        return self.view.root
 
     @property
     def innermost(self) -> RunningCall | None:
@@ -157,10 +163,7 @@ class FailureContext:
 
     def name_of(self, module: nn.Module) -> str:
         """Qualified name of a module of the model."""
-        for name, m in self.model.named_modules():
-            if m is module:
-                return str(name)
-        return "?"
+        return self.view.name_of(module)
 
     def finished_before(self, record: LayerRecord) -> list[LayerRecord]:
         """Finished leaf calls recorded before ``record``, most recent last."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from .modelview import ModelView
+
 Counts = tuple[int, int]  # (total, trainable)
 
 
@@ -20,29 +22,11 @@ def _numel(p: nn.Parameter) -> int:
     return 0 if is_lazy(p) else p.numel()
 
 
-def _has_sharing(modules: list[nn.Module]) -> bool:
-    seen_params: set[int] = set()
-    seen_children: set[int] = set()
-    for m in modules:
-        for p in m._parameters.values():
-            if p is not None:
-                if id(p) in seen_params:
-                    return True
-                seen_params.add(id(p))
-        for c in m._modules.values():
-            if c is not None:
-                if id(c) in seen_children:
-                    return True
-                seen_children.add(id(c))
-    return False
-
-
-def subtree_counts(model: nn.Module) -> dict[int, Counts]:
+def subtree_counts(view: ModelView) -> dict[int, Counts]:
     """``id(module) -> (params, trainable params)`` of each module and its children."""
-    modules = list(model.modules())
-    if _has_sharing(modules):
+    if view.shared:
         out = {}
-        for m in modules:
+        for m in view.modules:
             unique = list(m.parameters())
             out[id(m)] = (
                 sum(_numel(p) for p in unique),
@@ -50,7 +34,7 @@ def subtree_counts(model: nn.Module) -> dict[int, Counts]:
             )
         return out
     counts: dict[int, Counts] = {}
-    for m in reversed(modules):  # pre-order reversed: children before parents
+    for m in reversed(view.modules):  # pre-order reversed: children before parents
         total = trainable = 0
         for p in m._parameters.values():
             if p is not None:
@@ -66,7 +50,7 @@ def subtree_counts(model: nn.Module) -> dict[int, Counts]:
     return counts
 
 
-def model_counts(model: nn.Module) -> Counts:
+def model_counts(view: ModelView) -> Counts:
     """Total and trainable parameters of the whole model, unique tensors once."""
-    unique = list(model.parameters())
-    return sum(_numel(p) for p in unique), sum(_numel(p) for p in unique if p.requires_grad)
+    params = view.parameters
+    return sum(_numel(p) for p in params), sum(_numel(p) for p in params if p.requires_grad)

@@ -15,12 +15,13 @@ from typing import Any
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from .modelview import ModelView
 from .params import subtree_counts
 from .records import LayerRecord
 from .shapes import shape_tree
 
 
-@dataclass
+@dataclass(slots=True)
 class RunningCall:
     """A call on the stack: the module and the arguments it received."""
 
@@ -31,31 +32,20 @@ class RunningCall:
 
 
 class Recorder:
-    """Attach to every module of ``model``; collect records; detach without a trace."""
+    """Attach to every module of a model; collect records; detach without a trace."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.names: dict[int, str] = {}
-        aliases: dict[int, list[str]] = {}
-        self.modules: list[nn.Module] = []
-        for name, module in model.named_modules(remove_duplicate=False):
-            key = id(module)
-            if key in self.names:
-                aliases[key].append(name)
-            else:
-                self.names[key] = name
-                aliases[key] = []
-                self.modules.append(module)
-        self.aliases = {k: tuple(v) for k, v in aliases.items() if v}
+    def __init__(self, view: ModelView) -> None:
+        self.view = view
         self.records: list[LayerRecord] = []
         self.record_modules: list[nn.Module] = []
         self.stack: list[RunningCall] = []
         self.calls: dict[int, int] = {}
         self._handles: list[RemovableHandle] = []
+        self.counts: dict[int, tuple[int, int]] = {}
 
     def attach(self) -> None:
         """Register our hooks last, so they see what user pre-hooks hand to forward."""
-        for module in self.modules:
+        for module in self.view.modules:
             self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
 
@@ -70,14 +60,14 @@ class Recorder:
         call = self.calls.get(key, 0)
         self.calls[key] = call + 1
         record = LayerRecord(
-            name=self.names.get(key, "?"),
+            name=self.view.names.get(key, "?"),
             type=type(module).__name__,
             depth=len(self.stack),
             call=call,
             input_shapes=tuple([shape_tree(a) for a in args]),
             input_kwargs={k: shape_tree(v) for k, v in kwargs.items()} if kwargs else {},
             is_leaf=not module._modules,
-            aliases=self.aliases.get(key, ()),
+            aliases=self.view.aliases.get(key, ()),
         )
         self.records.append(record)
         self.record_modules.append(module)
@@ -101,8 +91,13 @@ class Recorder:
 
     def finish(self) -> list[LayerRecord]:
         """Fill parameter counts (after forward, so lazy modules count materialised)."""
-        counts = subtree_counts(self.model)
+        self.counts = subtree_counts(self.view)
         for record, module in zip(self.records, self.record_modules, strict=True):
-            record.num_params, record.trainable_params = counts.get(id(module), (0, 0))
+            record.num_params, record.trainable_params = self.counts.get(id(module), (0, 0))
         self.record_modules = []
         return self.records
+
+    @property
+    def totals(self) -> tuple[int, int]:
+        """Parameters and trainable parameters of the whole model (after ``finish``)."""
+        return self.counts[id(self.view.root)]

@@ -16,7 +16,7 @@ from .shapes import Shape, ShapeTree, first_shape, to_json
 TRACE_FORMAT = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerRecord:
     """One call of one module, as seen by the forward pre-hook and hook."""
 

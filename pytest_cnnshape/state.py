@@ -3,10 +3,12 @@
 A trace flips training flags, may run BatchNorm in train mode, draws random
 numbers (dropout, inputs) and, on meta, has forward code see swapped tensors. The
 snapshot taken here undoes all of it, also when the forward raises: training flags
-of every submodule, the global RNG (CPU and initialised CUDA devices), buffers
-of a real forward (running stats, ``num_batches_tracked``: copied, they are small) and plain tensor
-attributes a forward replaced. Parameters are never copied (that would cost the
-model's size on every trace); one changed in place by a real forward is reported.
+of every submodule, the global RNG (CPU and initialised CUDA devices), buffer
+values of a real forward (running stats, ``num_batches_tracked``: copied, they are
+small), and every attribute or registry entry a forward rebinds, adds or deletes
+(``self.cache = y``, ``self.count = self.count + 1`` on a buffer). Parameters are
+never copied (that would cost the model's size on every trace); one changed in
+place by a real forward is reported.
 
 On meta, ``meta_weights`` swaps every parameter and buffer for a meta twin in the
 modules' own registries and puts the very same objects back afterwards. (It does
@@ -16,15 +18,18 @@ torch 2.13's ``tie_weights=True`` leaves the meta tensors behind in the model.)
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
-_INTERNAL_DICTS = frozenset({"_parameters", "_buffers", "_modules"})
+from .modelview import ModelView
 
 
 def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
@@ -41,44 +46,89 @@ def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor] | None]) -> Non
         torch.cuda.set_rng_state_all(cuda)
 
 
-def _tensor_attributes(module: nn.Module) -> list[tuple[str, Any]]:
-    """Plain (unregistered) tensor attributes; old-style hooks like weight_norm set these."""
-    return [
-        (k, v) for k, v in vars(module).items()
-        if k not in _INTERNAL_DICTS and isinstance(v, torch.Tensor)
-    ]
+@cache
+def _module_keys() -> frozenset[str]:
+    """Attributes every nn.Module has (hook dicts, registries, ``training``)."""
+    return frozenset(vars(nn.Module()))
+
+
+def _may_rebind(module: nn.Module) -> bool:
+    """Whether a forward might rebind this module's attributes.
+
+    torch's own layers never do in their forward; user classes and any module
+    with hooks (feature-capture hooks set ``module.out = ...``; old-style
+    weight_norm rebinds ``module.weight``) may. Skipping the others keeps the
+    snapshot proportional to the user's own modules.
+    """
+    return (not type(module).__module__.startswith("torch.nn.modules.")
+            or bool(module._forward_pre_hooks) or bool(module._forward_hooks))
+
+
+def _same(current: dict[str, Any], saved: dict[str, Any]) -> bool:
+    """The same keys bound to the very same objects (no tensor ``==``)."""
+    return current.keys() == saved.keys() and all(map(operator.is_, current.values(),
+                                                       saved.values()))
+
+
+class _Attributes:
+    """A module's own attributes (beyond nn.Module's standard ones) and its registries."""
+
+    __slots__ = ("module", "own", "saved")
+
+    def __init__(self, module: nn.Module, base: frozenset[str]) -> None:
+        d = vars(module)
+        self.module = module
+        self.own = {k: d[k] for k in d.keys() - base}
+        self.saved: tuple[dict[str, Any], ...] = (
+            module._parameters.copy(), module._buffers.copy(), module._modules.copy())
+
+    def restore(self, base: frozenset[str]) -> None:
+        """Rebind what the forward rebound, drop what it added, put back what it deleted."""
+        module = self.module
+        d = vars(module)
+        own = self.own
+        current = {k: d[k] for k in d.keys() - base}
+        if not _same(current, own):
+            for key in current.keys() - own.keys():
+                del d[key]
+            d.update(own)
+        registries: tuple[dict[str, Any], ...] = (
+            module._parameters, module._buffers, module._modules)
+        for registry, saved in zip(registries, self.saved, strict=True):
+            if not _same(registry, saved):
+                registry.clear()
+                registry.update(saved)
+
+
+def _train_is_a_no_op(view: ModelView, mode: bool) -> bool:
+    """True when ``root.train(mode)`` could change nothing: no override, flags already set."""
+    return all(m.training is mode and type(m).train is nn.Module.train for m in view.modules)
 
 
 @contextmanager
-def preserved(model: nn.Module, *, real_run: bool, train: bool) -> Iterator[None]:
-    """Run the body with ``model`` in the wanted mode; restore everything afterwards."""
-    modules = list(model.modules())
+def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]:
+    """Run the body with the model in the wanted mode; restore everything afterwards."""
+    modules = view.modules
     flags = [m.training for m in modules]
-    attributes = [(m, _tensor_attributes(m)) for m in modules]
-    attribute_keys = [(m, set(vars(m))) for m, _ in attributes]
+    base = _module_keys()
+    attributes = [_Attributes(m, base) for m in modules if _may_rebind(m)]
     rng = _rng_state()
     buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
-    params: list[tuple[str, torch.Tensor, int]] = []
+    params: list[tuple[nn.Parameter, int]] = []
     if real_run:
         with torch.no_grad():
-            buffers = [
-                (b, b.clone()) for b in model.buffers() if not torch.nn.parameter.is_lazy(b)
-            ]
-        params = [(n, p, p._version) for n, p in model.named_parameters()]
+            buffers = [(b, b.clone()) for b in view.buffers if not is_lazy(b)]
+        params = [(p, p._version) for p in view.parameters]
     try:
-        model.train(train)
+        if not _train_is_a_no_op(view, train):
+            view.root.train(train)  # the model's own train() runs: overrides are honoured
         yield
     finally:
+        for attrs in attributes:
+            attrs.restore(base)
         for m, flag in zip(modules, flags, strict=True):
-            m.training = flag
-        for m, attrs in attributes:
-            for key, value in attrs:
-                if vars(m).get(key) is not value:
-                    object.__setattr__(m, key, value)
-        for m, keys in attribute_keys:
-            for key in set(vars(m)) - keys:
-                if isinstance(vars(m)[key], torch.Tensor):
-                    object.__delattr__(m, key)
+            if m.training is not flag:
+                vars(m)["training"] = flag  # nn.Module.__setattr__ is slow and needless here
         _set_rng_state(rng)
         if buffers:
             with torch.no_grad():
@@ -86,8 +136,9 @@ def preserved(model: nn.Module, *, real_run: bool, train: bool) -> Iterator[None
                 # bumping their version counter, so every buffer is put back.
                 for buf, saved in buffers:
                     buf.copy_(saved)
-        changed = [n for n, p, version in params if p._version != version]
-        if changed:
+        changed_ids = {id(p) for p, version in params if p._version != version}
+        if changed_ids:
+            changed = [n for n, p in view.root.named_parameters() if id(p) in changed_ids]
             warnings.warn(
                 f"the model's forward changed parameter(s) {', '.join(changed[:5])} in place "
                 "during a real (non-meta) trace; trace on device='meta' to leave them "
@@ -109,12 +160,12 @@ def meta_twin(t: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def meta_weights(model: nn.Module) -> Iterator[None]:
+def meta_weights(view: ModelView) -> Iterator[None]:
     """Swap parameters and buffers for meta twins (tied tensors share one twin)."""
     twins: dict[int, torch.Tensor] = {}
     swapped: list[tuple[dict[str, Any], str, Any]] = []
     try:
-        for module in model.modules():
+        for module in view.modules:
             registries: tuple[dict[str, Any], ...] = (module._parameters, module._buffers)
             for registry in registries:
                 for name, tensor in registry.items():

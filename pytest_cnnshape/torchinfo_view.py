@@ -17,6 +17,7 @@ from torch import nn
 
 from .devices import model_device, model_dtype
 from .inputs import materialize, parse_inputs
+from .modelview import ModelView
 from .state import preserved
 from .tracer import check_model
 
@@ -37,7 +38,7 @@ def torchinfo_summary(model: nn.Module, inputs: Any, *, depth: int = 3, **option
     if home.type == "meta":
         raise ValueError("torchinfo needs real weights; this model is on meta (use trace())")
     args, kwargs = materialize(parse_inputs(inputs), home, model_dtype(model))
-    with preserved(model, real_run=True, train=False):
+    with preserved(ModelView.of(model), real_run=True, train=False):
         return torchinfo.summary(
             model, input_data=list(args), device=home, mode="eval", depth=depth,
             verbose=0, **kwargs, **options,

@@ -22,7 +22,9 @@ from torch.nn.parameter import is_lazy
 from .devices import meta_limitation, model_dtype, parse_device, parse_dtype, plan, short_reason
 from .diagnosis import FailureContext
 from .errors import ShapeMismatchError
+from .fastmeta import meta_shortcuts
 from .inputs import InputSpec, materialize, parse_inputs
+from .modelview import ModelView
 from .params import model_counts
 from .recorder import Recorder
 from .records import ShapeTrace
@@ -81,10 +83,11 @@ def trace(
     spec = parse_inputs(inputs)
     requested = parse_device(device)
     in_dtype = parse_dtype(dtype) or model_dtype(model)
-    route = plan(model, spec, requested)
-    _check_real_device(model, route.first)
+    view = ModelView.of(model)
+    route = plan(view, spec, requested)
+    _check_real_device(view, route.first)
     try:
-        return _run(model, spec, route.first, in_dtype, train)
+        return _run(view, spec, route.first, in_dtype, train)
     except _ForwardFailed as failed:
         exc = failed.context.exc
         if route.first.type == "meta" and meta_limitation(exc):
@@ -97,7 +100,7 @@ def trace(
             note = (f"meta could not run this model ({short_reason(exc)}); "
                     f"traced with a real forward on {route.fallback}")
             try:
-                result = _run(model, spec, route.fallback, in_dtype, train)
+                result = _run(view, spec, route.fallback, in_dtype, train)
             except _ForwardFailed as again:
                 raise _shape_error(again.context, note) from again.context.exc
             result.note = note
@@ -105,10 +108,10 @@ def trace(
         raise _shape_error(failed.context) from exc
 
 
-def _check_real_device(model: nn.Module, where: torch.device) -> None:
+def _check_real_device(view: ModelView, where: torch.device) -> None:
     if where.type == "meta":
         return
-    devices = {t.device for t in (*model.parameters(), *model.buffers()) if not is_lazy(t)}
+    devices = view.devices()
     if any(d.type == "meta" for d in devices):
         raise ValueError(
             f"device={str(where)!r}: the model's weights are on meta, so no real forward can "
@@ -127,46 +130,45 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def _has_lazy(model: nn.Module) -> bool:
-    return any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
-
-
-def _structural_clone(model: nn.Module, meta: bool) -> nn.Module:
+def _structural_clone(view: ModelView, meta: bool) -> nn.Module:
     """A copy of the module tree that shares (or meta-swaps) tensors: no weights copied.
 
     Uninitialised lazy parameters are the exception: the clone gets its own, so
     materialising them never reaches the user's model.
     """
     memo: dict[int, Any] = {}
-    for t in (*model.parameters(), *model.buffers()):
+    for t in view.tensors():
         if meta:
             memo[id(t)] = meta_twin(t)
         elif not is_lazy(t):
             memo[id(t)] = t
-    return copy.deepcopy(model, memo)
+    return copy.deepcopy(view.root, memo)
 
 
-def _target(model: nn.Module, where: torch.device) -> nn.Module:
-    """The module to hook and run: the model itself, or a clone when it has lazy layers."""
-    if _has_lazy(model):
-        return _structural_clone(model, where.type == "meta")
-    return model
+def _target(view: ModelView, where: torch.device) -> ModelView:
+    """What to hook and run: the model itself, or a clone when it has lazy layers."""
+    if view.has_lazy():
+        return ModelView.of(_structural_clone(view, where.type == "meta"))
+    return view
 
 
-def _run(model: nn.Module, spec: InputSpec, where: torch.device, dtype: torch.dtype,
+def _run(view: ModelView, spec: InputSpec, where: torch.device, dtype: torch.dtype,
          train: bool) -> ShapeTrace:
-    target = _target(model, where)
+    target = _target(view, where)
+    model = view.root
     args, kwargs = materialize(spec, where, dtype)
     recorder = Recorder(target)
-    on_meta = where.type == "meta" and target is model
-    with preserved(model, real_run=where.type != "meta", train=train), \
-            meta_weights(model) if on_meta else nullcontext():
-        if target is not model:
-            target.train(train)
+    on_meta = where.type == "meta"
+    swap = on_meta and target is view
+    with preserved(view, real_run=not on_meta, train=train), \
+            meta_weights(view) if swap else nullcontext(), \
+            meta_shortcuts() if on_meta else nullcontext():
+        if target is not view:
+            target.root.train(train)
         recorder.attach()
         try:
             with torch.no_grad():
-                output = target(*args, **kwargs)
+                output = target.root(*args, **kwargs)
         except Exception as exc:  # the model's failure, explained by the caller
             context = FailureContext(exc, target, recorder.records, recorder.running(), where, spec)
             recorder.finish()
@@ -174,7 +176,7 @@ def _run(model: nn.Module, spec: InputSpec, where: torch.device, dtype: torch.dt
         finally:
             recorder.detach()
     records = recorder.finish()
-    total, trainable = model_counts(target)
+    total, trainable = recorder.totals
     input_shapes, input_kwargs = spec.shapes()
     return ShapeTrace(
         layers=records,
@@ -194,11 +196,10 @@ def _shape_error(context: FailureContext, note: str | None = None) -> ShapeMisma
     """Diagnose a failed forward; the partial trace travels with the error."""
     from .diagnose import diagnose
 
-    records = context.records
-    total, trainable = model_counts(context.model)
+    total, trainable = model_counts(context.view)
     input_shapes, input_kwargs = context.inputs.shapes()
     partial = ShapeTrace(
-        layers=records,
+        layers=context.records,
         output_shape=None,
         total_params=total,
         trainable_params=trainable,

@@ -153,3 +153,54 @@ def test_special_models_are_left_as_they_were(name: str) -> None:
         assert n1 == n2
         if not isinstance(t1, nn.parameter.UninitializedParameter):
             assert torch.equal(t1, t2)
+
+
+class Rebinding(nn.Module):
+    """A forward that rebinds a buffer, adds a submodule and sets plain attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.register_buffer("count", torch.zeros(()))
+        self.label = "fresh"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.count = self.count + 1
+        self.extra = nn.ReLU()
+        self.label = "seen"
+        self.calls = 1
+        return self.extra(self.conv(x))
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_rebound_buffers_added_modules_and_attributes_are_put_back(device: str) -> None:
+    model = Rebinding()
+    count = model.count
+    captured: list[str] = []
+
+    def capture(module: nn.Module, args: object, output: torch.Tensor) -> None:
+        module.captured = output  # a feature-capture hook on a torch layer
+        captured.append(module.__class__.__name__)
+
+    model.conv.register_forward_hook(capture)
+    trace(model, (1, 3, 4, 4), device=device)
+    assert model.count is count and float(count) == 0.0
+    assert "extra" not in model._modules and not hasattr(model, "extra")
+    assert model.label == "fresh" and not hasattr(model, "calls")
+    assert captured == ["Conv2d"] and not hasattr(model.conv, "captured")
+    assert dict(model.named_buffers()) == {"count": count}
+
+
+def test_a_train_override_of_the_user_is_honoured() -> None:
+    class FrozenBN(nn.Sequential):
+        def train(self, mode: bool = True) -> FrozenBN:
+            super().train(mode)
+            self[1].eval()  # the user keeps BatchNorm frozen while training
+            return self
+
+    model = FrozenBN(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    seen: list[bool] = []
+    model[1].register_forward_pre_hook(lambda m, a: seen.append(m.training))
+    trace(model, (2, 3, 8, 8), device="cpu", train=True)
+    assert seen == [False]
+    assert not model.training and not model[0].training
