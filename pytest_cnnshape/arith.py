@@ -13,6 +13,9 @@ functions need no torch; the ``*_of`` helpers read a module's own settings.
     32
     >>> flatten_size((1, 32, 5, 5))
     800
+
+``linear_in_features(features, input_shape)`` traces a feature extractor on meta
+for the number a Linear after it needs.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
     "flatten_size",
+    "linear_in_features",
     "min_input_size_of",
+    "per_dim",
     "pool_output_size",
     "receptive_field_of",
     "smallest_input",
@@ -103,7 +108,26 @@ def flatten_size(shape: Sequence[int], start_dim: int = 1, end_dim: int = -1) ->
     return math.prod(shape[start:end + 1])
 
 
-def _expand(value: Any, n: int) -> tuple[Any, ...]:
+def linear_in_features(features: nn.Module, input_shape: Sequence[int]) -> int:
+    """The ``in_features`` of a Linear placed after ``features`` (and a flatten), for one input.
+
+    Traces the feature extractor on meta — no weights copied, no compute — and
+    flattens what it returns per sample: ``linear_in_features(model.features,
+    (1, 3, 32, 32)) == 32 * 5 * 5`` for a LeNet-style extractor.
+    """
+    from .tracer import trace
+
+    out = trace(features, tuple(input_shape), device="meta").output_shape
+    if not isinstance(out, tuple) or not all(isinstance(d, int) for d in out) or len(out) < 2:
+        raise ValueError(
+            f"the feature extractor returns {out!r}, not one (N, C, ...) tensor; pass the part "
+            "of the model that ends right before the flatten"
+        )
+    return flatten_size(out, 1)
+
+
+def per_dim(value: Any, n: int) -> tuple[Any, ...]:
+    """A layer setting for each of ``n`` dimensions: ``per_dim(3, 2) == (3, 3)``."""
     if isinstance(value, (tuple, list)):
         if len(value) == 1:
             return tuple(value) * n
@@ -128,9 +152,9 @@ def spatial_output_of(module: nn.Module, spatial: Sequence[int]) -> tuple[int, .
             conv_transpose_output_size(s, k, stride=st, padding=p, output_padding=op,
                                        dilation=d)
             for s, k, st, p, op, d in zip(
-                spatial, _expand(module.kernel_size, dims), _expand(module.stride, dims),
-                _expand(module.padding, dims), _expand(module.output_padding, dims),
-                _expand(module.dilation, dims), strict=True)
+                spatial, per_dim(module.kernel_size, dims), per_dim(module.stride, dims),
+                per_dim(module.padding, dims), per_dim(module.output_padding, dims),
+                per_dim(module.dilation, dims), strict=True)
         )
     if isinstance(module, nn.modules.conv._ConvNd):
         if module.padding == "same":
@@ -139,16 +163,16 @@ def spatial_output_of(module: nn.Module, spatial: Sequence[int]) -> tuple[int, .
         return tuple(
             conv_output_size(s, k, stride=st, padding=p, dilation=d)
             for s, k, st, p, d in zip(
-                spatial, _expand(module.kernel_size, dims), _expand(module.stride, dims),
-                _expand(padding, dims), _expand(module.dilation, dims), strict=True)
+                spatial, per_dim(module.kernel_size, dims), per_dim(module.stride, dims),
+                per_dim(padding, dims), per_dim(module.dilation, dims), strict=True)
         )
     if isinstance(module, nn.modules.pooling._MaxPoolNd):
         return tuple(
             pool_output_size(s, k, stride=st, padding=p, dilation=d, ceil_mode=module.ceil_mode)
             for s, k, st, p, d in zip(
-                spatial, _expand(module.kernel_size, dims),
-                _expand(module.stride or module.kernel_size, dims),
-                _expand(module.padding, dims), _expand(module.dilation, dims), strict=True)
+                spatial, per_dim(module.kernel_size, dims),
+                per_dim(module.stride or module.kernel_size, dims),
+                per_dim(module.padding, dims), per_dim(module.dilation, dims), strict=True)
         )
     if isinstance(module, nn.modules.pooling._AvgPoolNd) and hasattr(module, "ceil_mode"):
         # AvgPool3d also refuses any side smaller than its kernel, padding or not.
@@ -157,18 +181,18 @@ def spatial_output_of(module: nn.Module, spatial: Sequence[int]) -> tuple[int, .
         return tuple(
             0 if strict and s < k else pool_output_size(s, k, stride=st, padding=p, ceil_mode=ceil)
             for s, k, st, p in zip(
-                spatial, _expand(module.kernel_size, dims),
-                _expand(module.stride or module.kernel_size, dims),
-                _expand(module.padding, dims), strict=True)
+                spatial, per_dim(module.kernel_size, dims),
+                per_dim(module.stride or module.kernel_size, dims),
+                per_dim(module.padding, dims), strict=True)
         )
     if isinstance(module, (nn.modules.pooling._AdaptiveAvgPoolNd,
                            nn.modules.pooling._AdaptiveMaxPoolNd)):
         return tuple(s if o is None else int(o)
-                     for s, o in zip(spatial, _expand(module.output_size, dims), strict=True))
+                     for s, o in zip(spatial, per_dim(module.output_size, dims), strict=True))
     if isinstance(module, nn.Upsample):
         if module.size is not None:
-            return tuple(int(v) for v in _expand(module.size, dims))
-        scale = _expand(module.scale_factor, dims)
+            return tuple(int(v) for v in per_dim(module.size, dims))
+        scale = per_dim(module.scale_factor, dims)
         return tuple(math.floor(s * f) for s, f in zip(spatial, scale, strict=True))
     if _keeps_size(module):
         return tuple(spatial)
@@ -258,9 +282,9 @@ def receptive_field_of(modules: Sequence[nn.Module]) -> ReceptiveField:
             continue  # upsampling: no receptive-field rule; the chain's other layers still count
         if isinstance(m, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd,
                           nn.modules.pooling._AvgPoolNd)) and hasattr(m, "kernel_size"):
-            k = _expand(m.kernel_size, 1)[0]
-            d = _expand(getattr(m, "dilation", 1), 1)[0]
-            s = _expand(getattr(m, "stride", None) or k, 1)[0]
+            k = per_dim(m.kernel_size, 1)[0]
+            d = per_dim(getattr(m, "dilation", 1), 1)[0]
+            s = per_dim(getattr(m, "stride", None) or k, 1)[0]
             size += (k - 1) * d * jump
             jump *= s
     return ReceptiveField(size, jump)

@@ -61,14 +61,14 @@ def describe_mismatch(m: OutputMismatch, bindings: Mapping[str, int]) -> list[st
 
 
 def output_failure_text(trace: ShapeTrace, mismatches: list[OutputMismatch],
-                        bindings: Mapping[str, int]) -> str:
+                        bindings: Mapping[str, int], model: nn.Module | None = None) -> str:
     """The AssertionError text: every mismatch, what changed each dim, the table."""
     from .attribution import explain
 
     lines: list[str] = []
     for m in mismatches:
         lines.extend(describe_mismatch(m, bindings))
-        lines.extend(explain(trace, m, bindings))
+        lines.extend(explain(trace, m, bindings, model))
     lines.append("")
     lines.append(trace.table())
     return "\n".join(lines)
@@ -98,5 +98,5 @@ def assert_output_shape(
     result = run_trace(model, bound.inputs, device=device, dtype=dtype, train=train)
     mismatches = compare_output(spec, result.output_shape, bound.bindings)
     if mismatches:
-        raise AssertionError(output_failure_text(result, mismatches, bound.bindings))
+        raise AssertionError(output_failure_text(result, mismatches, bound.bindings, model))
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .diagnosis import Diagnosis
+    from .diagnostics.report import Diagnosis
     from .records import ShapeTrace
     from .shapes import ShapeTree
 

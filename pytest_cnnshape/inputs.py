@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
-from .shapes import Shape, ShapeTree, shape_tree
+from .shapes import Shape, ShapeTree, first_shape, shape_tree
 from .spec import EXAMPLE, looks_like_shape, parse_concrete_shape
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ class ShapeLeaf:
     """An input given as a shape: the trace makes the tensor."""
 
     shape: Shape
+    #: The tensor's dtype; None: the trace's (the model's) dtype.
+    dtype: torch.dtype | None = None
 
 
 @dataclass
@@ -52,13 +54,37 @@ class InputSpec:
     def first_shape(self) -> Shape | None:
         """Shape of the first input: what symbolic names bind to."""
         for value in (*self.args, *self.kwargs.values()):
-            tree = _leaf_shapes(value)
-            from .shapes import first_shape
-
-            found = first_shape(tree)
+            found = first_shape(_leaf_shapes(value))
             if found is not None:
                 return found
         return None
+
+    def with_first_shape(self, shape: Shape) -> InputSpec:
+        """The same inputs with the first one resized (a tensor keeps its dtype, on meta).
+
+        What a diagnosis varies to find the sizes a model runs on.
+        """
+        done = False
+
+        def swap(value: Any) -> Any:
+            nonlocal done
+            if done:
+                return value
+            if isinstance(value, ShapeLeaf):
+                done = True
+                return ShapeLeaf(tuple(shape))
+            if _is_tensor(value):
+                done = True
+                return ShapeLeaf(tuple(shape), value.dtype)
+            if isinstance(value, (tuple, list)):
+                return rebuild(value, [swap(v) for v in value])
+            if isinstance(value, Mapping):
+                return {k: swap(v) for k, v in value.items()}
+            return value
+
+        args = tuple(swap(a) for a in self.args)
+        kwargs = {k: swap(v) for k, v in self.kwargs.items()}
+        return InputSpec(args, kwargs)
 
 
 def _is_tensor(value: Any) -> bool:
@@ -149,11 +175,12 @@ def materialize(spec: InputSpec, device: torch.device,
 
     def make(value: Any) -> Any:
         if isinstance(value, ShapeLeaf):
+            kind = value.dtype or dtype
             if meta:
-                return torch.empty(value.shape, dtype=dtype, device=device)
-            if dtype.is_floating_point or dtype.is_complex:
-                return torch.randn(value.shape, dtype=dtype, device=device, generator=generator)
-            return torch.zeros(value.shape, dtype=dtype, device=device)
+                return torch.empty(value.shape, dtype=kind, device=device)
+            if kind.is_floating_point or kind.is_complex:
+                return torch.randn(value.shape, dtype=kind, device=device, generator=generator)
+            return torch.zeros(value.shape, dtype=kind, device=device)
         if isinstance(value, torch.Tensor):
             return torch.empty_like(value, device="meta") if meta else value
         if isinstance(value, (tuple, list)):

@@ -32,6 +32,8 @@ class ModelView:
     buffers: tuple[torch.Tensor, ...]
     #: True when a module or a parameter is reachable along two paths.
     shared: bool
+    #: Every qualified name (aliases too) -> its module.
+    by_name: dict[str, nn.Module]
 
     @classmethod
     def of(cls, root: nn.Module) -> ModelView:
@@ -39,7 +41,9 @@ class ModelView:
         names: dict[int, str] = {}
         extra: dict[int, list[str]] = {}
         modules: list[nn.Module] = []
+        by_name: dict[str, nn.Module] = {}
         for name, module in root.named_modules(remove_duplicate=False):
+            by_name[name] = module
             key = id(module)
             if key in names:
                 extra[key].append(name)
@@ -66,6 +70,7 @@ class ModelView:
             parameters=tuple(params.values()),
             buffers=tuple(buffers.values()),
             shared=shared,
+            by_name=by_name,
         )
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
@@ -79,6 +84,10 @@ class ModelView:
     def devices(self) -> set[torch.device]:
         """Devices the materialised weights live on."""
         return {t.device for t in self.tensors() if not is_lazy(t)}
+
+    def module(self, name: str) -> nn.Module | None:
+        """The module a qualified name (or alias) refers to."""
+        return self.by_name.get(name)
 
     def name_of(self, module: nn.Module) -> str:
         """Qualified name of a module of this model (``"?"`` for a stranger)."""

@@ -42,6 +42,8 @@ class Recorder:
         self.calls: dict[int, int] = {}
         self._handles: list[RemovableHandle] = []
         self.counts: dict[int, tuple[int, int]] = {}
+        #: ``id(output) -> record`` of finished calls: which layer made a tensor.
+        self.produced: dict[int, LayerRecord] = {}
 
     def attach(self) -> None:
         """Register our hooks last, so they see what user pre-hooks hand to forward."""
@@ -83,6 +85,7 @@ class Recorder:
             if running.module is module:
                 running.record.output_shape = shape_tree(output)
                 running.record.finished = True
+                self.produced[id(output)] = running.record
                 return
 
     def running(self) -> list[RunningCall]:

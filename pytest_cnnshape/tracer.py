@@ -20,9 +20,9 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 from .devices import meta_limitation, model_dtype, parse_device, parse_dtype, plan, short_reason
-from .diagnosis import FailureContext
+from .diagnostics.context import FailureContext
 from .errors import ShapeMismatchError
-from .fastmeta import meta_shortcuts
+from .metamode import meta_mode
 from .inputs import InputSpec, materialize, parse_inputs
 from .modelview import ModelView
 from .params import model_counts
@@ -162,7 +162,7 @@ def _run(view: ModelView, spec: InputSpec, where: torch.device, dtype: torch.dty
     swap = on_meta and target is view
     with preserved(view, real_run=not on_meta, train=train), \
             meta_weights(view) if swap else nullcontext(), \
-            meta_shortcuts() if on_meta else nullcontext():
+            meta_mode() if on_meta else nullcontext():
         if target is not view:
             target.root.train(train)
         recorder.attach()
@@ -170,7 +170,8 @@ def _run(view: ModelView, spec: InputSpec, where: torch.device, dtype: torch.dty
             with torch.no_grad():
                 output = target.root(*args, **kwargs)
         except Exception as exc:  # the model's failure, explained by the caller
-            context = FailureContext(exc, target, recorder.records, recorder.running(), where, spec)
+            context = FailureContext(exc, target, recorder.records, recorder.running(), where,
+                                     spec, recorder.produced, _Prober(view, dtype, train, where))
             recorder.finish()
             raise _ForwardFailed(context) from None
         finally:
@@ -192,9 +193,34 @@ def _run(view: ModelView, spec: InputSpec, where: torch.device, dtype: torch.dty
     )
 
 
+class _Prober:
+    """Runs the model on other inputs for a diagnosis, without diagnosing those runs.
+
+    Meta first (milliseconds per run, no memory); the failing run's own device
+    when meta cannot run the model.
+    """
+
+    def __init__(self, view: ModelView, dtype: torch.dtype, train: bool,
+                 fallback: torch.device) -> None:
+        self.view, self.dtype, self.train = view, dtype, train
+        self.where = torch.device("meta")
+        self.fallback = fallback
+
+    def __call__(self, inputs: Any) -> ShapeTrace | FailureContext:
+        spec = parse_inputs(inputs)
+        try:
+            return _run(self.view, spec, self.where, self.dtype, self.train)
+        except _ForwardFailed as failed:
+            if self.where.type == "meta" and self.fallback.type != "meta" \
+                    and meta_limitation(failed.context.exc):
+                self.where = self.fallback
+                return self(inputs)
+            return failed.context
+
+
 def _shape_error(context: FailureContext, note: str | None = None) -> ShapeMismatchError:
     """Diagnose a failed forward; the partial trace travels with the error."""
-    from .diagnose import diagnose
+    from .diagnostics import diagnose
 
     total, trainable = model_counts(context.view)
     input_shapes, input_kwargs = context.inputs.shapes()

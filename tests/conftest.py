@@ -28,4 +28,8 @@ settings.register_profile("deterministic", derandomize=True, deadline=None, data
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
+# A diagnostic rule that breaks is skipped for users (their own error still shows);
+# in our tests it must fail loudly.
+os.environ.setdefault("CNNSHAPE_DEBUG", "1")
+
 pytest_plugins = ["pytester"]

@@ -161,3 +161,11 @@ def test_receptive_field_is_the_input_window_one_output_sees(
 def test_bad_arguments_name_the_argument() -> None:
     with pytest.raises(ValueError, match="stride=0 must be a whole number >= 1"):
         arith.conv_output_size(8, 3, stride=0)
+
+
+def test_linear_in_features_after_a_feature_extractor() -> None:
+    features = nn.Sequential(nn.Conv2d(3, 16, 5), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5), nn.MaxPool2d(2))
+    assert arith.linear_in_features(features, (1, 3, 32, 32)) == 32 * 5 * 5
+    assert arith.linear_in_features(features, (4, 3, 64, 48)) == 32 * 13 * 9
+    with pytest.raises(ValueError, match="not one"):
+        arith.linear_in_features(nn.Identity(), (5,))

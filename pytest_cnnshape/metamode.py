@@ -1,15 +1,20 @@
-"""Shortcuts for shape-preserving ops whose meta kernels are slow.
+"""What the meta device gets slow or wrong, put right while a meta trace runs.
 
-On the meta device torch computes output shapes with Python decompositions; for
+Slow: on meta, torch computes output shapes with Python decompositions; for
 normalisation layers and most activations these cost 0.4-2 ms per call (a conv
 costs 0.05 ms), which made BatchNorm three quarters of a ResNet-50 meta trace.
-These ops return a tensor shaped like their input, so while a meta trace runs, a
-``TorchFunctionMode`` answers them with an empty tensor of that shape (strides as
-torch's meta kernel gives them) — but only
-when torch would certainly accept the call: every argument a plain meta tensor of
-the input's dtype, every parameter sized for the input's channels. Anything else
-(a wrong channel count, a batch of one in training, a CPU tensor) goes to the
-real op, so errors are torch's own, word for word.
+These ops return a tensor shaped like their input, so a ``TorchFunctionMode``
+answers them with an empty tensor of that shape (strides as torch's meta kernel
+gives them) — but only when torch would certainly accept the call: every
+argument a plain meta tensor of the input's dtype, every parameter sized for the
+input's channels. Anything else (a wrong channel count, a batch of one in
+training, a CPU tensor) goes to the real op, so errors are torch's own.
+
+Wrong: a few meta kernels skip checks that every real device makes, so a model
+that fails on CPU and CUDA would trace cleanly on meta. ``F.linear`` accepts an
+input whose dtype differs from the weight's, and ``F.conv_transpose*d`` accepts
+any number of input channels. Here they raise a RuntimeError as the CPU does (the
+channel message word for word; dtype messages vary between CPU kernels anyway).
 """
 
 from __future__ import annotations
@@ -116,6 +121,52 @@ def _elementwise(inplace_position: int | None) -> Rule:
     return rule
 
 
+_SCALAR_NAMES = {
+    "float64": "Double", "float32": "Float", "float16": "Half", "bfloat16": "BFloat16",
+    "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+    "bool": "Bool", "complex64": "ComplexFloat", "complex128": "ComplexDouble",
+}
+
+
+def _scalar_name(dtype: torch.dtype) -> str:
+    """torch's C++ name of a dtype, as its error messages print it (``Double``)."""
+    name = str(dtype).removeprefix("torch.")
+    return _SCALAR_NAMES.get(name, name)
+
+
+def _linear(input: Any, weight: Any, bias: Any = None) -> Any:
+    """Real devices refuse an input whose dtype differs from the weight's; meta does not."""
+    if (_plain_meta(input) and _plain_meta(weight) and input.dtype != weight.dtype):
+        raise RuntimeError(
+            f"mat1 and mat2 must have the same dtype, but got {_scalar_name(input.dtype)} "
+            f"and {_scalar_name(weight.dtype)}"
+        )
+    return None
+
+
+def _conv_transpose(dims: int) -> Rule:
+    """Real devices check a transposed conv's input channels and dtype; meta does not."""
+
+    def rule(input: Any, weight: Any, *args: Any, **kwargs: Any) -> Any:
+        if not (_plain_meta(input) and _plain_meta(weight)) or input.dim() not in (dims + 1, dims + 2):
+            return None
+        batched = input if input.dim() == dims + 2 else input.unsqueeze(0)
+        if batched.shape[1] != weight.shape[0]:
+            raise RuntimeError(
+                f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                f"input{list(batched.shape)} to have {weight.shape[0]} channels, but got "
+                f"{batched.shape[1]} channels instead"
+            )
+        if input.dtype != weight.dtype:
+            raise RuntimeError(
+                f"expected scalar type {_scalar_name(input.dtype)} but found "
+                f"{_scalar_name(weight.dtype)}"
+            )
+        return None
+
+    return rule
+
+
 def _gelu(input: Any, approximate: str = "none") -> Any:
     if approximate not in ("none", "tanh") or not _float_input(input):
         return None
@@ -136,6 +187,10 @@ def _dropout(rank: int | None) -> Rule:
 
 
 RULES: dict[Any, Rule] = {
+    F.linear: _linear,
+    F.conv_transpose1d: _conv_transpose(1),
+    F.conv_transpose2d: _conv_transpose(2),
+    F.conv_transpose3d: _conv_transpose(3),
     F.batch_norm: _batch_norm,
     F.instance_norm: _instance_norm,
     F.group_norm: _group_norm,
@@ -158,7 +213,7 @@ RULES: dict[Any, Rule] = {
 }
 
 
-class _Shortcuts(TorchFunctionMode):
+class _MetaMode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
@@ -174,7 +229,7 @@ class _Shortcuts(TorchFunctionMode):
 
 
 @contextmanager
-def meta_shortcuts() -> Iterator[None]:
-    """Answer shape-preserving ops on meta tensors without their slow meta kernels."""
-    with _Shortcuts():
+def meta_mode() -> Iterator[None]:
+    """Fast answers for shape-preserving ops, real-device checks for lax meta kernels."""
+    with _MetaMode():
         yield

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_cnnshape.fastmeta import RULES, meta_shortcuts
+from pytest_cnnshape.metamode import RULES, meta_mode
 
 META = torch.device("meta")
 
@@ -27,7 +27,7 @@ def outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
 
 def same_with_and_without_shortcuts(call: Callable[[], Any]) -> None:
     real = outcome(call)
-    with meta_shortcuts():
+    with meta_mode():
         fast = outcome(call)
     assert fast == real
 
@@ -96,7 +96,7 @@ def test_activations(x: torch.Tensor, fn: Callable[..., Any], inplace: bool, int
     kwargs = {"inplace": inplace} if fn not in (F.gelu, torch.relu, torch.sigmoid, torch.tanh) else {}
     same_with_and_without_shortcuts(lambda: fn(x, **kwargs))
     if inplace and kwargs and not integer:
-        with meta_shortcuts():
+        with meta_mode():
             assert fn(x, **kwargs) is x
 
 
@@ -109,13 +109,54 @@ def test_dropout(x: torch.Tensor, fn: Callable[..., Any], p: float, training: bo
 
 
 def test_every_rule_is_covered_above() -> None:
-    covered = {F.batch_norm, F.instance_norm, F.group_norm, F.layer_norm, F.dropout, F.dropout1d,
+    covered = {F.linear, F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d,
+               F.batch_norm, F.instance_norm, F.group_norm, F.layer_norm, F.dropout, F.dropout1d,
                F.dropout2d, F.dropout3d, *ACTIVATIONS}
     assert set(RULES) == covered
 
 
 def test_cpu_tensors_are_left_to_torch() -> None:
     x = torch.randn(2, 3, 4, 4)
-    with meta_shortcuts():
+    with meta_mode():
         out = F.batch_norm(x, torch.zeros(3), torch.ones(3))
     assert out.device.type == "cpu" and torch.allclose(out, x / (1 + 1e-5) ** 0.5)
+
+
+def shape_or_error(call: Callable[[], Any]) -> tuple[Any, ...]:
+    try:
+        out = call()
+    except Exception as exc:  # the comparison is the point: any error must match
+        return ("raised", type(exc), str(exc).splitlines()[0])
+    return ("ok", tuple(out.shape), out.dtype)
+
+
+real_dtypes = st.sampled_from([torch.float32, torch.float64, torch.float16])
+
+
+@given(rank=st.integers(1, 3), features=st.integers(1, 4), in_features=st.integers(1, 4),
+       x_dtype=real_dtypes, w_dtype=real_dtypes)
+def test_linear_on_meta_refuses_what_the_cpu_refuses(rank: int, features: int, in_features: int,
+                                                     x_dtype: torch.dtype,
+                                                     w_dtype: torch.dtype) -> None:
+    shape = [2] * (rank - 1) + [features]
+    x, w = torch.zeros(shape, dtype=x_dtype), torch.zeros(3, in_features, dtype=w_dtype)
+    cpu = shape_or_error(lambda: F.linear(x, w))
+    with meta_mode():
+        meta = shape_or_error(lambda: F.linear(x.to(META), w.to(META)))
+    assert meta[:2] == cpu[:2]  # the same outcome; the wording differs between kernels
+
+
+@given(dims=st.integers(1, 3), batched=st.booleans(), channels=st.integers(1, 4),
+       expected=st.integers(1, 4), x_dtype=real_dtypes, w_dtype=real_dtypes)
+def test_conv_transpose_on_meta_refuses_what_the_cpu_refuses(
+        dims: int, batched: bool, channels: int, expected: int, x_dtype: torch.dtype,
+        w_dtype: torch.dtype) -> None:
+    fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
+    x = torch.zeros([2] * batched + [channels] + [3] * dims, dtype=x_dtype)
+    w = torch.zeros([expected, 2] + [2] * dims, dtype=w_dtype)
+    cpu = shape_or_error(lambda: fn(x, w))
+    with meta_mode():
+        meta = shape_or_error(lambda: fn(x.to(META), w.to(META)))
+    assert meta[:2] == cpu[:2]
+    if cpu[0] == "raised" and "channels" in cpu[2]:
+        assert meta == cpu

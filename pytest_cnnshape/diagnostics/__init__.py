@@ -1,0 +1,64 @@
+"""Explain a failed forward: which layer, what it got, and the exact fix.
+
+``diagnose`` hands the moment of failure (``FailureContext``) to rules, most
+specific first; the first that recognises it writes the ``Diagnosis``. Each
+rule module covers one family of mistakes:
+
+============  ==============================================================
+``dtypes``    dtype and device mismatches (float64 input, CPU input on CUDA)
+``conv``      conv in_channels, groups, channels-last and missing axes
+``sizes``     inputs too small for the conv/pool stack, with the minimum that works
+``linear``    Linear in_features after flatten/view, unflattened maps, Flatten start_dim
+``norm``      BatchNorm/GroupNorm/LayerNorm/InstanceNorm features and ranks
+``combine``   torch.cat and residual adds of mismatched maps
+``reshape``   view/reshape in forward(), including view(-1, N)
+``generic``   anything else: still the layer, what it received and the path
+============  ==============================================================
+
+Rules take their numbers from the modules' own settings and the shapes the
+hooks saw, never from torch's message (meta and CPU word errors differently, and
+meta often gives no numbers); the message only helps to classify.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from .context import FailureContext
+from .report import Diagnosis
+
+Rule = Callable[[FailureContext], Diagnosis | None]
+
+__all__ = ["Diagnosis", "FailureContext", "diagnose"]
+
+
+def _rules() -> tuple[Rule, ...]:
+    from . import combine, conv, dtypes, linear, norm, reshape, sizes
+
+    # layout and channel mistakes first: with the wrong axis read as "spatial", a
+    # layer would also seem to run out of pixels
+    return (dtypes.diagnose, conv.diagnose, sizes.diagnose, linear.diagnose, norm.diagnose,
+            combine.diagnose, reshape.diagnose)
+
+
+def diagnose(ctx: FailureContext) -> Diagnosis:
+    """The most specific diagnosis a rule can make; the generic one otherwise.
+
+    A rule that breaks on an unforeseen model is skipped rather than allowed to
+    hide the user's own error (``CNNSHAPE_DEBUG=1`` re-raises, for our tests).
+    """
+    from .generic import generic, with_common_notes
+
+    found = None
+    for rule in _rules():
+        try:
+            found = rule(ctx)
+        except Exception:
+            if os.environ.get("CNNSHAPE_DEBUG"):
+                raise
+            found = None
+        if found is not None:
+            break
+    diagnosis = found or generic(ctx)
+    return with_common_notes(ctx, diagnosis)

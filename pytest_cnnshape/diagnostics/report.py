@@ -1,0 +1,113 @@
+"""A diagnosis and how it reads.
+
+``Diagnosis`` is what a rule makes of a failed forward; ``render`` turns it into
+the text of a ShapeMismatchError::
+
+    fc (Linear) cannot take its input
+      received  [1, 800]    flattened from features.5 (MaxPool2d) -> [1, 32, 5, 5]
+      expects   [*, 512]    in_features=512
+      fix       nn.Linear(in_features=800, out_features=10)   # 800 = 32 * 5 * 5
+      at        model.py:14: x = self.fc(x)
+    layers up to the failure: ...
+
+A diagnosis always names the layer and what it received, and says plainly when
+no fix can be derived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..shapes import ShapeTree, format_shape, to_json
+from ..table import grid, inputs_cell
+
+if TYPE_CHECKING:
+    from ..records import LayerRecord, ShapeTrace
+
+#: Rows of the partial trace shown under a diagnostic.
+PATH_ROWS = 8
+
+
+@dataclass
+class Diagnosis:
+    """What went wrong, where, and what to change."""
+
+    #: Stable id of the failure class, e.g. ``"linear_in_features"``.
+    kind: str
+    #: Qualified name of the failing module (``""``: the root's own forward).
+    layer: str
+    module_type: str
+    received_shapes: tuple[ShapeTree, ...]
+    headline: str
+    #: Labelled lines between the headline and the fix (``received``, ``expects``...).
+    details: list[tuple[str, str]] = field(default_factory=list)
+    #: The concrete change, with the right number; None when none can be derived.
+    fix: str | None = None
+    #: Why the fix's number is right (``800 = 32 * 5 * 5``), or why there is no fix.
+    fix_note: str | None = None
+    hint: str | None = None
+    source: str | None = None
+    original: str = ""
+    device: str = ""
+    #: The numbers behind the text, for tools and tests (``{"in_features": 800}``);
+    #: plain JSON values only, since they travel in reports.
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, trace: ShapeTrace | None = None) -> str:
+        """The diagnostic text: headline, labelled details, fix, source, the path."""
+        lines = [self.headline]
+        rows = list(self.details)
+        if self.fix:
+            rows.append(("fix", self.fix + (f"   # {self.fix_note}" if self.fix_note else "")))
+        else:
+            rows.append(("fix", "none derived automatically: " + (
+                self.fix_note or "compare the received shape with what this layer expects")))
+        if self.hint:
+            rows.append(("hint", self.hint))
+        if self.source:
+            rows.append(("at", self.source))
+        if self.original:
+            rows.append(("torch", self.original.strip().splitlines()[0]))
+        width = max(len(label) for label, _ in rows)
+        for label, text in rows:
+            first, *rest = text.splitlines() or [""]
+            lines.append(f"  {label.ljust(width)}  {first}")
+            lines.extend(f"  {' ' * width}  {more}" for more in rest)
+        if trace is not None and trace.layers:
+            lines.append(path_table(trace.layers, self.layer))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (reports, xdist)."""
+        return {
+            "kind": self.kind,
+            "layer": self.layer,
+            "module_type": self.module_type,
+            "received_shapes": to_json(list(self.received_shapes)),
+            "headline": self.headline,
+            "fix": self.fix,
+            "source": self.source,
+            "original": self.original,
+            "facts": dict(self.facts),
+        }
+
+
+def path_table(layers: list[LayerRecord], failed: str, rows: int = PATH_ROWS) -> str:
+    """The last rows of the partial trace: leaf calls and the call that failed."""
+    # finished layers in order, then the call that failed (a block failing in its own
+    # forward() code was entered before the layers it ran)
+    failing = [r for r in layers if not r.finished][-1:]
+    shown = [r for r in layers if r.is_leaf and r.finished] + failing
+    cut = shown[-rows:]
+    body = [
+        [r.label, r.type, inputs_cell(r),
+         format_shape(r.output_shape) if r.finished
+         else "<- failed here" if r.is_leaf else "<- failed in its forward()"]
+        for r in cut
+    ]
+    title = "layers up to the failure"
+    if len(shown) > len(cut):
+        title += f" (last {len(cut)} of {len(shown)})"
+    table = grid(body, ("Layer", "Type", "Input", "Output"))
+    return title + ":\n" + "\n".join("  " + line for line in table.splitlines())

@@ -1,0 +1,200 @@
+"""The expression in the user's forward() that raised, and what its operands hold.
+
+Python 3.11+ records, for every instruction, the exact span of source it came
+from; the traceback's last instruction thus points at ``torch.cat([u, s1], 1)``
+or ``out + identity`` inside a longer line. The operands are then read from the
+frame's local variables, without running any of the user's code: names,
+attributes, constant subscripts, and ``self.layer(...)`` calls resolved to what
+that layer last returned in the trace.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import operator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import types
+
+    from ..records import LayerRecord
+    from .context import FailureContext
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One operand of the failing expression: its source text and what it is."""
+
+    text: str
+    #: The tensor itself when the frame holds it; None when only its shape is known.
+    value: Any
+    shape: tuple[int, ...] | None
+    #: The layer call that produced it, when known.
+    producer: LayerRecord | None
+
+
+@lru_cache(maxsize=64)
+def _parse(filename: str, size: int) -> ast.Module | None:
+    source = "".join(linecache.getlines(filename))
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def failing_node(tb: types.TracebackType) -> ast.AST | None:
+    """The AST node of the instruction that raised in this traceback entry."""
+    code = tb.tb_frame.f_code
+    filename = code.co_filename
+    lines = linecache.getlines(filename)
+    tree = _parse(filename, len(lines)) if lines else None
+    if tree is None:
+        return None
+    positions = getattr(code, "co_positions", None)
+    if positions is not None:
+        try:
+            start, end, col, end_col = list(positions())[tb.tb_lasti // 2]
+        except (IndexError, ValueError):
+            start = end = col = end_col = None
+        if start is not None:
+            for node in ast.walk(tree):
+                if (getattr(node, "lineno", None), getattr(node, "col_offset", None),
+                        getattr(node, "end_lineno", None),
+                        getattr(node, "end_col_offset", None)) == (start, col, end, end_col):
+                    return node
+    # Python 3.10: the first call or operation on the line
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Call, ast.BinOp, ast.AugAssign)) \
+                and getattr(node, "lineno", None) == tb.tb_lineno:
+            return node
+    return None
+
+
+def user_traceback(ctx: FailureContext) -> types.TracebackType | None:
+    """The innermost traceback entry in user code (the frame ``ctx.frame`` describes)."""
+    from .context import is_user_file
+
+    tb = ctx.exc.__traceback__
+    found = None
+    while tb is not None:
+        if is_user_file(tb.tb_frame.f_code.co_filename):
+            found = tb
+        tb = tb.tb_next
+    return found
+
+
+_MISSING = object()
+#: Integer arithmetic people write in shapes: ``16 * 5 * 5``, ``c // 2``.
+_INT_OPS: dict[type, Any] = {ast.Add: operator.add, ast.Sub: operator.sub,
+                             ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv}
+
+
+class Resolver:
+    """Reads operand expressions against a frame, never calling the user's code."""
+
+    def __init__(self, ctx: FailureContext, tb: types.TracebackType) -> None:
+        self.ctx = ctx
+        self.locals = tb.tb_frame.f_locals
+        self.globals = tb.tb_frame.f_globals
+
+    def value(self, node: ast.AST) -> Any:
+        """The object an expression names, or ``_MISSING``."""
+        if isinstance(node, ast.Name):
+            if node.id in self.locals:
+                return self.locals[node.id]
+            return self.globals.get(node.id, _MISSING)
+        if isinstance(node, ast.Attribute):
+            base = self.value(node.value)
+            if base is _MISSING:
+                return _MISSING
+            try:
+                return getattr(base, node.attr)
+            except Exception:  # a property of the user's that raises: not ours to report
+                return _MISSING
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant | ast.UnaryOp):
+            base = self.value(node.value)
+            index = self.constant(node.slice)
+            if base is _MISSING or not isinstance(index, int) or not isinstance(base, list | tuple):
+                return _MISSING
+            try:
+                return base[index]
+            except IndexError:
+                return _MISSING
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = self.value(node.operand)
+            return -inner if isinstance(inner, int) else _MISSING
+        if isinstance(node, ast.BinOp) and type(node.op) in _INT_OPS:
+            left, right = self.constant(node.left), self.constant(node.right)
+            if left is _MISSING or right is _MISSING or (right == 0 and type(node.op) is ast.FloorDiv):
+                return _MISSING
+            return _INT_OPS[type(node.op)](left, right)
+        return _MISSING
+
+    def constant(self, node: ast.AST) -> Any:
+        """An int written in the code (``1``, ``-1``), or ``_MISSING``."""
+        value = self.value(node)
+        return value if isinstance(value, int) and not isinstance(value, bool) else _MISSING
+
+    def operand(self, node: ast.AST) -> Operand:
+        """Text, tensor, shape and producer of one operand expression."""
+        text = ast.unparse(node)
+        value = self.value(node)
+        if value is not _MISSING and hasattr(value, "shape") and hasattr(value, "dtype"):
+            shape = tuple(value.shape)
+            return Operand(text, value, shape, self.ctx.producer(value))
+        called = self._layer_call(node)
+        if called is not None:
+            from .common import output_of
+
+            return Operand(text, None, output_of(called), called)
+        return Operand(text, None, None, None)
+
+    def _layer_call(self, node: ast.AST) -> LayerRecord | None:
+        """``self.up(b)``: the last finished call of that layer in this forward."""
+        if not isinstance(node, ast.Call):
+            return None
+        module = self.value(node.func)
+        if module is _MISSING or not hasattr(module, "_modules"):
+            return None
+        name = self.ctx.view.name_of(module)
+        calls = [r for r in self.ctx.records if r.name == name and r.finished]
+        return calls[-1] if calls else None
+
+
+def operands_of(node: ast.AST, resolver: Resolver) -> list[Operand]:
+    """The tensors an expression combines: cat/stack list items, or the two sides of an op."""
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.List | ast.Tuple):
+        return [resolver.operand(e) for e in node.args[0].elts]
+    if isinstance(node, ast.Call) and node.args:
+        items = resolver.value(node.args[0])
+        if isinstance(items, list | tuple):
+            return [Operand(f"{ast.unparse(node.args[0])}[{i}]", t, tuple(t.shape),
+                            resolver.ctx.producer(t))
+                    for i, t in enumerate(items) if hasattr(t, "shape")]
+    if isinstance(node, ast.BinOp):
+        return [resolver.operand(node.left), resolver.operand(node.right)]
+    if isinstance(node, ast.AugAssign):
+        return [resolver.operand(node.target), resolver.operand(node.value)]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+        # x.add(y), torch.add(x, y)
+        if node.func.attr in ("add", "add_", "sub", "sub_", "mul", "mul_"):
+            if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+                return [resolver.operand(a) for a in node.args[:2]]
+            return [resolver.operand(node.func.value), resolver.operand(node.args[0])]
+    return []
+
+
+def call_name(node: ast.AST) -> str | None:
+    """``cat`` for ``torch.cat(...)``, ``view`` for ``x.view(...)``."""
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            return func.attr
+        if isinstance(func, ast.Name):
+            return func.id
+    return None
