@@ -22,8 +22,8 @@ from torch.nn.parameter import is_lazy
 from .devices import meta_limitation, model_dtype, parse_device, parse_dtype, plan, short_reason
 from .diagnostics.context import FailureContext
 from .errors import ShapeMismatchError
-from .metamode import meta_mode
 from .inputs import InputSpec, materialize, parse_inputs
+from .metamode import meta_mode
 from .modelview import ModelView
 from .params import model_counts
 from .recorder import Recorder
@@ -171,7 +171,7 @@ def _run(view: ModelView, spec: InputSpec, where: torch.device, dtype: torch.dty
                 output = target.root(*args, **kwargs)
         except Exception as exc:  # the model's failure, explained by the caller
             context = FailureContext(exc, target, recorder.records, recorder.running(), where,
-                                     spec, recorder.produced, _Prober(view, dtype, train, where))
+                                     spec, recorder.produced, Prober(view, dtype, train, where))
             recorder.finish()
             raise _ForwardFailed(context) from None
         finally:
@@ -193,11 +193,13 @@ def _run(view: ModelView, spec: InputSpec, where: torch.device, dtype: torch.dty
     )
 
 
-class _Prober:
-    """Runs the model on other inputs for a diagnosis, without diagnosing those runs.
+class Prober:
+    """Runs a model on other inputs without diagnosing failures: for searches over sizes.
 
-    Meta first (milliseconds per run, no memory); the failing run's own device
-    when meta cannot run the model.
+    A diagnosis uses one to compute the smallest input that works; ``min_input_size``
+    and contracts do too. Meta first (milliseconds per run, no memory), the given
+    real device when meta cannot run the model. Returns the trace, or the failure's
+    context (undiagnosed: cheap).
     """
 
     def __init__(self, view: ModelView, dtype: torch.dtype, train: bool,
@@ -216,6 +218,16 @@ class _Prober:
                 self.where = self.fallback
                 return self(inputs)
             return failed.context
+
+
+def prober(model: nn.Module, *, dtype: torch.dtype | str | None = None,
+           train: bool = False) -> Prober:
+    """A Prober for ``model`` (falling back to the model's own device)."""
+    from .devices import model_device
+
+    model = check_model(model)
+    return Prober(ModelView.of(model), parse_dtype(dtype) or model_dtype(model), train,
+                  model_device(model))
 
 
 def _shape_error(context: FailureContext, note: str | None = None) -> ShapeMismatchError:

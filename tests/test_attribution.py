@@ -33,7 +33,8 @@ def test_a_transposed_conv_one_row_too_many() -> None:
 def test_a_pool_that_drops_the_odd_row_prefers_ceil_mode() -> None:
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.MaxPool2d(2))
     text = failure_text(model, (2, 3, 31, 31), "B x 16 x 15 x 15")
-    assert "dims 2 and 3: last changed by 1 (MaxPool2d): floor((29 + 2*0 - 1*(2 - 1) - 1) / 2) + 1 = 14" in text
+    assert ("dims 2 and 3: last changed by 1 (MaxPool2d): "
+            "floor((29 + 2*0 - 1*(2 - 1) - 1) / 2) + 1 = 14") in text
     assert "fix: nn.MaxPool2d(kernel_size=2, ceil_mode=True) gives 15" in text
 
 

@@ -47,8 +47,8 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if concat:
         axis = _concat_axis(node, Resolver(ctx, tb), len(shapes[0]))
         if len({len(s) for s in shapes}) > 1:
-            return _report(ctx, node, operands, "concat_rank",
-                           f"{name} joins tensors of different ranks", None, {})
+            return _report(ctx, operands, "concat_rank",
+                           f"{name} joins tensors of different ranks", fix=None, facts={})
         bad = [i for i in range(len(shapes[0]))
                if (name == "stack" or i != axis) and len({s[i] for s in shapes}) > 1]
     else:
@@ -65,7 +65,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         fix = _shortcut_fix(ctx, operands, axis_bad, facts)
     if fix is None and len(shapes[0]) >= 3 and axis_bad >= 2:
         fix = _input_size_fix(ctx, facts)
-    return _report(ctx, node, operands, "combine_mismatch", what, fix, facts)
+    return _report(ctx, operands, "combine_mismatch", what, fix=fix, facts=facts)
 
 
 def _op_word(node: ast.AST) -> str:
@@ -90,8 +90,8 @@ def _broadcast_mismatch(a: Shape, b: Shape) -> list[int]:
     return [i for i in range(rank) if pa[i] != pb[i] and 1 not in (pa[i], pb[i])]
 
 
-def _report(ctx: FailureContext, node: ast.AST, operands: Sequence[Operand], kind: str,
-            what: str, fix: tuple[str, str] | None, facts: dict[str, object]) -> Diagnosis:
+def _report(ctx: FailureContext, operands: Sequence[Operand], kind: str, what: str, *,
+            fix: tuple[str, str] | None, facts: dict[str, object]) -> Diagnosis:
     running = ctx.innermost
     record = running.record if running is not None else None
     where = f"the forward() of {describe(record)}" if record is not None else "forward()"

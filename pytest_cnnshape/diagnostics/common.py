@@ -9,8 +9,8 @@ from ..shapes import Shape, first_shape, format_shape
 from .report import Diagnosis
 
 if TYPE_CHECKING:
-    from ..records import LayerRecord
     from ..recorder import RunningCall
+    from ..records import LayerRecord
     from .context import FailureContext
 
 

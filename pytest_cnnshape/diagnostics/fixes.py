@@ -88,9 +88,8 @@ def layer_call(module: nn.Module, **changes: Any) -> str:
     for arg, read, default in spec:
         value = changes[arg] if arg in changes else (read(module) if callable(read)
                                                      else getattr(module, read, None))
-        if default == "kernel":
-            default = getattr(module, "kernel_size", None)
-        if arg in changes or default is None or not _same(value, default):
+        usual = getattr(module, "kernel_size", None) if default == "kernel" else default
+        if arg in changes or usual is None or not _same(value, usual):
             parts.append(f"{arg}={_literal(value)}")
     return f"{prefix}{name}({', '.join(parts)})"
 

@@ -17,8 +17,16 @@ from torch.nn.parameter import is_lazy
 
 from .. import arith
 from ..shapes import Shape, format_shape
-from .common import describe, input_of, last_map, layer_diagnosis, output_of, previous_leaf, \
-    received, received_line
+from .common import (
+    describe,
+    input_of,
+    last_map,
+    layer_diagnosis,
+    output_of,
+    previous_leaf,
+    received,
+    received_line,
+)
 from .context import FailureContext
 from .fixes import layer_call, product
 from .report import Diagnosis
@@ -73,8 +81,9 @@ def _wrong_flatten(ctx: FailureContext, fc: nn.Linear, shape: Shape,
         note += f"; {right} = {product(map_shape[1:])}"
     return layer_diagnosis(
         ctx, "flatten_start_dim", "cannot take its input: the Flatten before it merges the wrong axes",
-        details=[("received", received_line(shape, f"from {describe(before)} with "
-                                                   f"start_dim={flatten.start_dim} of {format_shape(map_shape)}")),
+        details=[("received", received_line(
+                     shape, f"from {describe(before)} with start_dim={flatten.start_dim} of "
+                            f"{format_shape(map_shape)}")),
                  expects],
         fix=fix, fix_note=note,
         facts={"start_dim": flatten.start_dim, "in_features": right},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+from typing import Any
 
 from torch import nn
 
@@ -52,7 +53,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     record = running.record if running is not None else None
     where = f"the forward() of {describe(record)}" if record is not None else "forward()"
     made = f"    from {describe(operand.producer)}" if operand.producer is not None else ""
-    base = {
+    base: dict[str, Any] = {
         "layer": record.name if record is not None else "",
         "module_type": record.type if record is not None else type(ctx.model).__name__,
         "received_shapes": (shape,),

@@ -9,15 +9,20 @@ model runs on by tracing it on meta at other sizes (a few milliseconds each).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
 
 from .. import arith
 from ..records import ShapeTrace
 from ..shapes import Shape
 from .common import describe, input_of, layer_diagnosis, output_of, received
-from .context import FailureContext
+from .context import FailureContext, Prober
 from .fixes import layer_call
 from .report import Diagnosis
+
+if TYPE_CHECKING:
+    from ..inputs import InputSpec
 
 _WINDOWED = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
 
@@ -60,7 +65,8 @@ def _window(module: nn.Module, dims: int) -> str:
     if any(d != 1 for d in dilation):
         text += f", dilation {'x'.join(map(str, dilation))}"
     if padding not in (0, (0,) * dims, "valid"):
-        text += f", padding {padding if isinstance(padding, str) else 'x'.join(map(str, arith.per_dim(padding, dims)))}"
+        shown = padding if isinstance(padding, str) else "x".join(map(str, arith.per_dim(padding, dims)))
+        text += f", padding {shown}"
     return text
 
 
@@ -85,30 +91,39 @@ def _is_too_small(result: ShapeTrace | FailureContext) -> bool:
     return running is not None and runs_out(running.module, received(running)) is not None
 
 
-def minimum_input(ctx: FailureContext) -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
+def smallest_fitting_input(
+    probe: Prober, inputs: InputSpec, shape: Shape, *, limit: int = SEARCH_LIMIT,
+) -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
     """The smallest square (cube, length) first input no layer runs out of pixels on.
 
-    Output sizes never shrink when the input grows, so "nobody runs out" is monotone
-    in the side and a doubling search plus bisection finds it. Also returns the run
-    at that size: the model may still fail there for another reason.
+    ``shape`` is the first input's ``(N, C, *sides)``; N and C are kept. Output
+    sizes never shrink when the input grows, so "nobody runs out" is monotone in
+    the side and a doubling search plus bisection finds it in O(log side) runs.
+    Also returns the run at that size: the model may still fail there for another
+    reason (a Linear sized for one input, say).
     """
-    shape = ctx.model_input_shape()
-    probe = ctx.probe
-    if shape is None or probe is None or len(shape) < 3:
+    if len(shape) < 3:
         return None, None
     dims = len(shape) - 2
     runs: dict[int, ShapeTrace | FailureContext] = {}
 
     def at(side: int) -> ShapeTrace | FailureContext:
         if side not in runs:
-            runs[side] = probe(ctx.inputs.with_first_shape((*shape[:2], *(side,) * dims)))
+            runs[side] = probe(inputs.with_first_shape((*shape[:2], *(side,) * dims)))
         return runs[side]
 
-    side = arith.smallest_input(lambda s: 0 if _is_too_small(at(s)) else 1, 1,
-                                limit=SEARCH_LIMIT)
+    side = arith.smallest_input(lambda s: 0 if _is_too_small(at(s)) else 1, 1, limit=limit)
     if side is None:
         return None, None
     return (*shape[:2], *(side,) * dims), at(side)
+
+
+def minimum_input(ctx: FailureContext) -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
+    """``smallest_fitting_input`` for the failed run's inputs."""
+    shape = ctx.model_input_shape()
+    if shape is None or ctx.probe is None:
+        return None, None
+    return smallest_fitting_input(ctx.probe, ctx.inputs, shape)
 
 
 def diagnose(ctx: FailureContext) -> Diagnosis | None:

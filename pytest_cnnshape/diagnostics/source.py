@@ -180,12 +180,11 @@ def operands_of(node: ast.AST, resolver: Resolver) -> list[Operand]:
         return [resolver.operand(node.left), resolver.operand(node.right)]
     if isinstance(node, ast.AugAssign):
         return [resolver.operand(node.target), resolver.operand(node.value)]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-        # x.add(y), torch.add(x, y)
-        if node.func.attr in ("add", "add_", "sub", "sub_", "mul", "mul_"):
-            if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
-                return [resolver.operand(a) for a in node.args[:2]]
-            return [resolver.operand(node.func.value), resolver.operand(node.args[0])]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args \
+            and node.func.attr in ("add", "add_", "sub", "sub_", "mul", "mul_"):
+        if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+            return [resolver.operand(a) for a in node.args[:2]]  # torch.add(x, y)
+        return [resolver.operand(node.func.value), resolver.operand(node.args[0])]  # x.add(y)
     return []
 
 
