@@ -23,12 +23,30 @@ _EXPORTS: dict[str, str] = {
     "assert_output_shape": "assertions",
     "torchinfo_summary": "torchinfo_view",
     "parse_shape": "spec",
+    "assert_shape_contract": "properties",
+    "assert_batch_invariant": "properties",
+    "min_input_size": "properties",
+    "ShapeContractError": "properties",
+    "parameter_breakdown": "inspection.parameters",
+    "ParameterBreakdown": "inspection.parameters",
+    "regularization": "inspection.regularization",
+    "RegularizationReport": "inspection.regularization",
+    "lint": "inspection.lint",
+    "assert_no_lint": "inspection.lint",
+    "Finding": "inspection.findings",
+    "Findings": "inspection.findings",
+    "LintError": "inspection.findings",
+    "count_flops": "inspection.flops",
+    "FlopReport": "inspection.flops",
 }
 _SUBMODULES = frozenset({"arith", "strategies"})
 
 __all__ = [  # noqa: RUF022  (kept in the order of _EXPORTS; a test checks they agree)
     "trace", "TraceError", "ShapeTrace", "LayerRecord", "ShapeMismatchError", "SpecError",
     "ConfigError", "assert_output_shape", "torchinfo_summary", "parse_shape",
+    "assert_shape_contract", "assert_batch_invariant", "min_input_size", "ShapeContractError",
+    "parameter_breakdown", "ParameterBreakdown", "regularization", "RegularizationReport",
+    "lint", "assert_no_lint", "Finding", "Findings", "LintError", "count_flops", "FlopReport",
     "arith", "strategies", "__version__",
 ]
 
@@ -37,6 +55,21 @@ if TYPE_CHECKING:
     from .errors import ConfigError as ConfigError
     from .errors import ShapeMismatchError as ShapeMismatchError
     from .errors import SpecError as SpecError
+    from .inspection.findings import Finding as Finding
+    from .inspection.findings import Findings as Findings
+    from .inspection.findings import LintError as LintError
+    from .inspection.flops import FlopReport as FlopReport
+    from .inspection.flops import count_flops as count_flops
+    from .inspection.lint import assert_no_lint as assert_no_lint
+    from .inspection.lint import lint as lint
+    from .inspection.parameters import ParameterBreakdown as ParameterBreakdown
+    from .inspection.parameters import parameter_breakdown as parameter_breakdown
+    from .inspection.regularization import RegularizationReport as RegularizationReport
+    from .inspection.regularization import regularization as regularization
+    from .properties import ShapeContractError as ShapeContractError
+    from .properties import assert_batch_invariant as assert_batch_invariant
+    from .properties import assert_shape_contract as assert_shape_contract
+    from .properties import min_input_size as min_input_size
     from .records import LayerRecord as LayerRecord
     from .records import ShapeTrace as ShapeTrace
     from .spec import parse_shape as parse_shape

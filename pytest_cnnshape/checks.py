@@ -39,6 +39,11 @@ class ModelCheck:
     device: str = "auto"
     train: bool = False
     root: Path | None = None
+    #: Compute the inspection data (params, regularization, FLOPs, lint) for the report.
+    inspect: bool = False
+    #: Fail the check on lint findings (``lint = true`` of a declared model).
+    lint: bool = False
+    lint_ignore: tuple[str, ...] = ()
 
 
 @dataclass
@@ -113,10 +118,18 @@ def run_check(check: ModelCheck, *, nodeid: str, source: str,
     entry.trace = result.to_dict()
     entry.input = describe_inputs(entry.trace, entry.input)
     problems: list[str] = []
+    if check.inspect or check.lint:
+        from .inspection.collect import lint_problem, record_inspection
+
+        data = record_inspection(entry.extras, model, bound.inputs, device=check.device,
+                                 ignore=check.lint_ignore)
+        lint_text = lint_problem(check.name, data) if check.lint else None
+        if lint_text:
+            problems.append(lint_text)
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)
         if mismatches:
-            problems.append(output_failure_text(result, mismatches, bound.bindings))
+            problems.append(output_failure_text(result, mismatches, bound.bindings, model))
     if check.max_params is not None and result.total_params > check.max_params:
         problems.insert(0, params_failure(check.name, result.total_params, check.max_params))
     if problems:

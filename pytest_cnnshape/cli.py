@@ -1,10 +1,11 @@
 """The ``cnnshape`` command: shape tables and diagnostics without writing a test.
 
-    cnnshape summary models.py:Net --input 1x3x32x32 [--depth 2] [--json]
+    cnnshape summary models.py:Net --input 1x3x32x32 [--depth 2] [--json] [--params] [--flops] [--lint]
     cnnshape check   mypkg.models:Net --input 1x1x28x28
 
 Exit codes: 0 table printed (check: the model runs), 1 the model's forward fails
-(the diagnostic is printed), 2 a bad spec, input or option (one line, no traceback).
+(the diagnostic is printed) or ``--lint`` found something, 2 a bad spec, input or
+option (one line, no traceback).
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "summary":
             cmd.add_argument("--torchinfo", action="store_true",
                              help="print torchinfo's table instead (real forward on the model's device)")
+            cmd.add_argument("--params", action="store_true",
+                             help="also print every parameter and buffer tensor, and the regularization")
+            cmd.add_argument("--flops", action="store_true",
+                             help="also print multiply-accumulates and FLOPs per layer")
+            cmd.add_argument("--lint", action="store_true",
+                             help="also lint the model; exit 1 on findings ([tool.cnnshape] lint.ignore "
+                                  "of ./pyproject.toml applies)")
+            cmd.add_argument("--lint-ignore", action="append", default=[], metavar="RULE",
+                             help="switch a lint rule off, e.g. --lint-ignore dropout-after-conv")
     return parser
 
 
@@ -74,13 +84,36 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(f"ShapeMismatchError: {err}")
         return EXIT_FAILED
+    sections = _inspection(args, model, inputs)
     if args.json:
-        print(json.dumps({"ok": True, "trace": result.to_dict()}, indent=2, sort_keys=True))
+        payload = {"ok": True, "trace": result.to_dict()}
+        if sections.data:
+            payload["inspection"] = sections.data
+        print(json.dumps(payload, indent=2, sort_keys=True))
     else:
         if args.command == "check":
             print(f"ok: {args.spec} runs; output {_output(result)}")
         print(result.table(max_depth=args.depth))
-    return EXIT_OK
+        for line in sections.lines:
+            print(line)
+    return EXIT_FAILED if sections.findings else EXIT_OK
+
+
+def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
+    """``--params``, ``--flops``, ``--lint`` (with ./pyproject.toml's lint.ignore)."""
+    from pathlib import Path
+
+    from .config import load_project
+    from .inspection.catalog import check_rule_ids
+    from .inspection.console import inspection_sections
+
+    wanted = {key: getattr(args, key, False) for key in ("params", "flops", "lint")}
+    ignore: tuple[str, ...] = ()
+    if wanted["lint"]:
+        project = load_project(Path("pyproject.toml"))
+        ignore = (*project.lint_ignore, *check_rule_ids(args.lint_ignore, "--lint-ignore"))
+    return inspection_sections(model, inputs, **wanted, ignore=ignore, device=args.device,
+                               depth=args.depth)
 
 
 def _output(result: Any) -> str:

@@ -177,6 +177,12 @@ def parse_project(data: Mapping[str, Any], path: Path | None = None) -> ProjectC
     for key in ("report", "baseline_dir"):
         if key in data:
             values[key] = _expect(data[key], str, f"[tool.cnnshape] {key}", PROJECT_KEYS[key])
+    folder = values.get("baseline_dir")
+    if folder is not None and (folder.strip(". ") == "" or any(c in folder for c in "/\\:")):
+        raise ConfigError(
+            f"[tool.cnnshape] baseline_dir = {folder!r} must be a folder name, not a path: it is "
+            f"made next to each test file (and pyproject.toml); e.g. {PROJECT_KEYS['baseline_dir']}"
+        )
     for key in ("baselines", "update_missing", "github_annotations"):
         if key in data:
             values[key] = _expect(data[key], bool, f"[tool.cnnshape] {key}", PROJECT_KEYS[key])
@@ -187,7 +193,12 @@ def parse_project(data: Mapping[str, Any], path: Path | None = None) -> ProjectC
                 raise _unknown(key, {"ignore": PROJECT_KEYS["lint"]}, "[tool.cnnshape.lint]")
         ignore = _expect(lint.get("ignore", []), list, "[tool.cnnshape] lint.ignore",
                          PROJECT_KEYS["lint"])
-        values["lint_ignore"] = tuple(str(r) for r in ignore)
+        from .inspection.catalog import check_rule_ids
+
+        try:
+            values["lint_ignore"] = check_rule_ids(ignore, "[tool.cnnshape] lint.ignore")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if "hypothesis" in data:
         values["hypothesis"] = dict(_expect(data["hypothesis"], Mapping,
                                             "[tool.cnnshape] hypothesis", PROJECT_KEYS["hypothesis"]))

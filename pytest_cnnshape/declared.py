@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from .baseline.check import BaselineOptions, verify
 from .checks import ContractFailure, ModelCheck, run_check
 from .config import DeclaredModel
-from .fixtures import item_entries
+from .fixtures import inspection_options, item_entries
 from .options import settings
 
 
@@ -42,10 +43,13 @@ class DeclaredModelItem(pytest.Item):
         check = ModelCheck(
             name=d.name, factory=d.factory, kwargs=d.kwargs, input=d.input, output=d.output,
             dims=d.dims, max_params=d.max_params, device=d.device or s.device, train=d.train,
-            root=s.project.root,
+            root=s.project.root, lint=d.lint,
         )
+        check.inspect, check.lint_ignore = inspection_options(self.config)
         result = run_check(check, nodeid=self.nodeid, source="declared")
         item_entries(self).append(result.entry)
+        if result.error is None:
+            result.error = verify(self, result.entry, BaselineOptions(d.baseline, d.baseline_output_only))
         if result.error is not None:
             raise result.error
 

@@ -57,8 +57,9 @@ class ShortFailure:
 def is_ours(exc: BaseException) -> bool:
     """Failures whose message is a complete diagnostic."""
     from .errors import ShapeMismatchError
+    from .inspection.findings import LintError
 
-    return isinstance(exc, (ShapeMismatchError, ContractFailure))
+    return isinstance(exc, (ShapeMismatchError, ContractFailure, LintError))
 
 
 def short_repr(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.Item) -> ShortFailure:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .baseline.check import BaselineOptions, verify
 from .checks import CheckResult, ModelCheck, run_check
 from .entries import FAILED, ModelEntry, describe_inputs
 from .markers import MARKER, MarkerError, check_from_marker
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from .inspection.findings import Findings
     from .records import ShapeTrace
 
 ENTRIES_KEY = pytest.StashKey[list[ModelEntry]]()
@@ -32,12 +34,23 @@ def item_entries(item: pytest.Item) -> list[ModelEntry]:
     return item.stash.setdefault(ENTRIES_KEY, [])
 
 
+def inspection_options(config: pytest.Config) -> tuple[bool, tuple[str, ...]]:
+    """Whether the session report shows inspection data, and the project's ignored lint rules.
+
+    Inspection costs a few more traces per model, so it runs only when a report
+    (``--cnn-shapes``, ``--cnn-shapes-report``) will show it.
+    """
+    s = settings(config)
+    return s.show or s.report is not None, s.project.lint_ignore
+
+
 class CnnShapes:
     """The ``cnn_shapes`` fixture: trace and assert models; each lands in the report."""
 
     def __init__(self, item: pytest.Item) -> None:
         self._item = item
         self._device = settings(item.config).device
+        self._inspect, self._lint_ignore = inspection_options(item.config)
         self.traces: list[ShapeTrace] = []
 
     def trace(self, model: nn.Module, inputs: Any, *, name: str | None = None,
@@ -64,6 +77,11 @@ class CnnShapes:
             raise
         entry.trace = result.to_dict()
         entry.input = describe_inputs(entry.trace, entry.input)
+        if self._inspect:
+            from .inspection.collect import record_inspection
+
+            record_inspection(entry.extras, model, inputs, device=device or self._device,
+                              ignore=self._lint_ignore)
         self.traces.append(result)
         return result
 
@@ -78,14 +96,54 @@ class CnnShapes:
             dims=dict(dims or {}), max_params=max_params, device=device or self._device,
             train=train,
         )
+        return self._run(check, model)
+
+    def assert_baseline(self, model: nn.Module, inputs: Any, *, name: str | None = None,
+                        output_only: bool = False, dims: Mapping[str, int] | None = None,
+                        device: str | None = None, train: bool = False) -> ShapeTrace:
+        """Trace and compare every layer's output shape and parameter count with the committed
+        baseline, ``__cnnshapes__/<test file>/<name>-<input>.json`` next to the test file.
+
+        A missing or different baseline fails the test with a diff; ``pytest
+        --cnn-shapes-update`` writes it. ``output_only=True`` compares only the output shape
+        and the parameter totals. Returns the trace.
+        """
+        __tracebackhide__ = True
+        check = ModelCheck(
+            name=name or type(model).__name__, model=model, input=inputs, dims=dict(dims or {}),
+            device=device or self._device, train=train,
+        )
+        return self._run(check, model, BaselineOptions(enabled=True, output_only=output_only))
+
+    def _run(self, check: ModelCheck, model: nn.Module,
+             baseline: BaselineOptions | None = None) -> ShapeTrace:
+        """Run a check in this test: record its entry, compare its baseline, raise its failure."""
+        __tracebackhide__ = True
+        check.inspect, check.lint_ignore = self._inspect, self._lint_ignore
         result = run_check(check, nodeid=self._item.nodeid, source="fixture", model=model)
         if result.trace is not None or (result.entry.status == FAILED and result.entry.trace):
             item_entries(self._item).append(result.entry)
+        if result.error is None and baseline is not None:
+            result.error = verify(self._item, result.entry, baseline)
         if result.error is not None:
             raise result.error
         assert result.trace is not None
         self.traces.append(result.trace)
         return result.trace
+
+    def assert_no_lint(self, model: nn.Module, inputs: Any = None,
+                       optimizer: torch.optim.Optimizer | None = None, *, loss: Any = None,
+                       ignore: tuple[str, ...] | list[str] = (),
+                       device: str | None = None) -> Findings:
+        """``pytest_cnnshape.assert_no_lint`` with the project's ``[tool.cnnshape] lint.ignore``.
+
+        ``ignore`` adds rules to switch off for this call. Returns the (empty) findings.
+        """
+        __tracebackhide__ = True
+        from .inspection.lint import assert_no_lint
+
+        return assert_no_lint(model, inputs, optimizer, loss=loss,
+                              ignore=(*self._lint_ignore, *ignore), device=device or self._device)
 
 
 def marker_check(item: pytest.Item) -> tuple[ModelCheck, dict[str, Any]] | None:
@@ -97,6 +155,7 @@ def marker_check(item: pytest.Item) -> tuple[ModelCheck, dict[str, Any]] | None:
         return None
     parsed = check_from_marker(marker, settings(item.config).device, item.nodeid)
     parsed[0].root = item.config.rootpath
+    parsed[0].inspect, parsed[0].lint_ignore = inspection_options(item.config)
     item.stash[MARKER_KEY] = parsed
     return parsed
 
@@ -120,6 +179,8 @@ def marker_result(item: pytest.Item) -> CheckResult | None:
     if parsed is None:
         return None
     result = run_check(parsed[0], nodeid=item.nodeid, source="marker")
+    if result.error is None:
+        result.error = verify(item, result.entry, BaselineOptions.from_marker(parsed[1]))
     item.stash[RESULT_KEY] = result
     item_entries(item).append(result.entry)
     return result

@@ -23,8 +23,9 @@ from .errors import SpecError
 MARKER = "cnn_model"
 MARKER_HELP = (
     "cnn_model(factory, input=..., output=None, dims=None, max_params=None, device=None, "
-    "kwargs=None, name=None, train=False, baseline=None): attach a CNN shape contract to "
-    "this test (pytest-cnnshape); fixtures cnn_model and cnn_trace build and trace it"
+    "kwargs=None, name=None, train=False, baseline=None, baseline_output_only=False): attach a "
+    "CNN shape contract to this test (pytest-cnnshape); fixtures cnn_model and cnn_trace build "
+    "and trace it; baseline=True also compares it with its committed shape baseline"
 )
 ARGUMENTS = ("factory", "input", "output", "dims", "max_params", "device", "kwargs", "name",
              "train", "baseline", "baseline_output_only")
@@ -70,6 +71,9 @@ def check_from_marker(marker: pytest.Mark, default_device: str,
     for key in ("kwargs", "dims"):
         if kwargs.get(key) is not None and not isinstance(kwargs[key], Mapping):
             raise _fail(f"{key}={kwargs[key]!r} must be a dict")
+    for key in ("baseline", "baseline_output_only"):
+        if key in kwargs and not isinstance(kwargs[key], bool):
+            raise _fail(f"{key}={kwargs[key]!r} must be True or False")
     try:
         from .contract import bind_inputs, parse_expected
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import declared, fixtures, markers, options
+from .baseline.gate import BaselineGate
 from .entries import REPORT_ATTRIBUTE, encode
 from .session import SESSION_KEY, CnnShapeSession, is_xdist_worker
 
@@ -42,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
         session = CnnShapeSession(config, settings)
         config.stash[SESSION_KEY] = session
         config.pluginmanager.register(session, "cnnshape-session")
+        config.pluginmanager.register(BaselineGate(config, settings, session.models), "cnnshape-baselines")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

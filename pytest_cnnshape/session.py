@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .entries import REPORT_ATTRIBUTE, decode
+from .fileio import write_atomic
 from .options import Settings
 from .reporting.gather import SessionModels
 
@@ -21,22 +22,6 @@ SESSION_KEY = pytest.StashKey["CnnShapeSession"]()
 def is_xdist_worker(config: pytest.Config) -> bool:
     """True inside an xdist worker (it sends reports; the controller reports)."""
     return hasattr(config, "workerinput")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same directory, then rename."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CnnShapeSession:

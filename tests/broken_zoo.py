@@ -201,6 +201,18 @@ class UNet2(nn.Module):
         return self.head(d1)
 
 
+class UNetPop(UNet2):
+    """The skips kept in a list and popped: the popped map is not in the frame any more."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.enc1(x)]
+        skips.append(self.enc2(self.pool(skips[-1])))
+        y = self.bottom(self.pool(skips[-1]))
+        for up, fuse in ((self.up2, self.dec2), (self.up1, self.dec1)):
+            y = fuse(torch.cat([up(y), skips.pop()], dim=1))
+        return self.head(y)
+
+
 class StridedBlock(nn.Module):
     """A residual block whose branch downsamples and whose shortcut does not."""
 
@@ -342,6 +354,10 @@ CORPUS: dict[str, Broken] = {
     "unet_skip_not_divisible": Broken(UNet2, (1, 1, 34, 34), "combine_mismatch", "", (1, 16, 16, 16),
                                       "multiples of 4, e.g. 1x1x36x36",
                                       "torch.cat([self.up2(b), s2], dim=1)", {"multiple": 4}),
+    "unet_skip_popped_from_a_list": Broken(UNetPop, (1, 1, 30, 30), "combine_mismatch", "",
+                                           (1, 16, 14, 14), "multiples of 4, e.g. 1x1x32x32",
+                                           "y = fuse(torch.cat([up(y), skips.pop()], dim=1))",
+                                           {"multiple": 4, "axis": 2}),
     "residual_stride_without_shortcut": Broken(resnet_stage, (2, 3, 16, 16), "combine_mismatch", "1",
                                                (2, 16, 8, 8), "stride=2", "return F.relu(out + x)",
                                                {"stride": 2}),

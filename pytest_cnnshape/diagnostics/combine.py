@@ -12,6 +12,7 @@ works on (found by tracing it on meta at nearby sizes).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 
 from ..records import ShapeTrace
@@ -27,48 +28,81 @@ _ELEMENTWISE = ("add", "add_", "sub", "sub_", "mul", "mul_")
 _MULTIPLES = (2, 4, 8, 16, 32, 64, 128)
 
 
+_CONCAT_WORDS = re.compile(r"Sizes of tensors must match except in dimension|stack expects each tensor")
+_BROADCAST_WORDS = re.compile(r"must match the size of tensor b|Attempting to broadcast a dimension")
+#: torch's number for the axis that disagrees ("in dimension 2", "non-singleton dimension 3", "at -1")
+_CPU_SIZES = re.compile(r"Expected size (\d+) but got size (\d+)")
+_AXIS = re.compile(r"(?:Expected \d+ in dimension|non-singleton dimension|broadcast a dimension of "
+                   r"length \d+ at) (-?\d+)")
+
+
 def diagnose(ctx: FailureContext) -> Diagnosis | None:
     """Mismatched operands of a concatenation or an element-wise op in forward()."""
     if ctx.in_torch_layer:
         return None
     tb = user_traceback(ctx)
     node = failing_node(tb) if tb is not None else None
-    if node is None:
+    name = call_name(node) if node is not None else None
+    concat = name in _CONCAT or bool(_CONCAT_WORDS.search(ctx.message))
+    elementwise = isinstance(node, ast.BinOp | ast.AugAssign) or name in _ELEMENTWISE \
+        or bool(_BROADCAST_WORDS.search(ctx.message))
+    if not (concat or elementwise):
         return None
-    name = call_name(node)
-    concat = name in _CONCAT
-    if not (concat or isinstance(node, ast.BinOp | ast.AugAssign) or name in _ELEMENTWISE):
+    resolver = Resolver(ctx, tb) if tb is not None else None
+    operands = operands_of(node, resolver) if node is not None and resolver is not None else []
+    known = [o for o in operands if o.shape is not None]
+    shapes = [o.shape for o in known if o.shape is not None]
+    word = name or "cat"
+    if concat and len({len(s) for s in shapes}) > 1:
+        return _report(ctx, operands, "concat_rank", f"{word} joins tensors of different ranks",
+                       fix=None, facts={})
+    axis = _mismatched_axis(ctx, node, resolver, shapes=shapes, concat=concat, word=word)
+    if axis is None:
         return None
-    assert tb is not None
-    operands = [o for o in operands_of(node, Resolver(ctx, tb)) if o.shape is not None]
-    if len(operands) < 2:
-        return None
-    shapes = [o.shape for o in operands if o.shape is not None]
-    if concat:
-        axis = _concat_axis(node, Resolver(ctx, tb), len(shapes[0]))
-        if len({len(s) for s in shapes}) > 1:
-            return _report(ctx, operands, "concat_rank",
-                           f"{name} joins tensors of different ranks", fix=None, facts={})
-        bad = [i for i in range(len(shapes[0]))
-               if (name == "stack" or i != axis) and len({s[i] for s in shapes}) > 1]
-    else:
-        bad = _broadcast_mismatch(shapes[0], shapes[1])
-    if not bad:
-        return None
-    axis_bad = bad[0]
-    sizes = [s[axis_bad] if axis_bad < len(s) else None for s in shapes]
-    what = (f"{name} of maps that differ on axis {axis_bad}" if concat
-            else f"{_op_word(node)} of maps that differ on axis {axis_bad}")
-    facts: dict[str, object] = {"axis": axis_bad, "sizes": [s for s in sizes if s is not None]}
+    sizes = [s[axis] for s in shapes if axis < len(s)]
+    what = (f"{word} of maps that differ on axis {axis}" if concat
+            else f"{_op_word(node)} of maps that differ on axis {axis}")
+    facts: dict[str, object] = {"axis": axis, "sizes": sizes}
     fix = None
     if not concat:
-        fix = _shortcut_fix(ctx, operands, axis_bad, facts)
-    if fix is None and len(shapes[0]) >= 3 and axis_bad >= 2:
+        fix = _shortcut_fix(ctx, known, axis, facts)
+    rank = len(shapes[0]) if shapes else len(ctx.model_input_shape() or ())
+    if fix is None and rank >= 3 and axis >= 2:
         fix = _input_size_fix(ctx, facts)
     return _report(ctx, operands, "combine_mismatch", what, fix=fix, facts=facts)
 
 
-def _op_word(node: ast.AST) -> str:
+def _mismatched_axis(ctx: FailureContext, node: ast.AST | None, resolver: Resolver | None, *,
+                     shapes: list[Shape], concat: bool, word: str) -> int | None:
+    """The axis the operands disagree on: from their shapes, else from torch's message."""
+    if len(shapes) >= 2:
+        if concat:
+            cat_axis = _concat_axis(node, resolver, len(shapes[0])) if node is not None \
+                and resolver is not None else 0
+            bad = [i for i in range(len(shapes[0]))
+                   if (word == "stack" or i != cat_axis) and len({s[i] for s in shapes}) > 1]
+        else:
+            bad = _broadcast_mismatch(shapes[0], shapes[1])
+        return bad[0] if bad else None
+    found = _AXIS.search(ctx.message)
+    if found is None:
+        # CPU words a cat mismatch without the axis: "Expected size 16 but got size 17";
+        # the axis is where the one operand we know has the expected size
+        sizes = _CPU_SIZES.search(ctx.message)
+        if sizes is None or not shapes:
+            return None
+        cat_axis = _concat_axis(node, resolver, len(shapes[0])) if concat and node is not None \
+            and resolver is not None else -1
+        want = int(sizes.group(1))
+        return next((i for i, s in enumerate(shapes[0]) if s == want and i != cat_axis), None)
+    axis = int(found.group(1))
+    if axis < 0:  # meta counts from the end
+        rank = len(shapes[0]) if shapes else len(ctx.model_input_shape() or ())
+        axis += rank
+    return axis if axis >= 0 else None
+
+
+def _op_word(node: ast.AST | None) -> str:
     op = node.op if isinstance(node, ast.BinOp | ast.AugAssign) else None
     return {ast.Add: "sum", ast.Sub: "difference", ast.Mult: "product"}.get(type(op), "element-wise op") \
         if op is not None else "element-wise op"
@@ -97,6 +131,9 @@ def _report(ctx: FailureContext, operands: Sequence[Operand], kind: str, what: s
     where = f"the forward() of {describe(record)}" if record is not None else "forward()"
     details = []
     for o in operands:
+        if o.shape is None:
+            details.append(("operand", f"{o.text}  (its shape is not known here)"))
+            continue
         made = f"from {describe(o.producer)}" if o.producer is not None else (
             "the model input" if o.value is not None and _is_model_input(ctx, o) else "")
         details.append(("operand", f"{o.text}  {format_shape(o.shape)}" + (f"    {made}" if made else "")))
@@ -104,7 +141,7 @@ def _report(ctx: FailureContext, operands: Sequence[Operand], kind: str, what: s
         kind=kind,
         layer=record.name if record is not None else "",
         module_type=record.type if record is not None else type(ctx.model).__name__,
-        received_shapes=tuple(o.shape for o in operands),
+        received_shapes=tuple(o.shape for o in operands if o.shape is not None),
         headline=f"{where} failed: {what}",
         details=details,
         fix=fix[0] if fix else None,

@@ -5,6 +5,8 @@ Failed models first, each model's layer table folded inside <details>.
 
 from __future__ import annotations
 
+from ..baseline.render import markdown as baseline_section
+from ..inspection.render import markdown_lines
 from ..records import ShapeTrace
 from ..table import HEADERS, layer_rows
 from .gather import ReportedModel, SessionModels
@@ -42,6 +44,7 @@ def model_details(model: ReportedModel, depth: int) -> list[str]:
         lines += table(HEADERS, rows, right=(4,))
         lines += ["", f"Total params: {trace.total_params:,} · trainable: {trace.trainable_params:,}"
                   f" · traced on {trace.device}"]
+        lines += markdown_lines(model.entry.extras)
     lines += ["", "</details>", ""]
     return lines
 
@@ -54,8 +57,10 @@ def render(session: SessionModels, depth: int) -> str:
     lines = ["## CNN shapes", ""]
     lines.append(f"{counts['models']} model(s): {counts['passed']} passed, {counts['failed']} failed")
     lines.append("")
+    lines += baseline_section(session.entries)  # failed baselines first: what a reviewer must decide
     lines += table(OVERVIEW_HEADERS, [[*row[:-1], _status(m)] for row, m in
-                                      zip(overview_rows(ordered), ordered, strict=True)], right=(3, 4))
+                                      zip(overview_rows(ordered), ordered, strict=True)],
+                   right=(3, 4, 5, 6))
     lines.append("")
     for model in ordered:
         lines += model_details(model, depth)

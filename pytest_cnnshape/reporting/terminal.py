@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..inspection.render import overview_cells, section_lines
 from ..records import ShapeTrace
 from ..table import grid
 from .gather import ReportedModel, SessionModels
 
-OVERVIEW_HEADERS = ("Model", "Input", "Output", "Params", "Trainable", "Device", "Status")
+OVERVIEW_HEADERS = ("Model", "Input", "Output", "Params", "Trainable", "MACs", "Lint", "Device",
+                    "Status")
 
 
 def _count(value: Any) -> str:
@@ -19,7 +21,8 @@ def overview_rows(models: list[ReportedModel]) -> list[list[str]]:
     """One row per model: what a reviewer scans first."""
     return [
         [m.entry.name, m.entry.input, m.output, _count(m.column("total_params")),
-         _count(m.column("trainable_params")), str(m.column("device", "-")),
+         _count(m.column("trainable_params")), *overview_cells(m.entry.extras),
+         str(m.column("device", "-")),
          m.entry.status.upper() if m.failed else m.entry.status]
         for m in models
     ]
@@ -33,6 +36,7 @@ def model_section(model: ReportedModel, depth: int) -> list[str]:
         lines.append(f"FAILED: {model.entry.failure}")
     if model.entry.trace:
         lines.append(ShapeTrace.from_dict(model.entry.trace).table(max_depth=depth))
+    lines.extend(section_lines(model.entry.extras))
     return lines
 
 

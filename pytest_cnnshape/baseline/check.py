@@ -1,0 +1,89 @@
+"""The test side of baselines: compare a traced model with its file; fail with the diff.
+
+Declared models, ``cnn_model`` markers and ``cnn_shapes.assert_baseline`` call
+``verify`` once the model's contract has passed. It only reads files: what it
+found rides on the model's entry to the controller (``record``), and only the
+controller writes (``gate``), so xdist workers never race on a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..checks import ContractFailure
+from ..entries import FAILED, PASSED, ModelEntry
+from ..options import Settings, settings
+from . import render, serializer
+from .diff import compare
+from .location import declared_folder, display, file_name, folder_for_tests
+from .record import CHANGED, MISSING, SAME, UNREADABLE, BaselineUse, attach, snapshot_of
+
+
+class BaselineFailure(ContractFailure):
+    """A model whose shapes differ from its committed baseline, or whose baseline is unusable."""
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """Whether a model is compared with a baseline, and how much of it."""
+
+    #: True/False as written on the model; None follows ``[tool.cnnshape] baselines``.
+    enabled: bool | None = None
+    #: Compare only the output shape and the parameter totals.
+    output_only: bool = False
+
+    @classmethod
+    def from_marker(cls, options: Mapping[str, Any]) -> BaselineOptions:
+        """The options of a cnn_model marker's ``baseline=`` / ``baseline_output_only=``."""
+        return cls(options.get("baseline"), bool(options.get("baseline_output_only", False)))
+
+    def active(self, project_default: bool) -> bool:
+        """On when asked for, or when asked for output-only, or project-wide unless turned off."""
+        if self.enabled is not None:
+            return self.enabled
+        return self.output_only or project_default
+
+
+def baseline_path(item: pytest.Item, entry: ModelEntry, s: Settings) -> Path:
+    """The file of an entry's baseline: project-level for declared models, else by the test file."""
+    if entry.source == "declared":
+        return declared_folder(s.project.root, s.project.baseline_dir) / file_name(entry.name)
+    return folder_for_tests(item.path, s.project.baseline_dir) / file_name(entry.name, entry.input)
+
+
+def verify(item: pytest.Item, entry: ModelEntry, options: BaselineOptions) -> BaselineFailure | None:
+    """Compare a passing entry with its baseline; the failure to raise, or None."""
+    s = settings(item.config)
+    if entry.status != PASSED or not entry.trace or not options.active(s.project.baselines):
+        return None
+    path = baseline_path(item, entry, s)
+    file = display(path, s.rootpath)
+    where, line, _ = item.location
+    use = BaselineUse(file=file, status=SAME, output_only=options.output_only, location=where,
+                      line=None if line is None else line + 1)
+    snapshot = snapshot_of(entry, options.output_only)
+    try:
+        stored = serializer.read(path)
+    except serializer.BaselineFileError as err:
+        use.status = UNREADABLE
+        use.headline, use.text = render.unreadable(str(err), err.newer, snapshot, file, entry.nodeid)
+    else:
+        if stored is None:
+            use.status = MISSING
+            use.headline, use.text = render.missing(snapshot, file, entry.nodeid)
+        elif stored != snapshot:
+            use.status = CHANGED
+            use.headline, use.text = render.changed(compare(stored, snapshot), file, entry.nodeid)
+    accepted = (use.status == SAME or s.update
+                or (use.status == MISSING and s.project.update_missing))
+    use.failed = not accepted
+    attach(entry, use)
+    if accepted:
+        return None
+    entry.status, entry.failure = FAILED, use.headline
+    return BaselineFailure(use.text)

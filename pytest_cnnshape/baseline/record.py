@@ -1,0 +1,60 @@
+"""A test's use of a baseline, as it travels on the model's entry to the controller.
+
+The record is plain JSON in ``ModelEntry.extras["baseline"]``: the file as text
+relative to the rootdir, what the test found there, and the failure text. The
+snapshot itself does not travel: the controller rebuilds it from the entry's
+trace with ``snapshot_of``, the same function the test used, so a serial run and
+an xdist run write the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..entries import ModelEntry
+from .snapshot import Snapshot
+
+#: Key of the record in ``ModelEntry.extras``.
+EXTRAS_KEY = "baseline"
+
+#: What the test found: the file matches, is missing, differs, or cannot be read.
+SAME, MISSING, CHANGED, UNREADABLE = "same", "missing", "changed", "unreadable"
+
+
+@dataclass
+class BaselineUse:
+    """One comparison of a model with its baseline file, in one test."""
+
+    file: str
+    status: str
+    output_only: bool
+    #: True when the test failed because of it (not accepted by an update option).
+    failed: bool = False
+    #: One line: what happened; ``text``: the whole explanation (the diff for a change).
+    headline: str = ""
+    text: str = ""
+    #: Where annotations point: the test file (rootdir-relative) and line, if known.
+    location: str = ""
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def snapshot_of(entry: ModelEntry, output_only: bool) -> Snapshot:
+    """The snapshot of a passing entry's trace."""
+    assert entry.trace is not None
+    return Snapshot.from_trace(entry.trace, model=entry.name, input=entry.input,
+                               output_only=output_only)
+
+
+def attach(entry: ModelEntry, use: BaselineUse) -> None:
+    """Record the use on the entry (it rides to the controller with the entry)."""
+    entry.extras[EXTRAS_KEY] = use.to_dict()
+
+
+def use_of(entry: ModelEntry) -> BaselineUse | None:
+    """The baseline use an entry carries, if any."""
+    data = entry.extras.get(EXTRAS_KEY)
+    return BaselineUse(**data) if data else None

@@ -1,0 +1,145 @@
+"""The baseline file: versioned JSON, sorted keys, one layer per line.
+
+    {
+      "compare": "layers",
+      "input": "8x1x28x28",
+      "layers": [
+        {"call": 0, "name": "", "output": [8, 10], "params": 61706, "type": "Sequential"},
+        {"call": 0, "name": "0", "output": [8, 6, 28, 28], "params": 156, "type": "Conv2d"},
+        ...
+      ],
+      "model": "lenet5",
+      "output": [8, 10],
+      "schema": "pytest-cnnshape/baseline",
+      "total_params": 61706,
+      "trainable_params": 61706,
+      "version": 1
+    }
+
+A changed layer is a changed line in ``git diff``. Reading is strict about what it
+needs and says what is wrong in words (never pickle, never ``torch.load``): a
+truncated file, one that is not ours, or one from a newer format raise
+BaselineFileError, which the caller turns into advice naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .snapshot import LAYERS, OUTPUT, Row, Snapshot
+
+SCHEMA = "pytest-cnnshape/baseline"
+#: The format this version writes and reads; bump it when the layout changes.
+FORMAT = 1
+
+
+class BaselineFileError(Exception):
+    """A baseline file that exists but cannot be used; ``str()`` says why, in words."""
+
+    def __init__(self, problem: str, *, newer: bool = False) -> None:
+        super().__init__(problem)
+        #: True when the file is from a newer format (upgrading helps, not restoring).
+        self.newer = newer
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+def dumps(snapshot: Snapshot) -> str:
+    """The file's text: the same snapshot always gives the same bytes."""
+    data: dict[str, Any] = {**snapshot.to_data(), "schema": SCHEMA, "version": FORMAT}
+    items = sorted(data.items())
+    lines = ["{"]
+    for index, (key, value) in enumerate(items):
+        comma = "," if index < len(items) - 1 else ""
+        if key == "layers" and value:
+            lines.append(f"  {_compact(key)}: [")
+            lines += [f"    {_compact(row)}," for row in value[:-1]]
+            lines += [f"    {_compact(value[-1])}", f"  ]{comma}"]
+        else:
+            lines.append(f"  {_compact(key)}: {_compact(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _field(data: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
+    if key not in data:
+        raise BaselineFileError(f"has no {key!r}{where}: the file is incomplete")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BaselineFileError(
+            f"has {key!r}{where} = {value!r}, which is not a {kind.__name__}: the file is damaged"
+        )
+    return value
+
+
+def _row(data: Any, index: int) -> Row:
+    where = f" in layers[{index}]"
+    if not isinstance(data, dict):
+        raise BaselineFileError(f"has layers[{index}] = {data!r}, which is not an object")
+    if "output" not in data:
+        raise BaselineFileError(f"has no 'output'{where}: the file is incomplete")
+    return Row(name=_field(data, "name", str, where), type=_field(data, "type", str, where),
+               call=_field(data, "call", int, where), output=data["output"],
+               params=_field(data, "params", int, where))
+
+
+def from_data(data: Any) -> Snapshot:
+    """A snapshot from parsed JSON; BaselineFileError when it is not a baseline we can read."""
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise BaselineFileError(
+            f"is not a pytest-cnnshape baseline (it has no \"schema\": \"{SCHEMA}\"): another "
+            "tool's file, or a file put into the baseline folder by mistake"
+        )
+    version = _field(data, "version", int)
+    if version > FORMAT:
+        raise BaselineFileError(
+            f"is in baseline format {version}, written by a newer pytest-cnnshape; this one reads "
+            f"format {FORMAT}", newer=True,
+        )
+    if version < 1:
+        raise BaselineFileError(f"has \"version\": {version}, which no pytest-cnnshape writes")
+    compare = _field(data, "compare", str)
+    if compare not in (LAYERS, OUTPUT):
+        raise BaselineFileError(f"has \"compare\": {compare!r}; expected {LAYERS!r} or {OUTPUT!r}")
+    if "output" not in data:
+        raise BaselineFileError("has no 'output': the file is incomplete")
+    layers = None
+    if compare == LAYERS:
+        rows = _field(data, "layers", list)
+        layers = tuple(_row(row, i) for i, row in enumerate(rows))
+    return Snapshot(model=_field(data, "model", str), input=_field(data, "input", str),
+                    output=data["output"], total_params=_field(data, "total_params", int),
+                    trainable_params=_field(data, "trainable_params", int), layers=layers)
+
+
+def loads(text: str) -> Snapshot:
+    """Parse a baseline file's text."""
+    if not text.strip():
+        raise BaselineFileError("is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineFileError(
+            f"is not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno}): it is "
+            "truncated or damaged"
+        ) from None
+    return from_data(data)
+
+
+def read(path: Path) -> Snapshot | None:
+    """The baseline stored at ``path``; None when there is none yet."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BaselineFileError(f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BaselineFileError("is not UTF-8 text: it is damaged or not a baseline") from None
+    return loads(text)

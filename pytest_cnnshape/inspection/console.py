@@ -1,0 +1,50 @@
+"""What ``cnnshape summary --params --flops --lint`` prints after the layer table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass
+class Sections:
+    """The text to print, the same as JSON, and how many lint findings there were."""
+
+    lines: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    findings: int = 0
+
+
+def inspection_sections(model: nn.Module, inputs: Any, *, params: bool = False, flops: bool = False,
+                        lint: bool = False, ignore: tuple[str, ...] = (), device: str = "auto",
+                        depth: int | None = None) -> Sections:
+    """Parameter breakdown and regularization, FLOPs per layer, lint findings: as asked."""
+    from .flops import count_flops
+    from .lint import lint as run_lint
+    from .parameters import parameter_breakdown
+    from .regularization import regularization
+    from .render import lint_count
+
+    out = Sections()
+    if params:
+        breakdown = parameter_breakdown(model)
+        report = regularization(model)
+        out.lines += ["", breakdown.table(), report.line()]
+        out.data["parameters"] = breakdown.to_dict()
+        out.data["regularization"] = report.to_dict()
+    if flops:
+        counted = count_flops(model, inputs, device=device)
+        out.lines += ["", counted.table(max_depth=depth)]
+        out.data["flops"] = counted.to_dict()
+    if lint:
+        findings = run_lint(model, inputs, ignore=ignore, device=device)
+        out.lines.append("")
+        if findings:
+            out.lines.append(f"Lint: {lint_count(findings.to_dict())}")
+        out.lines.append(findings.text())
+        out.data["lint"] = findings.to_dict()
+        out.findings = len(findings)
+    return out

@@ -1,0 +1,144 @@
+"""``lint(model, inputs, optimizer)``: mistakes that run fine but train badly, with fixes.
+
+Rules (ids, rationale: ``catalog.RULES``) that need a forward run on one observed
+trace (``observe.observed_trace``: data flow, parameter use), on meta by default;
+``linear-fixed-input-size`` traces once more at double the spatial size. Rules
+that need what was not given (inputs, an optimizer, the loss) are listed in
+``Findings.skipped`` rather than silently passing. Nothing changes the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .catalog import INPUTS, LOSS, OPTIMIZER, RULES, check_rule_ids
+from .context import LintContext, held_loss, parse_loss
+from .findings import Finding, Findings, LintError
+from .rules_flow import (
+    batchnorm_after_dropout,
+    bias_before_batchnorm,
+    dropout_after_conv,
+    softmax_before_cross_entropy,
+)
+from .rules_model import (
+    batch_dimension_changed,
+    dropout_probability,
+    linear_fixed_input_size,
+    unused_parameters,
+)
+from .rules_optim import adam_weight_decay, weight_decay_on_norm_or_bias
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .observe import Observation
+
+Check = Callable[[LintContext], Iterable[Finding]]
+
+#: Rule id -> its check; every rule of ``catalog.RULES`` has one.
+CHECKS: dict[str, Check] = {
+    "bias-before-batchnorm": bias_before_batchnorm,
+    "weight-decay-on-norm-or-bias": weight_decay_on_norm_or_bias,
+    "adam-weight-decay": adam_weight_decay,
+    "dropout-probability": dropout_probability,
+    "dropout-after-conv": dropout_after_conv,
+    "softmax-before-cross-entropy": softmax_before_cross_entropy,
+    "batchnorm-after-dropout": batchnorm_after_dropout,
+    "batch-dimension-changed": batch_dimension_changed,
+    "unused-parameters": unused_parameters,
+    "linear-fixed-input-size": linear_fixed_input_size,
+}
+
+NO_INPUTS = "no inputs= given"
+NO_OPTIMIZER = "no optimizer= given"
+NO_LOSS = "no loss= given and the model holds no CrossEntropyLoss/NLLLoss"
+
+
+def _missing(needs: str, ctx: LintContext) -> str | None:
+    """Why a rule cannot run in this context, or None when it can."""
+    if needs in (INPUTS, LOSS) and ctx.observation is None:
+        return NO_INPUTS
+    if needs == OPTIMIZER and ctx.optimizer is None:
+        return NO_OPTIMIZER
+    if needs == LOSS and ctx.loss is None:
+        return NO_LOSS
+    return None
+
+
+def needs_forward(ignore: Iterable[str]) -> bool:
+    """True when a rule that is not ignored needs a forward."""
+    skip = set(ignore)
+    return any(rule.needs in (INPUTS, LOSS) and rule.id not in skip for rule in RULES)
+
+
+def run_rules(model: nn.Module, observation: Observation | None, *, inputs: Any = None,
+              optimizer: torch.optim.Optimizer | None = None, loss: Any = None,
+              ignore: tuple[str, ...] = (), device: str | torch.device = "auto") -> Findings:
+    """Every rule not in ``ignore`` over one model (and its observed trace, if any)."""
+    from ..modelview import ModelView
+    from .regularization import regularization
+
+    view = ModelView.of(model)
+    ctx = LintContext(
+        model=model, view=view, regularization=regularization(model, optimizer),
+        optimizer=optimizer, loss=parse_loss(loss) or held_loss(view), observation=observation,
+        inputs=inputs, device=device,
+    )
+    findings: dict[tuple[str, str], Finding] = {}  # a layer called twice: one finding
+    skipped: dict[str, str] = {}
+    for rule in RULES:
+        if rule.id in ignore:
+            continue
+        reason = _missing(rule.needs, ctx)
+        if reason is not None:
+            skipped[rule.id] = reason
+            continue
+        for finding in CHECKS[rule.id](ctx):
+            findings.setdefault((finding.rule, finding.layer), finding)
+    return Findings(findings.values(), skipped=skipped, ignored=ignore)
+
+
+def lint(model: nn.Module, inputs: Any = None, optimizer: torch.optim.Optimizer | None = None, *,
+         loss: Any = None, ignore: Iterable[str] = (),
+         device: str | torch.device = "auto") -> Findings:
+    """Find CNN mistakes that run but train badly; each finding says why and how to fix it.
+
+    ``inputs`` (as for ``trace``) enables the rules that need a forward; without it
+    they are listed in ``.skipped``. ``optimizer`` enables the weight-decay rules.
+    ``loss`` says which loss trains the model (``nn.CrossEntropyLoss()``, its
+    class, ``"cross_entropy"``, ``"nll"``); a CrossEntropyLoss/NLLLoss held by the
+    model (``self.criterion = nn.CrossEntropyLoss()``) counts too. ``ignore``: rule
+    ids to switch off. Returns a list of ``Finding`` (empty when clean).
+    A forward that fails raises ShapeMismatchError: fix that first.
+    """
+    from ..tracer import check_model
+    from .observe import observed_trace
+    from .regularization import check_optimizer
+
+    model = check_model(model)
+    ignored = check_rule_ids(ignore, "ignore=")
+    if optimizer is not None:
+        check_optimizer(optimizer)
+    parse_loss(loss)
+    observation = None
+    if inputs is not None and needs_forward(ignored):
+        observation = observed_trace(model, inputs, device=device,
+                                     parameter_use="unused-parameters" not in ignored)
+    return run_rules(model, observation, inputs=inputs, optimizer=optimizer, loss=loss,
+                     ignore=ignored, device=device)
+
+
+def assert_no_lint(model: nn.Module, inputs: Any = None,
+                   optimizer: torch.optim.Optimizer | None = None, *, loss: Any = None,
+                   ignore: Iterable[str] = (), device: str | torch.device = "auto") -> Findings:
+    """``lint`` that raises LintError (an AssertionError) listing every finding with its fix.
+
+    Returns the (empty) findings, whose ``.skipped`` says which rules could not run.
+    """
+    __tracebackhide__ = True
+    findings = lint(model, inputs, optimizer, loss=loss, ignore=ignore, device=device)
+    if findings:
+        raise LintError(type(model).__name__, findings)
+    return findings

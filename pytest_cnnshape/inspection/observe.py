@@ -1,0 +1,201 @@
+"""A trace that also sees what shapes cannot show: data flow, FLOPs, parameter use.
+
+Lint needs to know whether a BatchNorm consumes *the very tensor* a conv returned
+(not merely the next call: a functional ``F.relu`` between them changes
+everything), which parameters a forward actually touches, and ``count_flops`` needs
+each call's share of a ``FlopCounterMode`` count. All of it is gathered during an
+ordinary ``trace()`` by hooks registered just before it (and removed after, also
+when the trace raises), so the device choice, the meta weights swap, the state
+restore and the diagnostics are the trace's own. The hooks are plain closures, so
+the structural clone ``trace`` makes of a model with lazy layers calls them too.
+
+Each forward ``trace`` runs (a meta attempt, then a real fallback) starts afresh
+at the root's pre-hook, so what is kept describes the run the trace reports:
+``calls[i]`` belongs to ``trace.layers[i]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
+
+from ..modelview import ModelView
+from ..records import ShapeTrace
+from .parameters import named_tensors
+
+
+@dataclass(slots=True)
+class ObservedCall:
+    """What the hooks saw of one module call (aligned with a trace record)."""
+
+    module: nn.Module
+    #: The call's first positional input is the very tensor the leaf call just
+    #: before it returned (no functional op in between).
+    fed_by_previous_leaf: bool = False
+    #: A container call returned the very tensor its last leaf call returned.
+    returns_last_leaf: bool = False
+    #: FLOPs counted while the call ran (its children's included).
+    flops: int = 0
+
+
+@dataclass
+class Observation:
+    """A trace, with one ObservedCall per record and the parameters the forward used."""
+
+    trace: ShapeTrace
+    calls: list[ObservedCall]
+    #: Qualified names of parameters passed to a torch function during the forward;
+    #: None when not tracked.
+    used_parameters: frozenset[str] | None = None
+
+
+class _ParameterUse(TorchFunctionMode):
+    """Notes every parameter handed to a torch function while a forward runs.
+
+    Attribute reads (``p.shape``, ``p.device``) are not uses. During a meta trace
+    the parameters are meta twins, so names are looked up in the registries as
+    they are at that moment; the map keeps the tensors alive so an id is never
+    reused for another tensor while it is in use.
+    """
+
+    def __init__(self, view: ModelView) -> None:
+        super().__init__()
+        self.view = view
+        self.active = False
+        self.used: set[str] = set()
+        self._names: dict[int, tuple[torch.Tensor, list[str]]] = {}
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if self.active and getattr(func, "__name__", "") != "__get__":
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, nn.Parameter):
+                    self._note(value)
+                elif isinstance(value, (list, tuple)):
+                    for item in value:
+                        if isinstance(item, nn.Parameter):
+                            self._note(item)
+        return func(*args, **kwargs)
+
+    def _note(self, param: nn.Parameter) -> None:
+        entry = self._names.get(id(param))
+        if entry is None or entry[0] is not param:
+            self._names.update(named_tensors(self.view, "_parameters"))
+            entry = self._names.get(id(param))
+        if entry is not None and entry[0] is param:
+            self.used.update(entry[1])
+
+
+@dataclass
+class _Observer:
+    """The hooks' shared state for one ``observed_trace``."""
+
+    counter: Any = None  # a FlopCounterMode, when FLOPs are counted
+    use: _ParameterUse | None = None
+    calls: list[ObservedCall] = field(default_factory=list)
+    stack: list[tuple[nn.Module, ObservedCall, int]] = field(default_factory=list)
+    last_leaf_output: Any = None
+
+    def flops(self) -> int:
+        return int(self.counter.get_total_flops()) if self.counter is not None else 0
+
+    def start_run(self) -> None:
+        """A forward begins (the root's pre-hook): forget any earlier attempt."""
+        self.calls.clear()
+        self.stack.clear()
+        self.last_leaf_output = None
+        if self.use is not None:
+            self.use.used.clear()
+            self.use.active = True
+
+    def end_run(self) -> None:
+        if self.use is not None:
+            self.use.active = False
+
+    def enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        last = self.last_leaf_output
+        fed = not module._modules and last is not None and bool(args) and args[0] is last
+        call = ObservedCall(module, fed_by_previous_leaf=fed)
+        self.calls.append(call)
+        self.stack.append((module, call, self.flops()))
+
+    def leave(self, module: nn.Module, output: Any) -> None:
+        stack = self.stack
+        while stack:  # calls above ours that never returned raised inside a try/except
+            running, call, start = stack.pop()
+            if running is module:
+                call.flops = self.flops() - start
+                if module._modules:
+                    call.returns_last_leaf = output is self.last_leaf_output
+                else:
+                    self.last_leaf_output = output
+                return
+
+
+def _attach(view: ModelView, observer: _Observer) -> list[RemovableHandle]:
+    def root_pre(module: nn.Module, args: tuple[Any, ...]) -> None:
+        observer.start_run()
+
+    def root_post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        observer.end_run()
+
+    def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
+        observer.enter(module, args)
+
+    def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        observer.leave(module, output)
+
+    handles = [view.root.register_forward_pre_hook(root_pre)]
+    for module in view.modules:
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+    handles.append(view.root.register_forward_hook(root_post))
+    return handles
+
+
+@contextmanager
+def _hooked(view: ModelView, observer: _Observer) -> Iterator[None]:
+    handles = _attach(view, observer)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        observer.last_leaf_output = None
+
+
+def observed_trace(model: nn.Module, inputs: Any, *, device: str | torch.device = "auto",
+                   flops: bool = False, parameter_use: bool = False) -> Observation:
+    """``trace(model, inputs)``, watched: data flow always, FLOPs and parameter use on request.
+
+    Raises what ``trace`` raises (ShapeMismatchError when the forward fails); the
+    model is left as it was, without our hooks.
+    """
+    from ..tracer import check_model, trace
+
+    view = ModelView.of(check_model(model))
+    observer = _Observer()
+    with ExitStack() as stack:
+        if flops:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            observer.counter = stack.enter_context(FlopCounterMode(display=False))
+        if parameter_use:
+            observer.use = stack.enter_context(_ParameterUse(view))
+        stack.enter_context(_hooked(view, observer))
+        result = trace(model, inputs, device=device)
+    used = frozenset(observer.use.used) if observer.use is not None else None
+    if len(observer.calls) != len(result.layers):  # pragma: no cover - hooks and records disagree
+        raise RuntimeError(
+            f"internal error: observed {len(observer.calls)} module calls but the trace has "
+            f"{len(result.layers)}; please report this with the model"
+        )
+    return Observation(result, list(observer.calls), used)
