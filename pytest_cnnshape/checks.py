@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .domain import ContractSpec, HypothesisOptions
 from .entries import FAILED, PASSED, ModelEntry, describe_inputs
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ class ModelCheck:
     #: Fail the check on lint findings (``lint = true`` of a declared model).
     lint: bool = False
     lint_ignore: tuple[str, ...] = ()
+    #: A property-based contract over a whole input domain (hypothesis).
+    contract: ContractSpec | None = None
+    hypothesis: HypothesisOptions = field(default_factory=HypothesisOptions)
 
 
 @dataclass
@@ -89,6 +93,30 @@ def params_failure(name: str, total: int, limit: int) -> str:
     )
 
 
+def run_contract(check: ModelCheck, model: nn.Module, entry: ModelEntry) -> str | None:
+    """Check the model's contract over its input domain; the failure text, or None.
+
+    What ran is noted on the entry (``extras["contract"]``) for the report.
+    """
+    from .properties import ShapeContractError, assert_shape_contract
+
+    contract, options = check.contract, check.hypothesis
+    assert contract is not None
+    examples = contract.max_examples or options.max_examples
+    note: dict[str, Any] = {"input": contract.input, "output": contract.output,
+                            "examples": examples, "status": PASSED}
+    entry.extras["contract"] = note
+    try:
+        assert_shape_contract(model, contract.input, contract.output, dims=contract.dims,
+                              device=check.device, max_examples=examples,
+                              derandomize=options.derandomize, seed=options.seed,
+                              **contract.strategy_options())
+    except ShapeContractError as err:
+        note.update(status=FAILED, smallest_failing=list(err.shape))
+        return f"{check.name}: {err}"
+    return None
+
+
 def run_check(check: ModelCheck, *, nodeid: str, source: str,
               model: nn.Module | None = None) -> CheckResult:
     """Run a check without raising; the caller decides how to fail."""
@@ -132,6 +160,10 @@ def run_check(check: ModelCheck, *, nodeid: str, source: str,
             problems.append(output_failure_text(result, mismatches, bound.bindings, model))
     if check.max_params is not None and result.total_params > check.max_params:
         problems.insert(0, params_failure(check.name, result.total_params, check.max_params))
+    if check.contract is not None and not problems:
+        contract_text = run_contract(check, model, entry)
+        if contract_text:
+            problems.append(contract_text)
     if problems:
         entry.status = FAILED
         entry.failure = problems[0].splitlines()[0]

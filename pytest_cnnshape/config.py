@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .domain import ContractSpec, HypothesisOptions, parse_contract, parse_hypothesis
 from .errors import ConfigError, SpecError
 
 if sys.version_info >= (3, 11):
@@ -69,7 +70,7 @@ class DeclaredModel:
     baseline: bool | None = None
     baseline_output_only: bool = False
     lint: bool = False
-    contract: Mapping[str, Any] | None = None
+    contract: ContractSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class ProjectConfig:
     update_missing: bool = False
     github_annotations: bool = True
     lint_ignore: tuple[str, ...] = ()
-    hypothesis: Mapping[str, Any] = field(default_factory=dict)
+    hypothesis: HypothesisOptions = field(default_factory=HypothesisOptions)
     models: tuple[DeclaredModel, ...] = ()
 
     @property
@@ -152,12 +153,11 @@ def _model(name: str, table: Any) -> DeclaredModel:
     for key in ("train", "baseline", "baseline_output_only", "lint"):
         if key in table:
             flags[key] = _expect(table[key], bool, f"{where} {key}", MODEL_KEYS[key])
-    if contract is not None:
-        _expect(contract, Mapping, f"{where} contract", MODEL_KEYS["contract"])
+    parsed_contract = parse_contract(contract, f"{where} contract") if contract is not None else None
     return DeclaredModel(
         name=name, factory=factory, kwargs=dict(kwargs), input=table.get("input"),
         output=table.get("output"), dims=dict(dims), max_params=max_params, device=device,
-        contract=dict(contract) if contract is not None else None, **flags,
+        contract=parsed_contract, **flags,
     )
 
 
@@ -200,8 +200,7 @@ def parse_project(data: Mapping[str, Any], path: Path | None = None) -> ProjectC
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     if "hypothesis" in data:
-        values["hypothesis"] = dict(_expect(data["hypothesis"], Mapping,
-                                            "[tool.cnnshape] hypothesis", PROJECT_KEYS["hypothesis"]))
+        values["hypothesis"] = parse_hypothesis(data["hypothesis"])
     models = _expect(data.get("models", {}), Mapping, "[tool.cnnshape] models",
                      PROJECT_KEYS["models"])
     values["models"] = tuple(_model(str(name), table) for name, table in sorted(models.items()))

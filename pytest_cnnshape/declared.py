@@ -41,9 +41,11 @@ class DeclaredModelItem(pytest.Item):
         s = settings(self.config)
         d = self.declared
         check = ModelCheck(
-            name=d.name, factory=d.factory, kwargs=d.kwargs, input=d.input, output=d.output,
-            dims=d.dims, max_params=d.max_params, device=d.device or s.device, train=d.train,
-            root=s.project.root, lint=d.lint,
+            name=d.name, factory=d.factory, kwargs=d.kwargs,
+            input=d.input if d.input is not None or d.contract is None else d.contract.smallest(),
+            output=d.output, dims=d.dims, max_params=d.max_params, device=d.device or s.device,
+            train=d.train, root=s.project.root, lint=d.lint, contract=d.contract,
+            hypothesis=s.project.hypothesis,
         )
         check.inspect, check.lint_ignore = inspection_options(self.config)
         result = run_check(check, nodeid=self.nodeid, source="declared")

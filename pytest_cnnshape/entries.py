@@ -16,6 +16,8 @@ from typing import Any
 REPORT_ATTRIBUTE = "cnnshape_entries"
 
 PASSED, FAILED = "passed", "failed"
+#: A model that failed inside a test that expected it (pytest.raises, a strict xfail).
+XFAILED = "xfailed"
 
 
 @dataclass

@@ -18,17 +18,20 @@ import pytest
 
 from .checks import ModelCheck
 from .config import DEVICES
-from .errors import SpecError
+from .domain import parse_contract
+from .errors import ConfigError, SpecError
 
 MARKER = "cnn_model"
 MARKER_HELP = (
     "cnn_model(factory, input=..., output=None, dims=None, max_params=None, device=None, "
-    "kwargs=None, name=None, train=False, baseline=None, baseline_output_only=False): attach a "
+    "kwargs=None, name=None, train=False, baseline=None, baseline_output_only=False, "
+    "contract=None): attach a "
     "CNN shape contract to this test (pytest-cnnshape); fixtures cnn_model and cnn_trace build "
-    "and trace it; baseline=True also compares it with its committed shape baseline"
+    "and trace it; baseline=True also compares it with its committed shape baseline; "
+    "contract={'input': 'B x 3 x H x W', 'output': 'B x 10'} checks it over many sizes"
 )
 ARGUMENTS = ("factory", "input", "output", "dims", "max_params", "device", "kwargs", "name",
-             "train", "baseline", "baseline_output_only")
+             "train", "baseline", "baseline_output_only", "contract")
 
 
 class MarkerError(Exception):
@@ -60,6 +63,13 @@ def check_from_marker(marker: pytest.Mark, default_device: str,
         raise _fail("needs a factory: @pytest.mark.cnn_model(Net, input='1x3x32x32')")
     if not (callable(factory) or isinstance(factory, str)):
         raise _fail(f"factory={factory!r} must be a callable or a spec like 'mypkg.models:Net'")
+    contract = None
+    if kwargs.get("contract") is not None:
+        try:
+            contract = parse_contract(kwargs["contract"], "contract=")
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+        kwargs.setdefault("input", contract.smallest())
     if kwargs.get("input") is None:
         raise _fail("needs input=..., e.g. input='1x3x32x32' or input='B x 3 x H x W' with dims=")
     device = kwargs.get("device") or default_device
@@ -91,6 +101,7 @@ def check_from_marker(marker: pytest.Mark, default_device: str,
         name=str(name), factory=factory, kwargs=dict(kwargs.get("kwargs") or {}),
         input=kwargs["input"], output=kwargs.get("output"), dims=dict(kwargs.get("dims") or {}),
         max_params=max_params, device=device, train=bool(kwargs.get("train", False)),
+        contract=contract,
     )
     baseline: dict[str, Any] = {
         k: kwargs[k] for k in ("baseline", "baseline_output_only") if k in kwargs

@@ -77,6 +77,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if (isinstance(item, pytest.Function) and is_ours(excinfo.value)
                 and item.config.getoption("tbstyle") not in FULL_STYLES):
             report.longrepr = short_repr(excinfo, item)  # type: ignore[assignment]
+    fixtures.note_outcome(item, report)
     if call.when == "teardown":
         entries = item.stash.get(fixtures.ENTRIES_KEY, None)
         if entries:

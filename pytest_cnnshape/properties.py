@@ -84,16 +84,15 @@ def shape_strategy(inputs: Any, dims: Mapping[str, Any] | None = None, *, min_si
     """
     from hypothesis import strategies as st
 
+    from .domain import BATCH_NAMES, SIDE_NAMES, check_names
     from .spec import conventional_bindings, parse_shape
 
     if isinstance(inputs, st.SearchStrategy):
         return inputs.map(lambda s: (tuple(s), conventional_bindings(tuple(s))))
     spec = parse_shape(inputs, "contract input")
-    if spec.has_wildcards:
-        raise SpecError(f"contract input {spec.text!r}: name the free sizes instead of '*', "
-                        "e.g. 'B x 3 x H x W'")
-    side = st.integers(-(-min_side // multiple_of), max_side // multiple_of).map(lambda n: n * multiple_of)
     given = dict(dims or {})
+    check_names(spec, given)
+    side = st.integers(-(-min_side // multiple_of), max_side // multiple_of).map(lambda n: n * multiple_of)
     draws: dict[str, st.SearchStrategy[int]] = {}
     shared_side = side if square else None
     for name in sorted(spec.names):
@@ -107,35 +106,32 @@ def shape_strategy(inputs: Any, dims: Mapping[str, Any] | None = None, *, min_si
         elif value is not None:
             raise SpecError(f"dims[{name!r}] = {value!r}: give an int, a (min, max) pair or a "
                             "hypothesis strategy")
-        elif name in ("B", "N"):
+        elif name in BATCH_NAMES:
             low, high = (batch, batch) if isinstance(batch, int) else batch
             draws[name] = st.integers(low, high)
-        elif name in ("D", "H", "W", "L"):
-            draws[name] = side
         else:
-            raise SpecError(f"contract input {spec.text!r}: nothing gives {name} its sizes; "
-                            f"pass dims={{{name!r}: (1, 64)}}")
+            draws[name] = side
 
     @st.composite
     def shapes(draw: st.DrawFn) -> tuple[Shape, dict[str, int]]:
         values = {name: draw(strategy) for name, strategy in draws.items()
-                  if not (shared_side is not None and name in ("D", "H", "W", "L"))}
+                  if not (shared_side is not None and name in SIDE_NAMES and name not in given)}
         if shared_side is not None:
             common = draw(shared_side)
-            values.update({n: common for n in spec.names if n in ("D", "H", "W", "L")})
+            values.update({n: common for n in spec.names if n in SIDE_NAMES and n not in given})
         return spec.concrete(values, "contract input"), values
 
     return shapes()
 
 
-def _settings(max_examples: int, settings: Settings | None) -> Settings:
+def _settings(max_examples: int, derandomize: bool, settings: Settings | None) -> Settings:
     from hypothesis import HealthCheck
     from hypothesis import settings as hypothesis_settings
 
     if settings is not None:
         return settings
     return hypothesis_settings(
-        max_examples=max_examples, derandomize=True, database=None, deadline=None,
+        max_examples=max_examples, derandomize=derandomize, database=None, deadline=None,
         report_multiple_bugs=False,  # one smallest failing input, not one per failure site
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
@@ -149,6 +145,8 @@ def assert_shape_contract(
     dims: Mapping[str, Any] | None = None,
     device: str | torch.device = "auto",
     max_examples: int = DEFAULT_EXAMPLES,
+    derandomize: bool = True,
+    seed: int | None = None,
     settings: Settings | None = None,
     **strategy_options: Any,
 ) -> None:
@@ -160,6 +158,10 @@ def assert_shape_contract(
     spec (``"B x 10"``, ``"B x C x H//8 x W//8"``) or a callable of the input
     shape returning the expected shape. Raises ShapeContractError with the
     smallest failing input and its diagnostic.
+
+    ``derandomize=True`` (default) draws the same examples on every run;
+    ``derandomize=False, seed=1234`` draws random ones, reproducibly; ``settings=``
+    (a ``hypothesis.settings``) replaces all of that.
     """
     from hypothesis import given
 
@@ -189,7 +191,11 @@ def assert_shape_contract(
         if compare_output(expectation(shape), result.output_shape, {**_bindings(shape), **names}):
             raise _Violation(shape, names)
 
-    run = _settings(max_examples, settings)(given(strategy)(check))
+    run = _settings(max_examples, derandomize, settings)(given(strategy)(check))
+    if seed is not None:
+        from hypothesis import seed as fixed_seed
+
+        run = fixed_seed(seed)(run)
     try:
         run()
     except _Violation as violation:

@@ -154,4 +154,5 @@ def test_cnn_shapes_fixture_collects_traces_and_raises_on_output_mismatch(
     )
     result = project.runpytest("--cnn-shapes")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["enc*2x3x32x32*2x64x4x4*passed", "Encoder*2x3x32x32*FAILED"])
+    # the test expects the mismatch (pytest.raises): the report says so
+    result.stdout.fnmatch_lines(["enc*2x3x32x32*2x64x4x4*passed", "Encoder*2x3x32x32*xfailed"])

@@ -68,7 +68,7 @@ def test_json_report_schema(suite: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["cnnshape: report written to *report.json"])
     data = json.loads((suite.path / "out" / "report.json").read_text())
     assert data["schema"] == "pytest-cnnshape/report" and data["version"] == 1
-    assert data["summary"] == {"models": 3, "passed": 2, "failed": 1}
+    assert data["summary"] == {"models": 3, "passed": 2, "failed": 1, "xfailed": 0}
     names = [m["name"] for m in data["models"]]
     assert names == ["Broken", "encoder", "LeNet"]
     lenet = next(m for m in data["models"] if m["name"] == "LeNet")
@@ -135,3 +135,27 @@ def test_failure_text_is_the_diagnostic_not_a_torch_traceback(suite: pytest.Pyte
     assert "torch/nn/modules" not in text
     long = suite.runpytest("-k", "broken", "--tb=long")
     assert "torch/nn/modules" in long.stdout.str()
+
+
+def test_model_failures_a_test_expects_are_reported_as_xfailed(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_expected="""
+        import pytest
+        from pytest_cnnshape import ShapeMismatchError
+        from mymodels.nets import Broken
+
+        def test_documents_the_mistake(cnn_shapes):
+            with pytest.raises(ShapeMismatchError, match="cannot take its input"):
+                cnn_shapes.trace(Broken(), (1, 1, 28, 28), name="expected")
+
+        @pytest.mark.xfail(raises=ShapeMismatchError, strict=True)
+        def test_strict_xfail(cnn_shapes):
+            cnn_shapes.trace(Broken(), (2, 1, 28, 28), name="strict")
+    """)
+    result = suite.runpytest("--cnn-shapes", "test_expected.py")
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines([
+        "expected*1x1x28x28*-*xfailed",
+        "strict*2x1x28x28*-*xfailed",
+        "2 model(s): 0 passed, 0 failed, 2 failed as their tests expected (xfailed)",
+        "XFAILED (the test expected it): 3 (Linear) cannot take its input",
+    ])

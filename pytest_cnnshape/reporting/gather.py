@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..entries import FAILED, PASSED, ModelEntry, shape_text
+from ..entries import FAILED, PASSED, XFAILED, ModelEntry, shape_text
 
 
 @dataclass
@@ -26,11 +26,27 @@ class ReportedModel:
         return self.entry.status == FAILED
 
     @property
+    def expected_failure(self) -> bool:
+        """Failed inside a test that expected it (the report says xfailed)."""
+        return self.entry.status == XFAILED
+
+    @property
     def output(self) -> str:
         trace = self.entry.trace or {}
-        if self.failed and not trace.get("complete", True):
+        if self.entry.status != PASSED and not trace.get("complete", True):
             return "-"
         return shape_text(trace.get("output_shape"))
+
+    def contract_line(self) -> str | None:
+        """``Contract: B x 3 x H x W -> B x 10, 100 examples: passed`` when one was checked."""
+        note = self.entry.extras.get("contract")
+        if not note:
+            return None
+        outcome = note["status"]
+        if note.get("smallest_failing"):
+            outcome += f" (smallest failing input {shape_text(note['smallest_failing'])})"
+        return (f"Contract: {note['input']} -> {note['output']} over {note['examples']} "
+                f"hypothesis examples: {outcome}")
 
     def column(self, key: str, default: Any = None) -> Any:
         return (self.entry.trace or {}).get(key, default)
@@ -78,9 +94,18 @@ class SessionModels:
         models = self.models()
         return {
             "models": len(models),
-            PASSED: sum(not m.failed for m in models),
+            PASSED: sum(m.entry.status == PASSED for m in models),
             FAILED: sum(m.failed for m in models),
+            XFAILED: sum(m.expected_failure for m in models),
         }
+
+    def counts_line(self) -> str:
+        """``3 model(s): 2 passed, 1 failed`` (and how many failed as their tests expected)."""
+        counts = self.counts()
+        line = f"{counts['models']} model(s): {counts[PASSED]} passed, {counts[FAILED]} failed"
+        if counts[XFAILED]:
+            line += f", {counts[XFAILED]} failed as their tests expected (xfailed)"
+        return line
 
     def __bool__(self) -> bool:
         return bool(self.entries)

@@ -27,6 +27,8 @@ def table(headers: tuple[str, ...] | list[str], rows: list[list[str]],
 
 
 def _status(model: ReportedModel) -> str:
+    if model.expected_failure:
+        return "☑️ failed as expected"
     return "❌ failed" if model.failed else "✅ passed"
 
 
@@ -36,7 +38,7 @@ def model_details(model: ReportedModel, depth: int) -> list[str]:
     lines = ["<details>", f"<summary>{summary}</summary>", ""]
     lines.append(f"Tests: {', '.join(f'`{n}`' for n in model.nodeids)}")
     lines.append("")
-    if model.failed and model.entry.failure:
+    if (model.failed or model.expected_failure) and model.entry.failure:
         lines += ["```", model.entry.failure, "```", ""]
     if model.entry.trace:
         trace = ShapeTrace.from_dict(model.entry.trace)
@@ -44,6 +46,9 @@ def model_details(model: ReportedModel, depth: int) -> list[str]:
         lines += table(HEADERS, rows, right=(4,))
         lines += ["", f"Total params: {trace.total_params:,} · trainable: {trace.trainable_params:,}"
                   f" · traced on {trace.device}"]
+        contract = model.contract_line()
+        if contract:
+            lines += ["", contract]
         lines += markdown_lines(model.entry.extras)
     lines += ["", "</details>", ""]
     return lines
@@ -52,10 +57,9 @@ def model_details(model: ReportedModel, depth: int) -> list[str]:
 def render(session: SessionModels, depth: int) -> str:
     """The whole Markdown document."""
     models = session.models()
-    counts = session.counts()
     ordered = sorted(models, key=lambda m: not m.failed)
     lines = ["## CNN shapes", ""]
-    lines.append(f"{counts['models']} model(s): {counts['passed']} passed, {counts['failed']} failed")
+    lines.append(session.counts_line())
     lines.append("")
     lines += baseline_section(session.entries)  # failed baselines first: what a reviewer must decide
     lines += table(OVERVIEW_HEADERS, [[*row[:-1], _status(m)] for row, m in

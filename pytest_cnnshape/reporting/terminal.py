@@ -28,14 +28,38 @@ def overview_rows(models: list[ReportedModel]) -> list[list[str]]:
     ]
 
 
-def model_section(model: ReportedModel, depth: int) -> list[str]:
-    """Title, failure line and layer table of one model."""
+def _structure(model: ReportedModel) -> tuple[object, ...] | None:
+    """What makes two traces the same architecture: each call's name, type and params."""
+    trace = model.entry.trace
+    if not trace or not trace.get("complete", True):
+        return None
+    return tuple((r["name"], r["type"], r["call"], r["num_params"]) for r in trace["layers"])
+
+
+def model_section(model: ReportedModel, depth: int, shown: dict[object, str] | None = None) -> list[str]:
+    """Title, failure line and layer table of one model.
+
+    ``shown`` maps architectures already printed to their model's name: the same
+    network traced at another input size (a parametrized test) gets one line
+    instead of a second copy of the table.
+    """
     tests = model.nodeids[0] + (f" (+{len(model.nodeids) - 1} more)" if len(model.nodeids) > 1 else "")
     lines = [f"{model.entry.name}  [{tests}]"]
-    if model.failed and model.entry.failure:
-        lines.append(f"FAILED: {model.entry.failure}")
+    structure = _structure(model)
+    if shown is not None and structure is not None and structure in shown:
+        lines.append(f"the layers of {shown[structure]} above, with input {model.entry.input} -> "
+                     f"output {model.output}")
+        return lines
+    if shown is not None and structure is not None:
+        shown[structure] = model.entry.name
+    if model.entry.failure and (model.failed or model.expected_failure):
+        lines.append(f"{'XFAILED (the test expected it)' if model.expected_failure else 'FAILED'}: "
+                     f"{model.entry.failure}")
     if model.entry.trace:
         lines.append(ShapeTrace.from_dict(model.entry.trace).table(max_depth=depth))
+    contract = model.contract_line()
+    if contract:
+        lines.append(contract)
     lines.extend(section_lines(model.entry.extras))
     return lines
 
@@ -45,10 +69,9 @@ def render(session: SessionModels, depth: int) -> list[str]:
     models = session.models()
     if not models:
         return ["no model was traced through cnn_shapes, cnn_model/cnn_trace or declared models"]
-    counts = session.counts()
-    lines = [grid(overview_rows(models), OVERVIEW_HEADERS)]
-    lines.append(f"{counts['models']} model(s): {counts['passed']} passed, {counts['failed']} failed")
+    lines = [grid(overview_rows(models), OVERVIEW_HEADERS), session.counts_line()]
+    shown: dict[object, str] = {}
     for model in models:
         lines.append("")
-        lines.extend(model_section(model, depth))
+        lines.extend(model_section(model, depth, shown))
     return lines
