@@ -8,7 +8,6 @@ torch.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,13 +16,13 @@ from typing import Any
 
 from .domain import ContractSpec, HypothesisOptions, parse_contract, parse_hypothesis
 from .errors import ConfigError, SpecError
+from .options import DEFAULT_BASELINE_DIR, DEVICES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
-DEVICES = ("auto", "meta", "cpu")
 
 PROJECT_KEYS: dict[str, str] = {
     "device": "device = \"auto\"   # auto | meta | cpu",
@@ -82,7 +81,7 @@ class ProjectConfig:
     depth: int = 2
     report: str | None = None
     baselines: bool = False
-    baseline_dir: str = "__cnnshapes__"
+    baseline_dir: str = DEFAULT_BASELINE_DIR
     update_missing: bool = False
     github_annotations: bool = True
     lint_ignore: tuple[str, ...] = ()
@@ -96,6 +95,8 @@ class ProjectConfig:
 
 
 def _unknown(key: str, known: Mapping[str, str], where: str) -> ConfigError:
+    import difflib
+
     close = difflib.get_close_matches(key, list(known), n=1)
     hint = f" (did you mean {close[0]!r}? e.g. {known[close[0]]})" if close else ""
     return ConfigError(

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from .baseline.check import BaselineOptions, verify
+from .baseline.check import verify
+from .baseline.record import BaselineOptions
 from .checks import ContractFailure, ModelCheck, run_check
 from .config import DeclaredModel
 from .fixtures import inspection_options, item_entries
@@ -69,8 +70,3 @@ class DeclaredModelItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"cnnshape model {self.name}"
 
-
-def is_declaring_pyproject(path: Path, config: pytest.Config) -> bool:
-    """True for the pyproject.toml whose ``[tool.cnnshape.models]`` this session loaded."""
-    project = settings(config).project
-    return bool(project.models) and project.path is not None and path == project.path

@@ -15,7 +15,6 @@ usage error naming it); nothing here imports torch or hypothesis.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,8 @@ HYPOTHESIS_KEYS: dict[str, str] = {
 
 
 def _unknown(key: str, known: Mapping[str, str], where: str) -> ConfigError:
+    import difflib
+
     close = difflib.get_close_matches(key, list(known), n=1)
     hint = f" (did you mean {close[0]!r}? e.g. {known[close[0]]})" if close else ""
     return ConfigError(f"{where} has an unknown key {key!r}{hint}; known keys: {', '.join(known)}")

@@ -12,9 +12,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Attribute on TestReport objects that carries a test's entries.
-REPORT_ATTRIBUTE = "cnnshape_entries"
-
 PASSED, FAILED = "passed", "failed"
 #: A model that failed inside a test that expected it (pytest.raises, a strict xfail).
 XFAILED = "xfailed"

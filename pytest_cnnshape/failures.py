@@ -33,9 +33,12 @@ class Crash:
 class ShortFailure:
     """A report longrepr: the test line that called us, then the diagnostic."""
 
-    def __init__(self, location: str, code: str, text: str, crash: Crash) -> None:
+    def __init__(self, location: str, code: str, text: str, crash: Crash,
+                 chained: bool = False) -> None:
         self.location, self.code, self.text = location, code, text
         self.reprcrash = crash
+        #: Whether a torch exception lies behind it (then --tb=long is worth a mention).
+        self.chained = chained
 
     def toterminal(self, tw: Any) -> None:
         if self.location:
@@ -46,8 +49,9 @@ class ShortFailure:
         tw.line(first, red=True, bold=True)
         for line in rest:
             tw.line(line)
-        tw.line("")
-        tw.line("(the full traceback, torch's included: --tb=long)")
+        if self.chained:
+            tw.line("")
+            tw.line("(the full traceback, torch's included: --tb=long)")
 
     def __str__(self) -> str:
         head = f"{self.location}\n    {self.code}\n\n" if self.location else ""
@@ -86,4 +90,5 @@ def short_repr(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.Item) 
     name = type(exc).__name__
     text = f"{name}: {exc}" if name == "ShapeMismatchError" else str(exc)
     first = text.splitlines()[0] if text else name
-    return ShortFailure(location, code, text, Crash(path, lineno, first))
+    return ShortFailure(location, code, text, Crash(path, lineno, first),
+                        chained=exc.__cause__ is not None)

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .baseline.check import BaselineOptions, verify
+from .baseline.check import verify
+from .baseline.record import BaselineOptions
 from .checks import CheckResult, ModelCheck, run_check
 from .entries import FAILED, XFAILED, ModelEntry, describe_inputs
-from .markers import MARKER, MarkerError, check_from_marker
+from .keys import ENTRIES_KEY, MARKER, MARKER_KEY, RESULT_KEY
+from .markers import MarkerError, check_from_marker
 from .options import settings
 
 if TYPE_CHECKING:
@@ -24,9 +26,6 @@ if TYPE_CHECKING:
     from .inspection.findings import Findings
     from .records import ShapeTrace
 
-ENTRIES_KEY = pytest.StashKey[list[ModelEntry]]()
-MARKER_KEY = pytest.StashKey[tuple[ModelCheck, dict[str, Any]]]()
-RESULT_KEY = pytest.StashKey[CheckResult]()
 
 
 def item_entries(item: pytest.Item) -> list[ModelEntry]:

@@ -17,19 +17,11 @@ from typing import Any
 import pytest
 
 from .checks import ModelCheck
-from .config import DEVICES
 from .domain import parse_contract
 from .errors import ConfigError, SpecError
+from .keys import MARKER
+from .options import DEVICES
 
-MARKER = "cnn_model"
-MARKER_HELP = (
-    "cnn_model(factory, input=..., output=None, dims=None, max_params=None, device=None, "
-    "kwargs=None, name=None, train=False, baseline=None, baseline_output_only=False, "
-    "contract=None): attach a "
-    "CNN shape contract to this test (pytest-cnnshape); fixtures cnn_model and cnn_trace build "
-    "and trace it; baseline=True also compares it with its committed shape baseline; "
-    "contract={'input': 'B x 3 x H x W', 'output': 'B x 10'} checks it over many sizes"
-)
 ARGUMENTS = ("factory", "input", "output", "dims", "max_params", "device", "kwargs", "name",
              "train", "baseline", "baseline_output_only", "contract")
 

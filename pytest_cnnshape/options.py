@@ -6,15 +6,22 @@ value is a one-line usage error naming it. Nothing here imports torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .config import DEVICES, ProjectConfig, load_project
-from .errors import ConfigError
+from .keys import SETTINGS_KEY
 
-SETTINGS_KEY = pytest.StashKey["Settings"]()
+if TYPE_CHECKING:
+    from .config import ProjectConfig
+
+#: Where models may be traced, as options and settings name it.
+DEVICES = ("auto", "meta", "cpu")
+DEFAULT_DEVICE = "auto"
+#: Nesting levels the report's layer tables show.
+DEFAULT_DEPTH = 2
+DEFAULT_BASELINE_DIR = "__cnnshapes__"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -37,23 +44,47 @@ def add_options(parser: pytest.Parser) -> None:
                     help="with --cnn-shapes-update: delete baselines no test used")
 
 
-@dataclass(frozen=True)
 class Settings:
-    """Everything the plugin needs to know, resolved once per session."""
+    """Everything the plugin needs to know, resolved once per session.
 
-    project: ProjectConfig
-    show: bool
-    depth: int
-    report: Path | None
-    device: str
-    update: bool
-    prune: bool
-    rootpath: Path
+    A plain class rather than a dataclass, and ``[tool.cnnshape]`` parsed only
+    when the project has that table: a session that traces no model should not
+    pay for building classes it never uses (see ``benchmarks/plugin_overhead.py``).
+    """
+
+    def __init__(self, *, project: ProjectConfig | None, pyproject: Path | None, show: bool,
+                 depth: int | None, report: Path | None, device: str | None, update: bool,
+                 prune: bool, rootpath: Path) -> None:
+        self._project = project
+        self.pyproject = pyproject
+        self.show = show
+        self.depth = depth if depth is not None else (project.depth if project else DEFAULT_DEPTH)
+        self.report = report
+        self.device = device or (project.device if project else DEFAULT_DEVICE)
+        self.update = update
+        self.prune = prune
+        self.rootpath = rootpath
 
     @property
-    def collects(self) -> bool:
-        """Whether model entries matter for this session's output."""
-        return self.show or self.report is not None or self.update or self.project.baselines
+    def project(self) -> ProjectConfig:
+        """``[tool.cnnshape]``, validated; the defaults when the project has none."""
+        if self._project is None:
+            from .config import ProjectConfig
+
+            self._project = ProjectConfig(path=self.pyproject)
+        return self._project
+
+    @property
+    def baseline_dir(self) -> str:
+        """The folder name baselines live in (without reading an absent configuration)."""
+        return self._project.baseline_dir if self._project is not None else DEFAULT_BASELINE_DIR
+
+    def declares(self, path: Path | None = None) -> bool:
+        """Whether ``[tool.cnnshape.models]`` declares models (in the pyproject at ``path``)."""
+        project = self._project
+        if project is None or not project.models:
+            return False
+        return path is None or project.path == path
 
 
 def pyproject_path(config: pytest.Config) -> Path | None:
@@ -67,20 +98,26 @@ def pyproject_path(config: pytest.Config) -> Path | None:
 
 def resolve_settings(config: pytest.Config) -> Settings:
     """Merge the command line over ``[tool.cnnshape]``; raise UsageError on bad values."""
-    try:
-        project = load_project(pyproject_path(config))
-    except ConfigError as exc:
-        raise pytest.UsageError(f"pytest-cnnshape: {exc}") from None
+    pyproject = pyproject_path(config)
+    project = None
+    if has_table(pyproject):
+        from .config import load_project
+        from .errors import ConfigError
+
+        try:
+            project = load_project(pyproject)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"pytest-cnnshape: {exc}") from None
     depth = config.getoption("cnn_shapes_depth")
     if depth is not None and depth < 0:
         raise pytest.UsageError(f"--cnn-shapes-depth={depth}: give 0 or more")
-    report = config.getoption("cnn_shapes_report") or project.report
+    report = config.getoption("cnn_shapes_report") or (project.report if project else None)
     report_path = None
     if report:
         report_path = Path(report)
         if not report_path.is_absolute():
             base = config.invocation_params.dir if config.getoption("cnn_shapes_report") \
-                else project.root
+                or project is None else project.root
             report_path = base / report_path
         if report_path.suffix.lower() not in (".json", ".md"):
             raise pytest.UsageError(
@@ -96,14 +133,30 @@ def resolve_settings(config: pytest.Config) -> Settings:
         )
     return Settings(
         project=project,
+        pyproject=pyproject,
         show=bool(config.getoption("cnn_shapes")),
-        depth=depth if depth is not None else project.depth,
+        depth=depth,
         report=report_path,
-        device=config.getoption("cnn_shapes_device") or project.device,
+        device=config.getoption("cnn_shapes_device"),
         update=update,
         prune=prune,
         rootpath=config.rootpath,
     )
+
+
+def has_table(pyproject: Path | None) -> bool:
+    """Whether the pyproject.toml has a ``[tool.cnnshape]`` table (a text search, then TOML).
+
+    Most projects have none; reading the file is cheaper than building the
+    configuration classes, which only projects that configure us need.
+    """
+    if pyproject is None or not pyproject.is_file():
+        return False
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True  # let load_project say what is wrong with it
+    return "cnnshape" in text
 
 
 def settings(config: pytest.Config) -> Settings:

@@ -75,7 +75,7 @@ def test_the_headline_example_reads_as_documented() -> None:
 def test_too_small_shows_the_size_path_and_the_minimum() -> None:
     err = failure(CORPUS["lenet_input_too_small"], "cpu")
     text = str(err)
-    assert "path      12x12 -> 0 8x8 -> 2 4x4 -> 3 (fails)" in text
+    assert "path      12x12 -> 8x8 (0 Conv2d) -> 4x4 (2 MaxPool2d) -> 3 (Conv2d) fails" in text
     assert "needs     kernel 5x5: the output would be 0x0" in text
     assert err.diagnosis.facts["min_input"] == [1, 1, 16, 16]
     trace(CORPUS["lenet_input_too_small"].factory(), (1, 1, 16, 16))  # the minimum does run

@@ -8,10 +8,7 @@ controller writes (``gate``), so xdist workers never race on a file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,32 +18,11 @@ from ..options import Settings, settings
 from . import render, serializer
 from .diff import compare
 from .location import declared_folder, display, file_name, folder_for_tests
-from .record import CHANGED, MISSING, SAME, UNREADABLE, BaselineUse, attach, snapshot_of
+from .record import CHANGED, MISSING, SAME, UNREADABLE, BaselineOptions, BaselineUse, attach, snapshot_of
 
 
 class BaselineFailure(ContractFailure):
     """A model whose shapes differ from its committed baseline, or whose baseline is unusable."""
-
-
-@dataclass(frozen=True)
-class BaselineOptions:
-    """Whether a model is compared with a baseline, and how much of it."""
-
-    #: True/False as written on the model; None follows ``[tool.cnnshape] baselines``.
-    enabled: bool | None = None
-    #: Compare only the output shape and the parameter totals.
-    output_only: bool = False
-
-    @classmethod
-    def from_marker(cls, options: Mapping[str, Any]) -> BaselineOptions:
-        """The options of a cnn_model marker's ``baseline=`` / ``baseline_output_only=``."""
-        return cls(options.get("baseline"), bool(options.get("baseline_output_only", False)))
-
-    def active(self, project_default: bool) -> bool:
-        """On when asked for, or when asked for output-only, or project-wide unless turned off."""
-        if self.enabled is not None:
-            return self.enabled
-        return self.output_only or project_default
 
 
 def baseline_path(item: pytest.Item, entry: ModelEntry, s: Settings) -> Path:

@@ -1,8 +1,8 @@
 """The controller side of baselines: write what was accepted, judge unused files, report.
 
-Registered on the controller only (the serial process, or xdist's controller):
-the one process that writes baseline files. Tests compared and recorded their use
-on their model entries; at the end of the session this object
+Run by the session object on the controller only (the serial process, or xdist's
+controller): the one process that writes baseline files. Tests compared and
+recorded their use on their model entries; at the end of the session this object
 
 - refuses to write a file two tests disagree about (or two names that differ only
   in case, one file on macOS and Windows), failing the run;
@@ -18,19 +18,16 @@ Failures go through ``session.exitstatus``; nothing raises from the summary.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..entries import ModelEntry
 from ..fileio import write_atomic
-from ..options import Settings
-from ..reporting.gather import SessionModels
 from . import github, serializer
-from .check import BaselineOptions
 from .location import (
+    UPDATE,
     declared_folder,
     display,
     file_name,
@@ -39,8 +36,12 @@ from .location import (
     safe_name,
     stored_files,
 )
-from .record import CHANGED, MISSING, UNREADABLE, BaselineUse, snapshot_of, use_of
-from .render import UPDATE
+from .record import CHANGED, MISSING, UNREADABLE, BaselineOptions, BaselineUse, snapshot_of, use_of
+
+if TYPE_CHECKING:
+    from ..entries import ModelEntry
+    from ..options import Settings
+    from ..reporting.gather import SessionModels
 
 WRITTEN, UPDATED, UNCHANGED = "written", "updated", "unchanged"
 PRUNE = f"{UPDATE} --cnn-shapes-prune"
@@ -75,31 +76,18 @@ class Outcome:
 class BaselineGate:
     """Writes accepted baselines and reports on them, on the controller."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, models: SessionModels) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, models: SessionModels,
+                 files_passed: dict[str, bool], deselected: bool) -> None:
         self.config = config
         self.settings = settings
         self.models = models
         #: Test file (rootdir-relative, as in node ids) -> every test in it passed.
-        self.files_passed: dict[str, bool] = {}
-        self.deselected = False
+        self.files_passed = files_passed
+        self.deselected = deselected
         self.outcome = Outcome()
 
-    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
-        """Note that tests were left out: unused baselines are not judged on such a run."""
-        if items:
-            self.deselected = True
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Note per test file whether all its tests passed (their baselines were all reached)."""
-        file = report.nodeid.split("::")[0]
-        passed = self.files_passed.get(file, True)
-        self.files_passed[file] = passed and not (report.failed or report.skipped)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def finish(self, session: pytest.Session) -> None:
         """Write accepted baselines, judge unused ones; conflicts and write errors fail the run."""
-        if self.config.getoption("collectonly", False):
-            return
         texts = self._texts()
         self.outcome.used = len(texts)
         if self.settings.update or self.settings.project.update_missing:
@@ -252,8 +240,7 @@ class BaselineGate:
                                                   use.text))
         return [out[file] for file in sorted(out)]
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+    def summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Baseline counts, failures, unused files and problems; annotations on GitHub Actions."""
         for line, error in self.summary_lines():
             terminalreporter.write_line(line, red=error)

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from ..fileio import TEMP_SUFFIX
 
+#: The command that writes and accepts baselines.
+UPDATE = "pytest --cnn-shapes-update"
+
 SUFFIX = ".json"
 MAX_STEM = 100
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -9,6 +9,7 @@ an xdist run write the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,3 +59,24 @@ def use_of(entry: ModelEntry) -> BaselineUse | None:
     """The baseline use an entry carries, if any."""
     data = entry.extras.get(EXTRAS_KEY)
     return BaselineUse(**data) if data else None
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """Whether a model is compared with a baseline, and how much of it."""
+
+    #: True/False as written on the model; None follows ``[tool.cnnshape] baselines``.
+    enabled: bool | None = None
+    #: Compare only the output shape and the parameter totals.
+    output_only: bool = False
+
+    @classmethod
+    def from_marker(cls, options: Mapping[str, Any]) -> BaselineOptions:
+        """The options of a cnn_model marker's ``baseline=`` / ``baseline_output_only=``."""
+        return cls(options.get("baseline"), bool(options.get("baseline_output_only", False)))
+
+    def active(self, project_default: bool) -> bool:
+        """On when asked for, or when asked for output-only, or project-wide unless turned off."""
+        if self.enabled is not None:
+            return self.enabled
+        return self.output_only or project_default

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from ..entries import ModelEntry, shape_text
 from ..table import grid
 from .diff import SAME, RowChange, SnapshotDiff
+from .location import UPDATE
 from .record import BaselineUse, use_of
 from .snapshot import Row, Snapshot
 
@@ -21,7 +22,6 @@ HEADERS = ("", "Layer", "Type", "Output (baseline)", "Output (now)", "Params (ba
            "Params (now)")
 #: Unchanged rows shown before and after each changed one.
 CONTEXT = 1
-UPDATE = "pytest --cnn-shapes-update"
 
 
 def accept_command(nodeid: str) -> str:

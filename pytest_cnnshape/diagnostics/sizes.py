@@ -71,7 +71,7 @@ def _window(module: nn.Module, dims: int) -> str:
 
 
 def size_path(ctx: FailureContext, dims: int, upto: str) -> str:
-    """``32x32 -> conv1 30x30 -> pool1 15x15 -> ... -> layer4.pool (fails)``."""
+    """``32x32 -> 30x30 (conv1 Conv2d) -> 15x15 (pool1 MaxPool2d) -> layer4.pool (MaxPool2d) fails``."""
     start = ctx.model_input_shape()
     steps = [_sides(start, dims)] if start is not None and len(start) >= dims else []
     for r in ctx.leaves_before(ctx.innermost.record if ctx.innermost else None):
@@ -79,8 +79,8 @@ def size_path(ctx: FailureContext, dims: int, upto: str) -> str:
         if shape_in is None or shape_out is None or len(shape_out) < dims + 1:
             continue
         if shape_in[-dims:] != shape_out[-dims:] and len(shape_in) == len(shape_out):
-            steps.append(f"{r.label} {_sides(shape_out, dims)}")
-    steps.append(f"{upto} (fails)")
+            steps.append(f"{_sides(shape_out, dims)} ({r.label} {r.type})")
+    steps.append(f"{upto} fails")
     return " -> ".join(steps)
 
 
@@ -145,7 +145,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     details = [
         ("received", f"{_sides(shape, dims)} map (shape {list(shape)})"),
         ("needs", f"{_window(module, dims)}: the output would be {'x'.join(map(str, out))}"),
-        ("path", size_path(ctx, dims, record.label)),
+        ("path", size_path(ctx, dims, f"{record.label} ({record.type})")),
     ]
     facts: dict[str, object] = {"output": list(out)}
     if minimum is None:
