@@ -84,6 +84,34 @@ def warm(quick: bool) -> list[dict[str, object]]:
     return rows
 
 
+def nested(depth: int) -> object:
+    """A conv wrapped in ``depth`` levels of Sequential: the same work at any depth."""
+    from torch import nn
+
+    inner: nn.Module = nn.Conv2d(3, 3, 3, padding=1)
+    for _ in range(depth):
+        inner = nn.Sequential(inner, nn.ReLU())
+    return inner
+
+
+def nesting() -> list[tuple[int, float, float]]:
+    """Trace and torchinfo time by nesting depth: our cost follows the number of calls."""
+    import torchinfo
+
+    from pytest_cnnshape import trace
+
+    rows = []
+    for depth in (5, 10, 20):
+        model = nested(depth)
+        times = interleaved({
+            "trace": lambda m=model: trace(m, (1, 3, 32, 32), device="cpu"),
+            "torchinfo": lambda m=model: torchinfo.summary(m, input_size=(1, 3, 32, 32), verbose=0,
+                                                           device="cpu"),
+        }, 5)
+        rows.append((depth, times["trace"], times["torchinfo"]))
+    return rows
+
+
 COLD = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -158,6 +186,10 @@ def main() -> None:
         print(f"| {r['input']} | {' | '.join(shown)} | {cpu / bare:.3f}x "
               f"({cells['cpu trace median'] / cells['bare forward median']:.3f}x) "
               f"| {info / meta:,.0f}x |")
+    print()
+    print("Nesting: a conv inside N levels of Sequential (N + 1 ReLU calls), 1x3x32x32, fastest:")
+    for depth, ours, theirs in nesting():
+        print(f"  depth {depth:2}: trace {ms(ours)}, torchinfo.summary {ms(theirs)}")
     print()
     first = cold()
     print("Fresh process, 1x3x224x224:")
