@@ -108,16 +108,17 @@ def flatten_size(shape: Sequence[int], start_dim: int = 1, end_dim: int = -1) ->
     return math.prod(shape[start:end + 1])
 
 
-def linear_in_features(features: nn.Module, input_shape: Sequence[int]) -> int:
+def linear_in_features(features: nn.Module, input_shape: Any) -> int:
     """The ``in_features`` of a Linear placed after ``features`` (and a flatten), for one input.
 
+    ``input_shape`` is any input ``trace`` takes (``(1, 3, 32, 32)``, ``"1x3x32x32"``).
     Traces the feature extractor on meta — no weights copied, no compute — and
     flattens what it returns per sample: ``linear_in_features(model.features,
     (1, 3, 32, 32)) == 32 * 5 * 5`` for a LeNet-style extractor.
     """
     from .tracer import trace
 
-    out = trace(features, tuple(input_shape), device="meta").output_shape
+    out = trace(features, input_shape, device="meta").output_shape
     if not isinstance(out, tuple) or not all(isinstance(d, int) for d in out) or len(out) < 2:
         raise ValueError(
             f"the feature extractor returns {out!r}, not one (N, C, ...) tensor; pass the part "

@@ -157,6 +157,9 @@ def parse_contract(data: Any, where: str) -> ContractSpec:
     contract = ContractSpec(**values)
     if contract.min_side > contract.max_side:
         raise ConfigError(f"{where}: min_side = {contract.min_side} is above max_side = {contract.max_side}")
+    if contract.min_side > contract.max_side // contract.multiple_of * contract.multiple_of:
+        raise ConfigError(f"{where}: no side in [{contract.min_side}, {contract.max_side}] is a multiple "
+                          f"of multiple_of = {contract.multiple_of}; widen the range")
     try:
         from .contract import parse_expected
         from .spec import parse_shape

@@ -89,6 +89,12 @@ def shape_strategy(inputs: Any, dims: Mapping[str, Any] | None = None, *, min_si
 
     if isinstance(inputs, st.SearchStrategy):
         return inputs.map(lambda s: (tuple(s), conventional_bindings(tuple(s))))
+    if isinstance(min_side, bool) or not isinstance(min_side, int) or not 1 <= min_side <= max_side:
+        raise ValueError(f"min_side={min_side!r}, max_side={max_side!r}: need whole numbers with "
+                         "1 <= min_side <= max_side, e.g. min_side=16, max_side=256")
+    if multiple_of < 1 or min_side > max_side // multiple_of * multiple_of:
+        raise ValueError(f"no side in [{min_side}, {max_side}] is a multiple of {multiple_of}; widen "
+                         "the range or lower multiple_of")
     spec = parse_shape(inputs, "contract input")
     given = dict(dims or {})
     check_names(spec, given)

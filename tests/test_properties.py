@@ -92,6 +92,11 @@ def test_bad_contract_inputs_are_clear_errors() -> None:
         assert_shape_contract(UNet2(), "B x K x H x W", "B x 1 x H x W")
     with pytest.raises(SpecError, match="name the free sizes"):
         assert_shape_contract(UNet2(), "B x * x H x W", "B x 1 x H x W")
+    with pytest.raises(ValueError, match="need whole numbers with 1 <= min_side <= max_side"):
+        assert_shape_contract(UNet2(), "B x 1 x H x W", "B x 1 x H x W", min_side=10, max_side=5)
+    with pytest.raises(ValueError, match=r"no side in \[17, 20\] is a multiple of 16"):
+        assert_shape_contract(UNet2(), "B x 1 x H x W", "B x 1 x H x W", min_side=17, max_side=20,
+                              multiple_of=16)
 
 
 def test_named_sizes() -> None:
