@@ -3,12 +3,14 @@
 A trace flips training flags, may run BatchNorm in train mode, draws random
 numbers (dropout, inputs) and, on meta, has forward code see swapped tensors. The
 snapshot taken here undoes all of it, also when the forward raises: training flags
-of every submodule, the global RNG (CPU and initialised CUDA devices), buffer
-values of a real forward (running stats, ``num_batches_tracked``: copied, they are
-small), and every attribute or registry entry a forward rebinds, adds or deletes
-(``self.cache = y``, ``self.count = self.count + 1`` on a buffer). Parameters are
-never copied (that would cost the model's size on every trace); one changed in
-place by a real forward is reported.
+of every submodule, the global RNG (CPU and initialised CUDA devices), the
+values of every buffer a real forward may write (running stats and
+``num_batches_tracked`` of normalisation layers in training mode, any buffer of a
+user module or of a module with hooks: copied, they are small), and every
+attribute or registry entry a forward rebinds, adds or deletes (``self.cache =
+y``, ``self.count = self.count + 1`` on a buffer). Parameters are never copied
+(that would cost the model's size on every trace); one changed in place by a real
+forward is reported.
 
 On meta, ``meta_weights`` swaps every parameter and buffer for a meta twin in the
 modules' own registries and puts the very same objects back afterwards. (It does
@@ -100,6 +102,23 @@ class _Attributes:
                 registry.update(saved)
 
 
+def _buffers_a_forward_may_change(view: ModelView) -> list[torch.Tensor]:
+    """Buffers whose values a real forward may write, in the mode the trace runs in.
+
+    torch's own layers write buffers only in normalisation layers in training mode
+    (running stats, ``num_batches_tracked``); user modules and any module with hooks
+    may write theirs at any time. Copying only those keeps an eval-mode trace of a
+    torch-built network free of snapshot copies.
+    """
+    seen: dict[int, torch.Tensor] = {}
+    for m in view.modules:
+        if _may_rebind(m) or (m.training and isinstance(m, nn.modules.batchnorm._NormBase)):
+            for b in m._buffers.values():
+                if b is not None and not is_lazy(b):
+                    seen.setdefault(id(b), b)
+    return list(seen.values())
+
+
 def _train_is_a_no_op(view: ModelView, mode: bool) -> bool:
     """True when ``root.train(mode)`` could change nothing: no override, flags already set."""
     return all(m.training is mode and type(m).train is nn.Module.train for m in view.modules)
@@ -116,12 +135,13 @@ def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]
     buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
     params: list[tuple[nn.Parameter, int]] = []
     if real_run:
-        with torch.no_grad():
-            buffers = [(b, b.clone()) for b in view.buffers if not is_lazy(b)]
         params = [(p, p._version) for p in view.parameters]
     try:
         if not _train_is_a_no_op(view, train):
             view.root.train(train)  # the model's own train() runs: overrides are honoured
+        if real_run:
+            with torch.no_grad():
+                buffers = [(b, b.clone()) for b in _buffers_a_forward_may_change(view)]
         yield
     finally:
         for attrs in attributes:

@@ -204,3 +204,19 @@ def test_a_train_override_of_the_user_is_honoured() -> None:
     trace(model, (2, 3, 8, 8), device="cpu", train=True)
     assert seen == [False]
     assert not model.training and not model[0].training
+
+
+def test_buffers_a_user_module_changes_in_place_are_put_back() -> None:
+    class Counting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.register_buffer("seen", torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.seen.add_(x.shape[0])  # in place, in eval mode
+            return self.conv(x)
+
+    model = Counting().eval()
+    trace(model, (4, 3, 8, 8), device="cpu")
+    assert float(model.seen) == 0.0
