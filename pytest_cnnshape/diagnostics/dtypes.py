@@ -39,7 +39,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         return None
     params = [p for p in running.module.parameters(recurse=False)
               if not torch.nn.parameter.is_lazy(p)]
-    inputs = [t for t in ctx.tensors_in(running)]
+    inputs = list(ctx.tensors_in(running))
     if not params or not inputs:
         return None
     weight = params[0]

@@ -52,7 +52,7 @@ class ReportedModel:
         return (self.entry.trace or {}).get(key, default)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report's object for this model (schema in docs/report-schema.md)."""
+        """The JSON report's object for this model (the schema is documented in reporting/jsonfile.py)."""
         data = self.entry.to_dict()
         data.pop("nodeid")
         data["nodeids"] = list(self.nodeids)
