@@ -1,14 +1,18 @@
 # make demo / make test work on a fresh machine with nothing but Python:
-# create .venv, install the pinned CPU torch (override: make test TORCH_SPEC=torch==2.4.1),
+# create .venv, install the pinned CPU torch (override: make test TORCH_SPEC=torch==2.14.1),
 # then the package with its dev extras, then run.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n auto
+# The other torch this project is tested on (from this machine's local wheels); see README.
+COMPAT_TORCH ?= torch==2.14.1
+COMPAT_VENV ?= .venv-compat
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnshape-installed
+SOURCES := pytest_cnnshape tests benchmarks examples
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install demo test test-compat lint format typecheck check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,12 +41,24 @@ demo: $(STAMP)
 		rc=$$?; if [ $$rc -ne 1 ]; then echo "demo: the broken example should fail with exit 1, got $$rc"; exit 1; fi
 	@echo; echo "demo: all $(words $(EXAMPLES)) example projects passed; the broken models failed as their tests expected."
 
+# The whole suite on all cores, with the coverage of pytest_cnnshape printed at the end.
 # pytest exits 5 when nothing was collected: not a failure of this target.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov=pytest_cnnshape; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
 
+# The same suite on the second torch build this project is tested with, in its own venv.
+test-compat:
+	$(MAKE) test VENV=$(COMPAT_VENV) TORCH_SPEC=$(COMPAT_TORCH)
+
+# ruff (lint and format check) and the layer rules (import-linter).
 lint: $(STAMP)
-	$(BIN)/ruff check pytest_cnnshape tests benchmarks examples
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -53,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trace_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(COMPAT_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage build *.egg-info

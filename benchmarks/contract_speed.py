@@ -25,7 +25,7 @@ def main() -> None:
     from hypothesis import strategies as st
 
     from benchmarks.models import resnet50
-    from pytest_cnnshape.properties import assert_shape_contract
+    from pytest_cnnshape import assert_shape_contract
     from pytest_cnnshape.strategies import image_shapes
 
     model = resnet50().eval()
@@ -52,8 +52,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ResNet-50, contract 'B x 1000'")
     print(f"  first run:  {n_cold} examples in {cold:.2f} s (includes the meta warm-up)")
     print(f"  second run: {n_warm} examples in {warm:.2f} s, {per_example * 1000:.1f} ms per example")
-    print(f"  one CPU forward at the same sizes ({len(sample)} of them): "
-          f"{per_forward * 1000:.1f} ms on average")
+    print(
+        f"  one CPU forward at the same sizes ({len(sample)} of them): {per_forward * 1000:.1f} ms on average"
+    )
     print(f"  per example / per CPU forward: {per_example / per_forward:.3f}x")
 
 

@@ -29,7 +29,8 @@ class Bottleneck(nn.Module):
         self.downsample: nn.Module | None = None
         if stride != 1 or cin != cout:
             self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -51,7 +52,7 @@ class ResNet(nn.Module):
         cin = 64
         stages = []
         for i, count in enumerate(blocks):
-            width = 64 * 2 ** i
+            width = 64 * 2**i
             layers = []
             for j in range(count):
                 layers.append(Bottleneck(cin, width, stride=2 if (i > 0 and j == 0) else 1))

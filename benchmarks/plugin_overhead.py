@@ -34,7 +34,7 @@ from pathlib import Path
 
 PLAIN_TESTS = "\n".join(f"def test_{i}():\n    assert {i} + 1 > {i}\n" for i in range(200))
 
-MODEL = '''
+MODEL = """
 import torch.nn as nn
 
 def lenet(classes=10):
@@ -43,7 +43,7 @@ def lenet(classes=10):
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, classes),
     )
-'''
+"""
 
 
 def pyproject(models: int) -> str:
@@ -52,7 +52,7 @@ def pyproject(models: int) -> str:
         f'input = "8x1x28x28"\noutput = "B x {i + 2}"\ndevice = "meta"\n'
         for i in range(models)
     ]
-    return "[tool.pytest.ini_options]\naddopts = \"-p no:cacheprovider\"\n\n" + "\n".join(tables)
+    return '[tool.pytest.ini_options]\naddopts = "-p no:cacheprovider"\n\n' + "\n".join(tables)
 
 
 def run(cwd: Path, *args: str) -> tuple[float, float]:
@@ -60,8 +60,14 @@ def run(cwd: Path, *args: str) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -73,17 +79,32 @@ def run(cwd: Path, *args: str) -> tuple[float, float]:
 def count_instructions(cwd: Path, *args: str) -> int:
     """Instructions one pytest process executes, counted by valgrind's callgrind."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                           sys.executable, "-m", "pytest", "-q", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
         raise SystemExit(f"valgrind gave no instruction count:\n{done.stderr[-2000:]}")
     return int(found.group(1))
 
 
-def interleaved(cwd: Path, variants: dict[str, tuple[str, ...]],
-                repeats: int) -> dict[str, list[tuple[float, float]]]:
+def interleaved(
+    cwd: Path, variants: dict[str, tuple[str, ...]], repeats: int
+) -> dict[str, list[tuple[float, float]]]:
     for args in variants.values():
         run(cwd, *args)  # warm the file system and bytecode caches
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
@@ -95,8 +116,9 @@ def interleaved(cwd: Path, variants: dict[str, tuple[str, ...]],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-instructions", action="store_true",
-                        help="skip the valgrind instruction counts (minutes)")
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="skip the valgrind instruction counts (minutes)"
+    )
     instructions = not parser.parse_args().no_instructions
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp, "plain")
@@ -113,11 +135,15 @@ def main() -> None:
         ratio = cpu["with the plugin"] / cpu["-p no:cnnshape"]
         print(f"  ratio: CPU {ratio:.3f}x, wall {wall['with the plugin'] / wall['-p no:cnnshape']:.3f}x")
         if instructions and shutil.which("valgrind"):
-            counts = {name: count_instructions(plain, *args) for name, args in
-                      (("with the plugin", ()), ("-p no:cnnshape", ("-p", "no:cnnshape")))}
+            counts = {
+                name: count_instructions(plain, *args)
+                for name, args in (("with the plugin", ()), ("-p no:cnnshape", ("-p", "no:cnnshape")))
+            }
             ratio = counts["with the plugin"] / counts["-p no:cnnshape"]
-            print("  instructions (valgrind callgrind, one run each): "
-                  + ", ".join(f"{name} {n / 1e6:,.1f} M" for name, n in counts.items()))
+            print(
+                "  instructions (valgrind callgrind, one run each): "
+                + ", ".join(f"{name} {n / 1e6:,.1f} M" for name, n in counts.items())
+            )
             print(f"  ratio: {ratio:.4f}x; target < 1.03x: {'ok' if ratio < 1.03 else 'MISSED'}")
 
         declared = {}
@@ -132,8 +158,10 @@ def main() -> None:
         print()
         print("Declared models traced on meta (LeNet-5, 8x1x28x28), median of 5 runs:")
         print(f"  a run with no model:    {declared[0] * 1000:7.1f} ms")
-        print(f"  the first model:        +{(declared[1] - declared[0]) * 1000:6.1f} ms "
-              "(imports torch, warms meta up)")
+        print(
+            f"  the first model:        +{(declared[1] - declared[0]) * 1000:6.1f} ms "
+            "(imports torch, warms meta up)"
+        )
         print(f"  each further model:     +{(declared[41] - declared[1]) / 40 * 1000:6.1f} ms")
 
 

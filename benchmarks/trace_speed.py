@@ -103,11 +103,15 @@ def nesting() -> list[tuple[int, float, float]]:
     rows = []
     for depth in (5, 10, 20):
         model = nested(depth)
-        times = interleaved({
-            "trace": lambda m=model: trace(m, (1, 3, 32, 32), device="cpu"),
-            "torchinfo": lambda m=model: torchinfo.summary(m, input_size=(1, 3, 32, 32), verbose=0,
-                                                           device="cpu"),
-        }, 5)
+        times = interleaved(
+            {
+                "trace": lambda m=model: trace(m, (1, 3, 32, 32), device="cpu"),
+                "torchinfo": lambda m=model: torchinfo.summary(
+                    m, input_size=(1, 3, 32, 32), verbose=0, device="cpu"
+                ),
+            },
+            5,
+        )
         rows.append((depth, times["trace"], times["torchinfo"]))
     return rows
 
@@ -148,8 +152,10 @@ def fresh(code: str) -> object:
 
 
 def cold() -> dict[str, dict[str, float]]:
-    return {device: fresh(COLD.format(root=str(ROOT), device=device))  # type: ignore[misc]
-            for device in ("meta", "cpu")}
+    return {
+        device: fresh(COLD.format(root=str(ROOT), device=device))  # type: ignore[misc]
+        for device in ("meta", "cpu")
+    }
 
 
 def memory() -> tuple[int, int]:
@@ -173,19 +179,26 @@ def main() -> None:
     print()
     print("Warm, fastest of the repeats (median in parentheses):")
     print()
-    print("| input | bare forward | CPU trace | meta trace | torchinfo.summary "
-          "| CPU trace / bare | torchinfo / meta trace |")
+    print(
+        "| input | bare forward | CPU trace | meta trace | torchinfo.summary "
+        "| CPU trace / bare | torchinfo / meta trace |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     rows = warm(quick)
     for r in rows:
         cells = {k: float(r[k]) for k in r if k != "input"}  # type: ignore[arg-type]
-        bare, cpu, meta, info = (cells[k] for k in
-                                 ("bare forward", "cpu trace", "meta trace", "torchinfo.summary"))
-        shown = [f"{ms(cells[k])} ({ms(cells[k + ' median'])})" for k in
-                 ("bare forward", "cpu trace", "meta trace", "torchinfo.summary")]
-        print(f"| {r['input']} | {' | '.join(shown)} | {cpu / bare:.3f}x "
-              f"({cells['cpu trace median'] / cells['bare forward median']:.3f}x) "
-              f"| {info / meta:,.0f}x |")
+        bare, cpu, meta, info = (
+            cells[k] for k in ("bare forward", "cpu trace", "meta trace", "torchinfo.summary")
+        )
+        shown = [
+            f"{ms(cells[k])} ({ms(cells[k + ' median'])})"
+            for k in ("bare forward", "cpu trace", "meta trace", "torchinfo.summary")
+        ]
+        print(
+            f"| {r['input']} | {' | '.join(shown)} | {cpu / bare:.3f}x "
+            f"({cells['cpu trace median'] / cells['bare forward median']:.3f}x) "
+            f"| {info / meta:,.0f}x |"
+        )
     print()
     print("Nesting: a conv inside N levels of Sequential (N + 1 ReLU calls), 1x3x32x32, fastest:")
     for depth, ours, theirs in nesting():
@@ -194,22 +207,30 @@ def main() -> None:
     first = cold()
     print("Fresh process, 1x3x224x224:")
     for device, t in first.items():
-        print(f"  {device:4}  import torch {ms(t['import torch'])}, first trace {ms(t['first trace'])}, "
-              f"second trace {ms(t['second trace'])}")
+        print(
+            f"  {device:4}  import torch {ms(t['import torch'])}, first trace {ms(t['first trace'])}, "
+            f"second trace {ms(t['second trace'])}"
+        )
     holding, tracing = memory()
-    print(f"Peak RSS: holding the model {holding / 2**20:,.0f} MiB; plus a meta trace at "
-          f"8x3x512x512 {tracing / 2**20:,.0f} MiB ({tracing / holding:.3f}x)")
+    print(
+        f"Peak RSS: holding the model {holding / 2**20:,.0f} MiB; plus a meta trace at "
+        f"8x3x512x512 {tracing / 2**20:,.0f} MiB ({tracing / holding:.3f}x)"
+    )
     print()
     big = rows[-1]
     print("Targets:")
     if not quick:
         ratio = float(big["torchinfo.summary"]) / float(big["meta trace"])  # type: ignore[arg-type]
-        print(f"  warm meta trace at 8x3x512x512 >= 50x faster than torchinfo: {ratio:,.0f}x "
-              f"{'ok' if ratio >= 50 else 'MISSED'}")
+        print(
+            f"  warm meta trace at 8x3x512x512 >= 50x faster than torchinfo: {ratio:,.0f}x "
+            f"{'ok' if ratio >= 50 else 'MISSED'}"
+        )
     worst = max(float(r["cpu trace"]) / float(r["bare forward"]) for r in rows)  # type: ignore[arg-type]
     print(f"  CPU trace <= 1.10x a bare forward: worst {worst:.3f}x {'ok' if worst <= 1.10 else 'MISSED'}")
-    print(f"  meta trace peak RSS < 1.3x holding the model: {tracing / holding:.3f}x "
-          f"{'ok' if tracing / holding < 1.3 else 'MISSED'}")
+    print(
+        f"  meta trace peak RSS < 1.3x holding the model: {tracing / holding:.3f}x "
+        f"{'ok' if tracing / holding < 1.3 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,20 +13,20 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "trace": "tracer",
-    "TraceError": "tracer",
-    "ShapeTrace": "records",
-    "LayerRecord": "records",
+    "trace": "diagnostics.explain",
+    "TraceError": "errors",
+    "ShapeTrace": "tracing.records",
+    "LayerRecord": "tracing.records",
     "ShapeMismatchError": "errors",
     "SpecError": "errors",
     "ConfigError": "errors",
-    "assert_output_shape": "assertions",
-    "torchinfo_summary": "torchinfo_view",
-    "parse_shape": "spec",
-    "assert_shape_contract": "properties",
-    "assert_batch_invariant": "properties",
-    "min_input_size": "properties",
-    "ShapeContractError": "properties",
+    "assert_output_shape": "contracts.assertions",
+    "torchinfo_summary": "inspection.torchinfo_view",
+    "parse_shape": "shapes.spec",
+    "assert_shape_contract": "contracts.properties",
+    "assert_batch_invariant": "contracts.sizes",
+    "min_input_size": "contracts.sizes",
+    "ShapeContractError": "errors",
     "parameter_breakdown": "inspection.parameters",
     "ParameterBreakdown": "inspection.parameters",
     "regularization": "inspection.regularization",
@@ -35,29 +35,90 @@ _EXPORTS: dict[str, str] = {
     "assert_no_lint": "inspection.lint",
     "Finding": "inspection.findings",
     "Findings": "inspection.findings",
-    "LintError": "inspection.findings",
+    "LintError": "errors",
     "count_flops": "inspection.flops",
     "FlopReport": "inspection.flops",
+    "linear_in_features": "contracts.sizes",
+    "CnnShapeError": "errors",
+    "UsageError": "errors",
+    "ArgumentError": "errors",
+    "FactoryError": "errors",
+    "ContractFailure": "errors",
+    "OutputShapeError": "errors",
+    "BatchInvarianceError": "errors",
+    "SizeSearchError": "errors",
+    "BaselineFailure": "errors",
+    "BaselineFileError": "errors",
 }
 _SUBMODULES = frozenset({"arith", "strategies"})
 
 __all__ = [  # noqa: RUF022  (kept in the order of _EXPORTS; a test checks they agree)
-    "trace", "TraceError", "ShapeTrace", "LayerRecord", "ShapeMismatchError", "SpecError",
-    "ConfigError", "assert_output_shape", "torchinfo_summary", "parse_shape",
-    "assert_shape_contract", "assert_batch_invariant", "min_input_size", "ShapeContractError",
-    "parameter_breakdown", "ParameterBreakdown", "regularization", "RegularizationReport",
-    "lint", "assert_no_lint", "Finding", "Findings", "LintError", "count_flops", "FlopReport",
-    "arith", "strategies", "__version__",
+    "trace",
+    "TraceError",
+    "ShapeTrace",
+    "LayerRecord",
+    "ShapeMismatchError",
+    "SpecError",
+    "ConfigError",
+    "assert_output_shape",
+    "torchinfo_summary",
+    "parse_shape",
+    "assert_shape_contract",
+    "assert_batch_invariant",
+    "min_input_size",
+    "ShapeContractError",
+    "parameter_breakdown",
+    "ParameterBreakdown",
+    "regularization",
+    "RegularizationReport",
+    "lint",
+    "assert_no_lint",
+    "Finding",
+    "Findings",
+    "LintError",
+    "count_flops",
+    "FlopReport",
+    "linear_in_features",
+    "CnnShapeError",
+    "UsageError",
+    "ArgumentError",
+    "FactoryError",
+    "ContractFailure",
+    "OutputShapeError",
+    "BatchInvarianceError",
+    "SizeSearchError",
+    "BaselineFailure",
+    "BaselineFileError",
+    "arith",
+    "strategies",
+    "__version__",
 ]
 
 if TYPE_CHECKING:
-    from .assertions import assert_output_shape as assert_output_shape
+    from .contracts.assertions import assert_output_shape as assert_output_shape
+    from .contracts.properties import assert_shape_contract as assert_shape_contract
+    from .contracts.sizes import assert_batch_invariant as assert_batch_invariant
+    from .contracts.sizes import linear_in_features as linear_in_features
+    from .contracts.sizes import min_input_size as min_input_size
+    from .diagnostics.explain import trace as trace
+    from .errors import ArgumentError as ArgumentError
+    from .errors import BaselineFailure as BaselineFailure
+    from .errors import BaselineFileError as BaselineFileError
+    from .errors import BatchInvarianceError as BatchInvarianceError
+    from .errors import CnnShapeError as CnnShapeError
     from .errors import ConfigError as ConfigError
+    from .errors import ContractFailure as ContractFailure
+    from .errors import FactoryError as FactoryError
+    from .errors import LintError as LintError
+    from .errors import OutputShapeError as OutputShapeError
+    from .errors import ShapeContractError as ShapeContractError
     from .errors import ShapeMismatchError as ShapeMismatchError
+    from .errors import SizeSearchError as SizeSearchError
     from .errors import SpecError as SpecError
+    from .errors import TraceError as TraceError
+    from .errors import UsageError as UsageError
     from .inspection.findings import Finding as Finding
     from .inspection.findings import Findings as Findings
-    from .inspection.findings import LintError as LintError
     from .inspection.flops import FlopReport as FlopReport
     from .inspection.flops import count_flops as count_flops
     from .inspection.lint import assert_no_lint as assert_no_lint
@@ -66,16 +127,10 @@ if TYPE_CHECKING:
     from .inspection.parameters import parameter_breakdown as parameter_breakdown
     from .inspection.regularization import RegularizationReport as RegularizationReport
     from .inspection.regularization import regularization as regularization
-    from .properties import ShapeContractError as ShapeContractError
-    from .properties import assert_batch_invariant as assert_batch_invariant
-    from .properties import assert_shape_contract as assert_shape_contract
-    from .properties import min_input_size as min_input_size
-    from .records import LayerRecord as LayerRecord
-    from .records import ShapeTrace as ShapeTrace
-    from .spec import parse_shape as parse_shape
-    from .torchinfo_view import torchinfo_summary as torchinfo_summary
-    from .tracer import TraceError as TraceError
-    from .tracer import trace as trace
+    from .inspection.torchinfo_view import torchinfo_summary as torchinfo_summary
+    from .shapes.spec import parse_shape as parse_shape
+    from .tracing.records import LayerRecord as LayerRecord
+    from .tracing.records import ShapeTrace as ShapeTrace
 
 
 def __getattr__(name: str) -> Any:

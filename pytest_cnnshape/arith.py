@@ -15,15 +15,20 @@ functions need no torch; the ``*_of`` helpers read a module's own settings.
     800
 
 ``linear_in_features(features, input_shape)`` traces a feature extractor on meta
-for the number a Linear after it needs.
+for the number a Linear after it needs; it needs a trace, so it lives in
+``contracts.sizes`` and is reachable here by name (this module imports nothing of
+the package but ``errors``).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from .errors import ArgumentError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,7 +38,7 @@ __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
     "flatten_size",
-    "linear_in_features",
+    "linear_in_features",  # noqa: F822  (module __getattr__ below: it needs a trace)
     "min_input_size_of",
     "per_dim",
     "pool_output_size",
@@ -45,12 +50,13 @@ __all__ = [
 
 def _positive(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
+        raise ArgumentError(f"{name}={value!r} must be a whole number >= {minimum}")
     return value
 
 
-def conv_output_size(size: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
-                     dilation: int = 1) -> int:
+def conv_output_size(
+    size: int, kernel_size: int, *, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
     """Output length of a convolution along one dimension (may be <= 0: too small).
 
     ``floor((size + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``
@@ -61,8 +67,15 @@ def conv_output_size(size: int, kernel_size: int, *, stride: int = 1, padding: i
     return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
-def pool_output_size(size: int, kernel_size: int, *, stride: int | None = None, padding: int = 0,
-                     dilation: int = 1, ceil_mode: bool = False) -> int:
+def pool_output_size(
+    size: int,
+    kernel_size: int,
+    *,
+    stride: int | None = None,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
     """Output length of max/avg pooling along one dimension (stride defaults to the kernel).
 
     With ``ceil_mode`` the last window may hang over the end, but it must start
@@ -78,8 +91,15 @@ def pool_output_size(size: int, kernel_size: int, *, stride: int | None = None, 
     return out
 
 
-def conv_transpose_output_size(size: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
-                               output_padding: int = 0, dilation: int = 1) -> int:
+def conv_transpose_output_size(
+    size: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    dilation: int = 1,
+) -> int:
     """Output length of a transposed convolution along one dimension.
 
     ``(size - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1``
@@ -102,29 +122,8 @@ def flatten_size(shape: Sequence[int], start_dim: int = 1, end_dim: int = -1) ->
     start = start_dim + rank if start_dim < 0 else start_dim
     end = end_dim + rank if end_dim < 0 else end_dim
     if not 0 <= start <= end < rank:
-        raise ValueError(
-            f"start_dim={start_dim}, end_dim={end_dim} do not fit a shape of rank {rank}"
-        )
-    return math.prod(shape[start:end + 1])
-
-
-def linear_in_features(features: nn.Module, input_shape: Any) -> int:
-    """The ``in_features`` of a Linear placed after ``features`` (and a flatten), for one input.
-
-    ``input_shape`` is any input ``trace`` takes (``(1, 3, 32, 32)``, ``"1x3x32x32"``).
-    Traces the feature extractor on meta — no weights copied, no compute — and
-    flattens what it returns per sample: ``linear_in_features(model.features,
-    (1, 3, 32, 32)) == 32 * 5 * 5`` for a LeNet-style extractor.
-    """
-    from .tracer import trace
-
-    out = trace(features, input_shape, device="meta").output_shape
-    if not isinstance(out, tuple) or not all(isinstance(d, int) for d in out) or len(out) < 2:
-        raise ValueError(
-            f"the feature extractor returns {out!r}, not one (N, C, ...) tensor; pass the part "
-            "of the model that ends right before the flatten"
-        )
-    return flatten_size(out, 1)
+        raise ArgumentError(f"start_dim={start_dim}, end_dim={end_dim} do not fit a shape of rank {rank}")
+    return math.prod(shape[start : end + 1])
 
 
 def per_dim(value: Any, n: int) -> tuple[Any, ...]:
@@ -150,12 +149,16 @@ def spatial_output_of(module: nn.Module, spatial: Sequence[int]) -> tuple[int, .
     dims = len(spatial)
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         return tuple(
-            conv_transpose_output_size(s, k, stride=st, padding=p, output_padding=op,
-                                       dilation=d)
+            conv_transpose_output_size(s, k, stride=st, padding=p, output_padding=op, dilation=d)
             for s, k, st, p, op, d in zip(
-                spatial, per_dim(module.kernel_size, dims), per_dim(module.stride, dims),
-                per_dim(module.padding, dims), per_dim(module.output_padding, dims),
-                per_dim(module.dilation, dims), strict=True)
+                spatial,
+                per_dim(module.kernel_size, dims),
+                per_dim(module.stride, dims),
+                per_dim(module.padding, dims),
+                per_dim(module.output_padding, dims),
+                per_dim(module.dilation, dims),
+                strict=True,
+            )
         )
     if isinstance(module, nn.modules.conv._ConvNd):
         if module.padding == "same":
@@ -164,16 +167,25 @@ def spatial_output_of(module: nn.Module, spatial: Sequence[int]) -> tuple[int, .
         return tuple(
             conv_output_size(s, k, stride=st, padding=p, dilation=d)
             for s, k, st, p, d in zip(
-                spatial, per_dim(module.kernel_size, dims), per_dim(module.stride, dims),
-                per_dim(padding, dims), per_dim(module.dilation, dims), strict=True)
+                spatial,
+                per_dim(module.kernel_size, dims),
+                per_dim(module.stride, dims),
+                per_dim(padding, dims),
+                per_dim(module.dilation, dims),
+                strict=True,
+            )
         )
     if isinstance(module, nn.modules.pooling._MaxPoolNd):
         return tuple(
             pool_output_size(s, k, stride=st, padding=p, dilation=d, ceil_mode=module.ceil_mode)
             for s, k, st, p, d in zip(
-                spatial, per_dim(module.kernel_size, dims),
+                spatial,
+                per_dim(module.kernel_size, dims),
                 per_dim(module.stride or module.kernel_size, dims),
-                per_dim(module.padding, dims), per_dim(module.dilation, dims), strict=True)
+                per_dim(module.padding, dims),
+                per_dim(module.dilation, dims),
+                strict=True,
+            )
         )
     if isinstance(module, nn.modules.pooling._AvgPoolNd) and hasattr(module, "ceil_mode"):
         # AvgPool3d also refuses any side smaller than its kernel, padding or not.
@@ -182,14 +194,18 @@ def spatial_output_of(module: nn.Module, spatial: Sequence[int]) -> tuple[int, .
         return tuple(
             0 if strict and s < k else pool_output_size(s, k, stride=st, padding=p, ceil_mode=ceil)
             for s, k, st, p in zip(
-                spatial, per_dim(module.kernel_size, dims),
+                spatial,
+                per_dim(module.kernel_size, dims),
                 per_dim(module.stride or module.kernel_size, dims),
-                per_dim(module.padding, dims), strict=True)
+                per_dim(module.padding, dims),
+                strict=True,
+            )
         )
-    if isinstance(module, (nn.modules.pooling._AdaptiveAvgPoolNd,
-                           nn.modules.pooling._AdaptiveMaxPoolNd)):
-        return tuple(s if o is None else int(o)
-                     for s, o in zip(spatial, per_dim(module.output_size, dims), strict=True))
+    if isinstance(module, (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
+        return tuple(
+            s if o is None else int(o)
+            for s, o in zip(spatial, per_dim(module.output_size, dims), strict=True)
+        )
     if isinstance(module, nn.Upsample):
         if module.size is not None:
             return tuple(int(v) for v in per_dim(module.size, dims))
@@ -204,16 +220,34 @@ def _keeps_size(module: nn.Module) -> bool:
     from torch import nn
 
     keeping = (
-        nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LocalResponseNorm,
-        nn.modules.dropout._DropoutNd, nn.Identity,
-        nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-        nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus,
+        nn.modules.batchnorm._NormBase,
+        nn.GroupNorm,
+        nn.LocalResponseNorm,
+        nn.modules.dropout._DropoutNd,
+        nn.Identity,
+        nn.ReLU,
+        nn.ReLU6,
+        nn.LeakyReLU,
+        nn.PReLU,
+        nn.ELU,
+        nn.SELU,
+        nn.CELU,
+        nn.GELU,
+        nn.SiLU,
+        nn.Mish,
+        nn.Sigmoid,
+        nn.Tanh,
+        nn.Hardswish,
+        nn.Hardsigmoid,
+        nn.Hardtanh,
+        nn.Softplus,
     )
     return isinstance(module, keeping)
 
 
-def smallest_input(output_of: Callable[[int], int], required: int = 1, *,
-                   start: int = 1, limit: int = 1 << 20) -> int | None:
+def smallest_input(
+    output_of: Callable[[int], int], required: int = 1, *, start: int = 1, limit: int = 1 << 20
+) -> int | None:
     """The smallest ``n >= start`` with ``output_of(n) >= required`` (None above ``limit``).
 
     Output sizes of convolutions and pooling never shrink when the input grows,
@@ -281,11 +315,19 @@ def receptive_field_of(modules: Sequence[nn.Module]) -> ReceptiveField:
     for m in modules:
         if isinstance(m, nn.modules.conv._ConvTransposeNd):
             continue  # upsampling: no receptive-field rule; the chain's other layers still count
-        if isinstance(m, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd,
-                          nn.modules.pooling._AvgPoolNd)) and hasattr(m, "kernel_size"):
+        if isinstance(
+            m, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+        ) and hasattr(m, "kernel_size"):
             k = per_dim(m.kernel_size, 1)[0]
             d = per_dim(getattr(m, "dilation", 1), 1)[0]
             s = per_dim(getattr(m, "stride", None) or k, 1)[0]
             size += (k - 1) * d * jump
             jump *= s
     return ReceptiveField(size, jump)
+
+
+def __getattr__(name: str) -> Any:
+    """``arith.linear_in_features``: defined in ``contracts.sizes`` (it traces), loaded on use."""
+    if name == "linear_in_features":
+        return importlib.import_module(".contracts.sizes", __package__).linear_in_features
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .defaults import DEFAULT_DEVICE, DEVICES
+from .errors import UsageError
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -35,43 +38,68 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("spec", help="model factory: pkg.module:Factory or path/file.py:Factory(k=v)")
-        cmd.add_argument("--input", "-i", action="append", metavar="SHAPE",
-                         help="input shape, e.g. 1x3x32x32 (repeat for several inputs)")
-        cmd.add_argument("--device", default="auto", choices=("auto", "meta", "cpu", "cuda"),
-                         help="where to trace (default: auto = meta first)")
+        cmd.add_argument(
+            "--input",
+            "-i",
+            action="append",
+            metavar="SHAPE",
+            help="input shape, e.g. 1x3x32x32 (repeat for several inputs)",
+        )
+        cmd.add_argument(
+            "--device",
+            default=DEFAULT_DEVICE,
+            choices=DEVICES,
+            help=f"where to trace (default: {DEFAULT_DEVICE} = meta first)",
+        )
         cmd.add_argument("--dtype", default=None, help="input dtype, e.g. float16 (default: the model's)")
         cmd.add_argument("--train", action="store_true", help="trace in training mode")
-        cmd.add_argument("--depth", type=int, default=None, metavar="N",
-                         help="fold the table to N levels of nesting")
+        cmd.add_argument(
+            "--depth", type=int, default=None, metavar="N", help="fold the table to N levels of nesting"
+        )
         cmd.add_argument("--json", action="store_true", help="print the trace as JSON")
         if name == "summary":
-            cmd.add_argument("--torchinfo", action="store_true",
-                             help="print torchinfo's table instead (real forward on the model's device)")
-            cmd.add_argument("--params", action="store_true",
-                             help="also print every parameter and buffer tensor, and the regularization")
-            cmd.add_argument("--flops", action="store_true",
-                             help="also print multiply-accumulates and FLOPs per layer")
-            cmd.add_argument("--lint", action="store_true",
-                             help="also lint the model; exit 1 on findings ([tool.cnnshape] lint.ignore "
-                                  "of ./pyproject.toml applies)")
-            cmd.add_argument("--lint-ignore", action="append", default=[], metavar="RULE",
-                             help="switch a lint rule off, e.g. --lint-ignore dropout-after-conv")
+            cmd.add_argument(
+                "--torchinfo",
+                action="store_true",
+                help="print torchinfo's table instead (real forward on the model's device)",
+            )
+            cmd.add_argument(
+                "--params",
+                action="store_true",
+                help="also print every parameter and buffer tensor, and the regularization",
+            )
+            cmd.add_argument(
+                "--flops", action="store_true", help="also print multiply-accumulates and FLOPs per layer"
+            )
+            cmd.add_argument(
+                "--lint",
+                action="store_true",
+                help="also lint the model; exit 1 on findings ([tool.cnnshape] lint.ignore "
+                "of ./pyproject.toml applies)",
+            )
+            cmd.add_argument(
+                "--lint-ignore",
+                action="append",
+                default=[],
+                metavar="RULE",
+                help="switch a lint rule off, e.g. --lint-ignore dropout-after-conv",
+            )
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .diagnostics.explain import trace
     from .errors import ShapeMismatchError
-    from .factory import build_model
-    from .tracer import trace
+    from .tracing.factory import build_model
 
     if not args.input:
-        raise _Usage("--input is required, e.g. --input 1x3x32x32")
+        raise UsageError("--input is required, e.g. --input 1x3x32x32")
     if args.depth is not None and args.depth < 0:
-        raise _Usage(f"--depth {args.depth}: give 0 or more")
+        raise UsageError(f"--depth {args.depth}: give 0 or more")
     inputs: Any = args.input[0] if len(args.input) == 1 else list(args.input)
     model = build_model(args.spec)
     if getattr(args, "torchinfo", False):
-        from .torchinfo_view import torchinfo_summary
+        from .inspection.torchinfo_view import torchinfo_summary
 
         print(torchinfo_summary(model, inputs, depth=args.depth if args.depth is not None else 3))
         return EXIT_OK
@@ -103,27 +131,22 @@ def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
     """``--params``, ``--flops``, ``--lint`` (with ./pyproject.toml's lint.ignore)."""
     from pathlib import Path
 
-    from .config import load_project
     from .inspection.catalog import check_rule_ids
     from .inspection.console import inspection_sections
+    from .plugin.config import load_project
 
     wanted = {key: getattr(args, key, False) for key in ("params", "flops", "lint")}
     ignore: tuple[str, ...] = ()
     if wanted["lint"]:
         project = load_project(Path("pyproject.toml"))
         ignore = (*project.lint_ignore, *check_rule_ids(args.lint_ignore, "--lint-ignore"))
-    return inspection_sections(model, inputs, **wanted, ignore=ignore, device=args.device,
-                               depth=args.depth)
+    return inspection_sections(model, inputs, **wanted, ignore=ignore, device=args.device, depth=args.depth)
 
 
 def _output(result: Any) -> str:
-    from .shapes import format_shape
+    from .shapes.tree import format_shape
 
     return format_shape(result.output_shape)
-
-
-class _Usage(Exception):
-    """A usage error found after argument parsing."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,13 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    from .errors import SpecError
-    from .factory import FactoryError
-    from .tracer import TraceError
+    from .errors import CnnShapeError
 
     try:
         return _run(args)
-    except (_Usage, SpecError, FactoryError, TraceError, ValueError, TypeError) as exc:
+    except CnnShapeError as exc:  # a bad spec or option, a factory that raised, an untraceable model
         print(f"cnnshape: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

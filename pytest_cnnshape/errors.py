@@ -1,29 +1,78 @@
-"""Errors users meet: shape failures of their model, and mistakes in how they call us.
+"""Every error pytest-cnnshape raises, in one hierarchy.
 
-``SpecError`` and ``ConfigError`` are ValueErrors whose text names the argument or
-setting, the value given and an accepted example, so the plugin and CLI can show
-them as one line instead of a traceback.
+``CnnShapeError`` is the base; catch it to catch anything of ours. Under it two
+kinds users handle differently:
+
+* ``UsageError``: how pytest-cnnshape was called or configured (a shape spec, a
+  setting, a marker argument, an API argument). The message names the thing, the
+  value and an accepted example; the CLI exits 2 and pytest shows one line.
+* the model's own failures: ``ShapeMismatchError`` (its forward fails),
+  ``ContractFailure`` and its kinds (it runs, but breaks what a test asked of it),
+  ``TraceError`` (it cannot be traced where asked), ``FactoryError`` (its factory
+  raised).
+
+Each public class keeps the builtin base it always had (``ShapeMismatchError``
+is a ``RuntimeError``, ``LintError`` an ``AssertionError``, ``SpecError`` a
+``ValueError``), so code that catches those keeps working. Torch-free; the
+message helpers at the end give every surface the same wording.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .diagnostics.report import Diagnosis
-    from .records import ShapeTrace
-    from .shapes import ShapeTree
+    from .inspection.findings import Findings
+    from .shapes.tree import Shape, ShapeTree
+    from .tracing.failure import FailureContext
+    from .tracing.records import ShapeTrace
 
 
-class SpecError(ValueError):
+class CnnShapeError(Exception):
+    """Base of every error pytest-cnnshape raises."""
+
+
+# -- how we were called ---------------------------------------------------------------
+
+
+class UsageError(CnnShapeError):
+    """A mistake in how pytest-cnnshape was called or configured: fix the call, not the model."""
+
+
+class SpecError(UsageError, ValueError):
     """A shape, input or model spec that cannot be understood; says how to write it."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A setting (pyproject, marker, command line) with a wrong key or value."""
 
 
-class ShapeMismatchError(RuntimeError):
+class MarkerError(ConfigError):
+    """A ``cnn_model`` marker written wrongly; the test fails at setup with this one line."""
+
+
+class ArgumentError(UsageError, ValueError):
+    """An argument of the Python API with a value it cannot take."""
+
+
+class ArgumentTypeError(UsageError, TypeError):
+    """An argument of the Python API of a type it cannot take."""
+
+
+# -- the model's failures -------------------------------------------------------------
+
+
+class FactoryError(CnnShapeError, RuntimeError):
+    """A model factory that raised, or returned something other than an nn.Module."""
+
+
+class TraceError(CnnShapeError, RuntimeError):
+    """The model could not be traced where asked (not a shape error of the model)."""
+
+
+class ShapeMismatchError(CnnShapeError, RuntimeError):
     """The model's forward failed; names the layer, what it received and the fix.
 
     ``str(err)`` is the full diagnostic; the attributes carry its parts for tests
@@ -67,12 +116,122 @@ class ShapeMismatchError(RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep the readable message when pickled (xdist, multiprocessing).
-        return (_rebuild_error, (str(self), self.diagnosis, self.trace))
+        return (_rebuild_shape_error, (str(self), self.diagnosis, self.trace))
 
 
-def _rebuild_error(message: str, diagnosis: Diagnosis, trace: ShapeTrace) -> ShapeMismatchError:
+def _rebuild_shape_error(message: str, diagnosis: Diagnosis, trace: ShapeTrace) -> ShapeMismatchError:
     err = ShapeMismatchError.__new__(ShapeMismatchError)
     err.diagnosis = diagnosis
     err.trace = trace
     RuntimeError.__init__(err, message)
     return err
+
+
+class ContractFailure(CnnShapeError, AssertionError):
+    """A model that runs but breaks what a test asked of it; the message explains it whole."""
+
+
+class OutputShapeError(ContractFailure):
+    """``assert_output_shape``: the output differs from the expected shape."""
+
+
+class ShapeContractError(ContractFailure):
+    """A model broke its shape contract; the message has the smallest failing input."""
+
+    def __init__(self, message: str, shape: Shape, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        #: The smallest failing input hypothesis found.
+        self.shape = shape
+        #: The ShapeMismatchError of the failing trace, when the forward failed.
+        self.error = cause
+
+
+class LintError(ContractFailure):
+    """``assert_no_lint`` found something; the message lists every finding with its fix."""
+
+    def __init__(self, model: str, findings: Findings) -> None:
+        self.findings = findings
+        count = f"{len(findings)} lint finding{'s' if len(findings) != 1 else ''}"
+        head = (
+            f"{model}: {count} (to accept one, switch its rule off: ignore=['rule-id'] "
+            "or [tool.cnnshape] lint.ignore)"
+        )
+        super().__init__(head + "\n" + findings.text())
+
+
+class BatchInvarianceError(ContractFailure):
+    """``assert_batch_invariant``: an output batch that does not follow the input's."""
+
+
+class SizeSearchError(CnnShapeError, ValueError):
+    """A size search by tracing (``min_input_size``) found no size the model runs on."""
+
+
+class BaselineFailure(ContractFailure):
+    """A model whose shapes differ from its committed baseline, or whose baseline is unusable."""
+
+
+class BaselineFileError(CnnShapeError):
+    """A baseline file that exists but cannot be used; ``str()`` says why, in words."""
+
+    def __init__(self, problem: str, *, newer: bool = False) -> None:
+        super().__init__(problem)
+        #: True when the file is from a newer format (upgrading helps, not restoring).
+        self.newer = newer
+
+
+# -- control flow that never leaves the package ---------------------------------------
+
+
+class ForwardFailed(Exception):
+    """Internal: a traced forward raised; carries the moment of failure to be explained."""
+
+    def __init__(self, context: FailureContext, note: str | None = None) -> None:
+        super().__init__(str(context.exc))
+        self.context = context
+        #: Why the trace ran where it did (meta fell back to a real forward), if it moved.
+        self.note = note
+
+
+class ContractViolation(Exception):
+    """Internal: raised inside a hypothesis run so that it shrinks; explained afterwards."""
+
+    def __init__(self, shape: Shape, names: dict[str, int]) -> None:
+        super().__init__(str(list(shape)))
+        self.shape, self.names = shape, names
+
+
+# -- wording shared by every surface --------------------------------------------------
+
+
+def unknown(
+    name: str,
+    known: Iterable[str],
+    *,
+    noun: str = "key",
+    examples: Mapping[str, str] | None = None,
+    listing: str | None = None,
+) -> str:
+    """``unknown key 'inptu' (did you mean 'input'? e.g. ...); known keys: a, b``.
+
+    ``examples`` maps a name to how it is written (shown with the suggestion);
+    ``listing`` replaces ``known <noun>s`` as the label of the list.
+    """
+    import difflib
+
+    names = list(known)
+    close = difflib.get_close_matches(str(name), names, n=1)
+    hint = ""
+    if close:
+        example = (examples or {}).get(close[0])
+        hint = f" (did you mean {close[0]!r}?" + (f" e.g. {example})" if example else ")")
+    label = listing or f"known {noun}s:"
+    return f"unknown {noun} {name!r}{hint}; {label} {', '.join(names)}"
+
+
+def unknown_key(where: str, key: str, examples: Mapping[str, str]) -> ConfigError:
+    """``[tool.cnnshape] has an unknown key 'devcie' (did you mean 'device'? e.g. ...)``.
+
+    ``examples`` maps every known key to how it is written, in the order to list them.
+    """
+    return ConfigError(f"{where} has an " + unknown(key, examples, examples=examples))

@@ -1,21 +1,30 @@
 """Shared fixtures.
 
-torch is imported, and the meta device warmed up, once per test process here.
-pytester's in-process runs restore ``sys.modules`` afterwards: a torch submodule
-first imported inside such a run (the first meta BatchNorm pulls in
-``torch._dynamo``) would be dropped and later re-imported, and torch's operator
-registry refuses a second registration of the same library. Importing it all up
-front keeps every later import a cache hit.
+torch and every module of pytest_cnnshape are imported, and the meta device
+warmed up, once per test process here. pytester's in-process runs restore
+``sys.modules`` afterwards, so a module first imported inside such a run is
+dropped and imported afresh by the next one: for a torch submodule (the first
+meta BatchNorm pulls in ``torch._dynamo``) torch's operator registry refuses the
+second registration, and for ours a package attribute would keep the first copy
+while ``sys.modules`` hands out the second (two ``Snapshot`` classes that never
+compare equal). Importing it all up front keeps every later import a cache hit.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 
 import torch
 from hypothesis import settings
 from torch import nn
 from torch.utils import flop_counter  # noqa: F401  (same reason: imported once, here)
+
+import pytest_cnnshape
+
+for _module in pkgutil.walk_packages(pytest_cnnshape.__path__, "pytest_cnnshape."):
+    importlib.import_module(_module.name)
 
 with torch.no_grad():
     nn.BatchNorm2d(1, device="meta").eval()(torch.empty(1, 1, 1, 1, device="meta"))

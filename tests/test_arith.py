@@ -22,8 +22,13 @@ def torch_length(fn, size: int, channels: int = 1, **kwargs) -> int | None:  # t
         return None
 
 
-@given(size=st.integers(1, 64), k=st.integers(1, 9), s=st.integers(1, 5), p=st.integers(0, 4),
-       d=st.integers(1, 3))
+@given(
+    size=st.integers(1, 64),
+    k=st.integers(1, 9),
+    s=st.integers(1, 5),
+    p=st.integers(0, 4),
+    d=st.integers(1, 3),
+)
 def test_conv_output_size(size: int, k: int, s: int, p: int, d: int) -> None:
     expected = arith.conv_output_size(size, k, stride=s, padding=p, dilation=d)
     weight = torch.empty(1, 1, k, device=META)
@@ -31,18 +36,22 @@ def test_conv_output_size(size: int, k: int, s: int, p: int, d: int) -> None:
     assert got == (expected if expected >= 1 else None)
 
 
-@given(size=st.integers(1, 64), k=st.integers(1, 7), s=st.integers(1, 5), d=st.integers(1, 3),
-       ceil=st.booleans(), data=st.data())
+@given(
+    size=st.integers(1, 64),
+    k=st.integers(1, 7),
+    s=st.integers(1, 5),
+    d=st.integers(1, 3),
+    ceil=st.booleans(),
+    data=st.data(),
+)
 def test_max_pool_output_size(size: int, k: int, s: int, d: int, ceil: bool, data: st.DataObject) -> None:
     p = data.draw(st.integers(0, k // 2))  # torch: padding at most half the kernel
     expected = arith.pool_output_size(size, k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
-    got = torch_length(F.max_pool1d, size, kernel_size=k, stride=s, padding=p, dilation=d,
-                       ceil_mode=ceil)
+    got = torch_length(F.max_pool1d, size, kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
     assert got == (expected if expected >= 1 else None)
 
 
-@given(size=st.integers(1, 64), k=st.integers(1, 7), s=st.integers(1, 5), ceil=st.booleans(),
-       data=st.data())
+@given(size=st.integers(1, 64), k=st.integers(1, 7), s=st.integers(1, 5), ceil=st.booleans(), data=st.data())
 def test_avg_pool_output_size(size: int, k: int, s: int, ceil: bool, data: st.DataObject) -> None:
     p = data.draw(st.integers(0, k // 2))
     expected = arith.pool_output_size(size, k, stride=s, padding=p, ceil_mode=ceil)
@@ -50,16 +59,21 @@ def test_avg_pool_output_size(size: int, k: int, s: int, ceil: bool, data: st.Da
     assert got == (expected if expected >= 1 else None)
 
 
-@given(size=st.integers(1, 32), k=st.integers(1, 6), s=st.integers(1, 4), p=st.integers(0, 3),
-       d=st.integers(1, 3), data=st.data())
-def test_conv_transpose_output_size(size: int, k: int, s: int, p: int, d: int,
-                                    data: st.DataObject) -> None:
+@given(
+    size=st.integers(1, 32),
+    k=st.integers(1, 6),
+    s=st.integers(1, 4),
+    p=st.integers(0, 3),
+    d=st.integers(1, 3),
+    data=st.data(),
+)
+def test_conv_transpose_output_size(size: int, k: int, s: int, p: int, d: int, data: st.DataObject) -> None:
     op = data.draw(st.integers(0, max(s, d) - 1))  # torch: output_padding < max(stride, dilation)
-    expected = arith.conv_transpose_output_size(size, k, stride=s, padding=p, output_padding=op,
-                                               dilation=d)
+    expected = arith.conv_transpose_output_size(size, k, stride=s, padding=p, output_padding=op, dilation=d)
     weight = torch.empty(1, 1, k, device=META)
-    got = torch_length(F.conv_transpose1d, size, weight=weight, stride=s, padding=p,
-                       output_padding=op, dilation=d)
+    got = torch_length(
+        F.conv_transpose1d, size, weight=weight, stride=s, padding=p, output_padding=op, dilation=d
+    )
     assert got == (expected if expected >= 1 else None)
 
 
@@ -82,14 +96,14 @@ def layers_2d() -> st.SearchStrategy[nn.Module]:
     k, s, p = st.integers(1, 5), st.integers(1, 3), st.integers(0, 2)
     return st.one_of(
         st.builds(lambda k, s, p, d: nn.Conv2d(1, 1, k, s, min(p, k), d), k, s, p, st.integers(1, 2)),
-        st.builds(lambda k, s, p, c: nn.MaxPool2d(k, s, min(p, k // 2), ceil_mode=c), k, s, p,
-                  st.booleans()),
-        st.builds(lambda k, s, p, c: nn.AvgPool2d(k, s, min(p, k // 2), ceil_mode=c), k, s, p,
-                  st.booleans()),
+        st.builds(lambda k, s, p, c: nn.MaxPool2d(k, s, min(p, k // 2), ceil_mode=c), k, s, p, st.booleans()),
+        st.builds(lambda k, s, p, c: nn.AvgPool2d(k, s, min(p, k // 2), ceil_mode=c), k, s, p, st.booleans()),
         st.builds(lambda k, s, p: nn.ConvTranspose2d(1, 1, k, s, min(p, k - 1)), k, s, p),
         st.builds(nn.AdaptiveAvgPool2d, st.integers(1, 4)),
         st.builds(lambda f: nn.Upsample(scale_factor=f), st.integers(1, 3)),
-        st.just(nn.ReLU()), st.just(nn.BatchNorm2d(1).eval()), st.just(nn.Conv2d(1, 1, 3, padding="same")),
+        st.just(nn.ReLU()),
+        st.just(nn.BatchNorm2d(1).eval()),
+        st.just(nn.Conv2d(1, 1, 3, padding="same")),
     ).map(lambda m: m.to(META))
 
 
@@ -136,10 +150,12 @@ def test_smallest_input_gives_up_above_the_limit() -> None:
     assert arith.smallest_input(lambda n: n // 10, required=3) == 30
 
 
-@given(kernels=st.lists(st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(1, 2)),
-                        min_size=1, max_size=4))
-def test_receptive_field_is_the_input_window_one_output_sees(
-        kernels: list[tuple[int, int, int]]) -> None:
+@given(
+    kernels=st.lists(
+        st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(1, 2)), min_size=1, max_size=4
+    )
+)
+def test_receptive_field_is_the_input_window_one_output_sees(kernels: list[tuple[int, int, int]]) -> None:
     layers = [nn.Conv2d(1, 1, k, s, dilation=d, bias=False) for k, s, d in kernels]
     for conv in layers:
         nn.init.constant_(conv.weight, 1.0)

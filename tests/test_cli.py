@@ -54,16 +54,14 @@ def test_summary_prints_the_table(project: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_summary_with_kwargs_depth_and_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "summary", "models.py:Net(width=4)", "-i", "2x3x32x32",
-                       "--depth", "1")
+    code, out, _ = run(capsys, "summary", "models.py:Net(width=4)", "-i", "2x3x32x32", "--depth", "1")
     assert code == 0 and "body.0" not in out and "[2, 4, 30, 30]" not in out
     code, out, _ = run(capsys, "summary", "models:Net", "-i", "2x3x32x32", "--json")
     data = json.loads(out)
     assert code == 0 and data["ok"] and data["trace"]["output_shape"] == [2, 10]
 
 
-def test_shape_failure_exits_1_with_the_diagnostic(project: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_shape_failure_exits_1_with_the_diagnostic(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("summary", "check"):
         code, out, _ = run(capsys, command, "models.py:broken", "--input", "1x3x32x32")
         assert code == 1
@@ -86,8 +84,9 @@ def test_shape_failure_exits_1_with_the_diagnostic(project: Path,
         (["summary", "models.py:Net", "-i", "1x3x8x8", "--device", "tpu"], "invalid choice"),
     ],
 )
-def test_usage_errors_exit_2_in_one_line(project: Path, capsys: pytest.CaptureFixture[str],
-                                         argv: list[str], words: str) -> None:
+def test_usage_errors_exit_2_in_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
     with pytest.raises(SystemExit) if "--device" in argv else _nothing() as info:
         code, _, err = run(capsys, *argv)
     if info is not None and isinstance(info, pytest.ExceptionInfo):
@@ -110,7 +109,9 @@ class _nothing:
 def test_console_script_runs(project: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "pytest_cnnshape.cli", "summary", "models.py:Net", "-i", "1x3x32x32"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert "Total params" in out.stdout

@@ -18,8 +18,13 @@ PROJECTS = sorted(p.name for p in EXAMPLES.iterdir() if (p / "pyproject.toml").i
 
 
 def run(project: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "--cnn-shapes", *args],
-                          cwd=EXAMPLES / project, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--cnn-shapes", *args],
+        cwd=EXAMPLES / project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_every_example_project_is_covered() -> None:
@@ -44,11 +49,18 @@ def test_the_lenet_baseline_catches_a_changed_layer(tmp_path: Path) -> None:
     project = tmp_path / "lenet"
     shutil.copytree(EXAMPLES / "lenet", project)
     source = project / "lenet.py"
-    source.write_text(source.read_text().replace("nn.Conv2d(6, 16, kernel_size=5)",
-                                                 "nn.Conv2d(6, 12, kernel_size=5)")
-                      .replace("nn.Linear(16 * 5 * 5, 120)", "nn.Linear(12 * 5 * 5, 120)"))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-k", "lenet5_digits"], cwd=project,
-                          capture_output=True, text=True, check=False)
+    source.write_text(
+        source.read_text()
+        .replace("nn.Conv2d(6, 16, kernel_size=5)", "nn.Conv2d(6, 12, kernel_size=5)")
+        .replace("nn.Linear(16 * 5 * 5, 120)", "nn.Linear(12 * 5 * 5, 120)")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-k", "lenet5_digits"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 1, done.stdout
     assert "shape baseline changed for lenet5_digits (16x1x28x28)" in done.stdout
     assert "~   3        Conv2d" in done.stdout

@@ -20,8 +20,12 @@ class FlattenMismatch(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 16, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.fc = nn.Linear(32 * 6 * 6, 10)  # right for 32x32 inputs only
 
@@ -33,14 +37,22 @@ class FlattenMismatch(nn.Module):
 
 def rgb_classifier() -> nn.Sequential:
     """Built for RGB (3 channels); the tests feed it grayscale digits (1 channel)."""
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(16, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)
+    )
 
 
 def batchnorm2d_in_the_head() -> nn.Sequential:
     """BatchNorm2d after a Linear: the head's (N, 64) features need BatchNorm1d(64)."""
-    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(8, 64), nn.BatchNorm2d(64), nn.ReLU(), nn.Linear(64, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 64),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
 
 
 def deep_pooling() -> nn.Sequential:
@@ -92,8 +104,9 @@ class ViewFoldsTheBatch(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 16, 5), nn.MaxPool2d(2), nn.Conv2d(16, 16, 5),
-                                      nn.MaxPool2d(2))
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 5), nn.MaxPool2d(2), nn.Conv2d(16, 16, 5), nn.MaxPool2d(2)
+        )
         self.fc = nn.Linear(16 * 5 * 5, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,11 @@ class DynamicNet(nn.Module):
     def __init__(self, channels: int = 16, classes: int = 5) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 3, padding=1)
-        self.down = nn.Sequential(nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels), nn.ReLU())
+        self.down = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        )
         self.detail = nn.Conv2d(3, channels, 7, stride=8, padding=3)
         self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(channels, classes))
 

@@ -21,10 +21,16 @@ from torch import nn
 def lenet5(classes: int = 10) -> nn.Sequential:
     """LeNet-5 with tanh activations and average pooling, as published."""
     return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(1, 6, kernel_size=5, padding=2),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, kernel_size=5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.Tanh(),
-        nn.Linear(120, 84), nn.Tanh(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),
         nn.Linear(84, classes),
     )

@@ -6,8 +6,7 @@ import pytest
 from lenet import lenet5
 
 
-@pytest.mark.cnn_model(lenet5, input="B x 1 x 28 x 28", dims={"B": 8}, output="B x 10",
-                       max_params=100_000)
+@pytest.mark.cnn_model(lenet5, input="B x 1 x 28 x 28", dims={"B": 8}, output="B x 10", max_params=100_000)
 def test_lenet_contract(cnn_trace):
     # the marker's contract was checked before this line; the trace is ours to inspect
     assert cnn_trace["6"].output_shape == (8, 400)  # Flatten: 16 * 5 * 5

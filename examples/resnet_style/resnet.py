@@ -33,8 +33,9 @@ class BasicBlock(nn.Module):
         self.downsample: nn.Module | None = None
         if stride != 1 or cin != cout:
             # the shortcut must change the map exactly as the branch does
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(cout))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -49,8 +50,9 @@ class ResNet(nn.Module):
     def __init__(self, classes: int = 10, widths: tuple[int, ...] = (16, 32, 64)) -> None:
         super().__init__()
         self.act = nn.ReLU()
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(widths[0]))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0])
+        )
         blocks, cin = [], widths[0]
         for i, width in enumerate(widths):
             stride = 1 if i == 0 else 2

@@ -24,8 +24,7 @@ def test_the_batch_axis_is_never_folded():
     assert_batch_invariant(ResNet(), (1, 3, 32, 32), batches=(1, 2, 7))
 
 
-@pytest.mark.cnn_model(ResNet, input="B x 3 x 64 x 64", dims={"B": 4}, output="B x 10",
-                       max_params=200_000)
+@pytest.mark.cnn_model(ResNet, input="B x 3 x 64 x 64", dims={"B": 4}, output="B x 10", max_params=200_000)
 def test_the_reused_relu_is_one_module_called_many_times(cnn_trace):
     calls = cnn_trace.calls("act")
     assert len(calls) == 1 + 2 * 6  # after the stem, and twice in each of six blocks

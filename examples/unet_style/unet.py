@@ -17,20 +17,27 @@ from torch import nn
 def double_conv(cin: int, cout: int) -> nn.Sequential:
     """Two 3x3 convs with padding 1: the size stays, the channels change."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
 class UNet(nn.Module):
     def __init__(self, in_channels: int = 1, classes: int = 1, width: int = 8, depth: int = 4) -> None:
         super().__init__()
-        widths = [width * 2 ** i for i in range(depth + 1)]
-        self.down = nn.ModuleList([double_conv(in_channels, widths[0])] + [
-            double_conv(widths[i], widths[i + 1]) for i in range(depth)])
+        widths = [width * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList(
+            [double_conv(in_channels, widths[0])]
+            + [double_conv(widths[i], widths[i + 1]) for i in range(depth)]
+        )
         self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
-                                for i in reversed(range(depth)))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))
+        )
         self.fuse = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], classes, 1)
 

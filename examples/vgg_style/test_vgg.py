@@ -13,7 +13,10 @@ from pytest_cnnshape import lint, regularization
 def test_shapes_per_stage(cnn_shapes):
     tr = cnn_shapes.assert_output(VGGStyle(), "8x3x32x32", "B x 10", name="VGGStyle")
     assert [tr[f"features.{i}"].output_shape for i in range(3)] == [
-        (8, 32, 16, 16), (8, 64, 8, 8), (8, 128, 4, 4)]
+        (8, 32, 16, 16),
+        (8, 64, 8, 8),
+        (8, 128, 4, 4),
+    ]
     assert tr["classifier.2"].input_shapes == ((8, 2048),)  # 128 * 4 * 4
 
 
@@ -22,13 +25,16 @@ def test_regularization_report_matches_the_settings():
     report = regularization(model, make_optimizer(model))
     print(report.line())
     drops = {d.name: d.p for d in report.dropouts}
-    assert drops == pytest.approx({"features.0.7": 0.1, "features.1.7": 0.2, "features.2.7": 0.3,
-                                   "classifier.4": 0.5})
+    assert drops == pytest.approx(
+        {"features.0.7": 0.1, "features.1.7": 0.2, "features.2.7": 0.3, "classifier.4": 0.5}
+    )
     assert [d.type for d in report.dropouts] == ["Dropout2d"] * 3 + ["Dropout"]
     assert [n.settings["num_features"] for n in report.norms] == [32, 32, 64, 64, 128, 128]
     assert [(g.weight_decay, g.decay) for g in report.groups] == [(5e-4, "decoupled"), (0.0, "none")]
-    assert all((name.endswith("weight") and "features" in name) or "classifier" in name
-               for name in report.groups[0].params)
+    assert all(
+        (name.endswith("weight") and "features" in name) or "classifier" in name
+        for name in report.groups[0].params
+    )
     assert not report.uncovered
 
 

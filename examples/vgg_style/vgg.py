@@ -25,8 +25,12 @@ from torch import nn
 def conv_block(cin: int, cout: int, drop: float) -> nn.Sequential:
     """conv-BN-ReLU twice, 2x2 max pool, channel dropout: (N, cin, H, W) -> (N, cout, H/2, W/2)."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
         nn.Dropout2d(drop),
     )
@@ -41,8 +45,11 @@ class VGGStyle(nn.Module):
             cin = width
         self.features = nn.Sequential(*blocks)
         self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            nn.Linear(cin * 4 * 4, 256), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(cin * 4 * 4, 256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
             nn.Linear(256, classes),
         )
 
@@ -54,5 +61,6 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 5e-
     """AdamW with weight decay on weights (ndim > 1) only: biases and BatchNorm stay undecayed."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )

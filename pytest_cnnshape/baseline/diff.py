@@ -40,8 +40,9 @@ class RowChange:
         return self.old is not None and self.new is not None and self.old.name != self.new.name
 
 
-def _match(old: Sequence[Row], new: Sequence[Row],
-           keys: tuple[Callable[[Row], Hashable], ...]) -> list[RowChange]:
+def _match(
+    old: Sequence[Row], new: Sequence[Row], keys: tuple[Callable[[Row], Hashable], ...]
+) -> list[RowChange]:
     """Match rows in order on the first key; align what it leaves on the next key, and so on.
 
     Rows left unmatched by every key were removed or added. A matched pair is the same
@@ -55,8 +56,10 @@ def _match(old: Sequence[Row], new: Sequence[Row],
     matcher = SequenceMatcher(None, [key(r) for r in old], [key(r) for r in new], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            out += [RowChange(SAME if o.identity == n.identity else CHANGED, o, n)
-                    for o, n in zip(old[i1:i2], new[j1:j2], strict=True)]
+            out += [
+                RowChange(SAME if o.identity == n.identity else CHANGED, o, n)
+                for o, n in zip(old[i1:i2], new[j1:j2], strict=True)
+            ]
         else:
             out += _match(old[i1:i2], new[j1:j2], rest)
     return out
@@ -64,7 +67,10 @@ def _match(old: Sequence[Row], new: Sequence[Row],
 
 #: The passes: identical rows, then rows equal but for the name, then rows of the same name.
 PASSES: tuple[Callable[[Row], Hashable], ...] = (
-    attrgetter("identity"), attrgetter("content"), attrgetter("key"))
+    attrgetter("identity"),
+    attrgetter("content"),
+    attrgetter("key"),
+)
 
 
 def align(old: Sequence[Row], new: Sequence[Row]) -> list[RowChange]:

@@ -39,7 +39,7 @@ def safe_name(text: str) -> str:
         stem = f"_{stem}"
     if len(stem) > MAX_STEM:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
-        stem = f"{stem[:MAX_STEM - 9]}-{digest}"
+        stem = f"{stem[: MAX_STEM - 9]}-{digest}"
     return stem
 
 
@@ -75,8 +75,11 @@ def stored_files(folder: Path) -> list[Path]:
     """Baseline files directly in ``folder``, and temporary files a killed write left there."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and (
-        p.suffix == SUFFIX or (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX))))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.suffix == SUFFIX or (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)))
+    )
 
 
 def remove_empty_folders(path: Path, dir_name: str) -> None:

@@ -1,10 +1,10 @@
-"""A test's use of a baseline, as it travels on the model's entry to the controller.
+"""A test's use of a baseline, as it travels with the model's report entry to the controller.
 
-The record is plain JSON in ``ModelEntry.extras["baseline"]``: the file as text
+The record is plain JSON in the entry's ``extras["baseline"]``: the file as text
 relative to the rootdir, what the test found there, and the failure text. The
 snapshot itself does not travel: the controller rebuilds it from the entry's
-trace with ``snapshot_of``, the same function the test used, so a serial run and
-an xdist run write the same bytes.
+trace with ``Snapshot.from_trace``, as the test did, so a serial run and an xdist
+run write the same bytes.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-
-from ..entries import ModelEntry
-from .snapshot import Snapshot
 
 #: Key of the record in ``ModelEntry.extras``.
 EXTRAS_KEY = "baseline"
@@ -43,21 +40,14 @@ class BaselineUse:
         return asdict(self)
 
 
-def snapshot_of(entry: ModelEntry, output_only: bool) -> Snapshot:
-    """The snapshot of a passing entry's trace."""
-    assert entry.trace is not None
-    return Snapshot.from_trace(entry.trace, model=entry.name, input=entry.input,
-                               output_only=output_only)
+def attach(extras: dict[str, Any], use: BaselineUse) -> None:
+    """Record the use in a report entry's ``extras`` (it rides to the controller with it)."""
+    extras[EXTRAS_KEY] = use.to_dict()
 
 
-def attach(entry: ModelEntry, use: BaselineUse) -> None:
-    """Record the use on the entry (it rides to the controller with the entry)."""
-    entry.extras[EXTRAS_KEY] = use.to_dict()
-
-
-def use_of(entry: ModelEntry) -> BaselineUse | None:
-    """The baseline use an entry carries, if any."""
-    data = entry.extras.get(EXTRAS_KEY)
+def use_in(extras: Mapping[str, Any]) -> BaselineUse | None:
+    """The baseline use recorded in a report entry's ``extras``, if any."""
+    data = extras.get(EXTRAS_KEY)
     return BaselineUse(**data) if data else None
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
-from ..entries import ModelEntry, shape_text
-from ..table import grid
+from ..shapes.tree import shape_text
+from ..tracing.table import grid
 from .diff import SAME, RowChange, SnapshotDiff
 from .location import UPDATE
-from .record import BaselineUse, use_of
+from .record import BaselineUse
 from .snapshot import Row, Snapshot
 
-HEADERS = ("", "Layer", "Type", "Output (baseline)", "Output (now)", "Params (baseline)",
-           "Params (now)")
+HEADERS = ("", "Layer", "Type", "Output (baseline)", "Output (now)", "Params (baseline)", "Params (now)")
 #: Unchanged rows shown before and after each changed one.
 CONTEXT = 1
 
@@ -67,8 +66,7 @@ def _table_row(change: RowChange) -> list[str]:
 
 def shown_rows(rows: tuple[RowChange, ...]) -> list[list[str]]:
     """The changed rows with CONTEXT unchanged rows around them; ``...`` marks a gap."""
-    keep = {i + k for i, r in enumerate(rows) if r.mark != SAME
-            for k in range(-CONTEXT, CONTEXT + 1)}
+    keep = {i + k for i, r in enumerate(rows) if r.mark != SAME for k in range(-CONTEXT, CONTEXT + 1)}
     out: list[list[str]] = []
     last = -1
     for index in sorted(i for i in keep if 0 <= i < len(rows)):
@@ -108,10 +106,12 @@ def changed(diff: SnapshotDiff, file: str, nodeid: str) -> tuple[str, str]:
     headline = f"shape baseline changed for {describe(diff.new)}: {summary(diff)}"
     lines = [headline, f"baseline: {file}"]
     if diff.mode_changed:
-        lines.append("the baseline compares " + ("every layer" if diff.new.output_only else
-                                                "only the output and totals")
-                     + "; the test now asks for " + ("only the output and totals" if diff.new.output_only
-                                                     else "every layer"))
+        lines.append(
+            "the baseline compares "
+            + ("every layer" if diff.new.output_only else "only the output and totals")
+            + "; the test now asks for "
+            + ("only the output and totals" if diff.new.output_only else "every layer")
+        )
     if diff.old.model != diff.new.model:
         lines.append(f"model: {diff.old.model} -> {diff.new.model}")
     if diff.old.input != diff.new.input:
@@ -122,8 +122,10 @@ def changed(diff: SnapshotDiff, file: str, nodeid: str) -> tuple[str, str]:
     if diff.output_changed:
         output = f"{shape_text(diff.old.output)} -> {output}"
     lines.append(f"output: {output}{'' if diff.output_changed else ' (unchanged)'}")
-    lines.append(f"params: {delta(diff.old.total_params, diff.new.total_params)}    "
-                 f"trainable: {delta(diff.old.trainable_params, diff.new.trainable_params)}")
+    lines.append(
+        f"params: {delta(diff.old.total_params, diff.new.total_params)}    "
+        f"trainable: {delta(diff.old.trainable_params, diff.new.trainable_params)}"
+    )
     lines.append(f"if the change is intended, accept it with: {accept_command(nodeid)}")
     return headline, "\n".join(lines)
 
@@ -131,43 +133,52 @@ def changed(diff: SnapshotDiff, file: str, nodeid: str) -> tuple[str, str]:
 def missing(snapshot: Snapshot, file: str, nodeid: str) -> tuple[str, str]:
     """Headline and full text of a baseline not written yet."""
     headline = f"no shape baseline for {describe(snapshot)} yet"
-    text = "\n".join([
-        headline,
-        f"expected at: {file}",
-        f"record the current shapes with: {accept_command(nodeid)}",
-        "(or set update_missing = true under [tool.cnnshape] to write missing baselines on "
-        "local runs)",
-    ])
+    text = "\n".join(
+        [
+            headline,
+            f"expected at: {file}",
+            f"record the current shapes with: {accept_command(nodeid)}",
+            "(or set update_missing = true under [tool.cnnshape] to write missing baselines on local runs)",
+        ]
+    )
     return headline, text
 
 
-def unreadable(problem: str, newer: bool, snapshot: Snapshot, file: str,
-               nodeid: str) -> tuple[str, str]:
+def unreadable(problem: str, newer: bool, snapshot: Snapshot, file: str, nodeid: str) -> tuple[str, str]:
     """Headline and full text of a baseline file that exists but cannot be used."""
     headline = f"shape baseline of {describe(snapshot)} cannot be used: {file} {problem}"
     if newer:
-        fix = ("upgrade pytest-cnnshape (pip install -U pytest-cnnshape), or rewrite the file "
-               f"in this version's format with: {accept_command(nodeid)}")
+        fix = (
+            "upgrade pytest-cnnshape (pip install -U pytest-cnnshape), or rewrite the file "
+            f"in this version's format with: {accept_command(nodeid)}"
+        )
     else:
-        fix = (f"restore it from version control (git checkout -- {shlex.quote(file)}), or "
-               f"rewrite it from the current model with: {accept_command(nodeid)}")
+        fix = (
+            f"restore it from version control (git checkout -- {shlex.quote(file)}), or "
+            f"rewrite it from the current model with: {accept_command(nodeid)}"
+        )
     return headline, f"{headline}\nthe file was left as it is; {fix}"
 
 
-def markdown(entries: Iterable[ModelEntry]) -> list[str]:
-    """The Markdown report's opening section: each failed baseline with its diff (none: no lines)."""
-    failed: dict[str, tuple[ModelEntry, BaselineUse]] = {}
-    for entry in entries:
-        use = use_of(entry)
-        if use is not None and use.failed:
-            failed.setdefault(use.file, (entry, use))
+def markdown(uses: Iterable[tuple[str, BaselineUse]]) -> list[str]:
+    """The Markdown report's opening section: each failed baseline (model name, its use) with
+    its diff; no lines when none failed."""
+    failed: dict[str, tuple[str, BaselineUse]] = {}
+    for name, use in uses:
+        if use.failed:
+            failed.setdefault(use.file, (name, use))
     if not failed:
         return []
     lines = ["### Shape baselines that fail", ""]
     for file in sorted(failed):
-        entry, use = failed[file]
-        lines += [f"- **{entry.name}** ({use.status}) `{file}` — {use.headline}", "",
-                  "  <details><summary>details</summary>", "", "  ```text"]
+        name, use = failed[file]
+        lines += [
+            f"- **{name}** ({use.status}) `{file}` — {use.headline}",
+            "",
+            "  <details><summary>details</summary>",
+            "",
+            "  ```text",
+        ]
         lines += [f"  {line}".rstrip() for line in use.text.splitlines()]
         lines += ["  ```", "", "  </details>", ""]
     lines += [f"Accept intended changes with `{UPDATE}`.", ""]

@@ -28,20 +28,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import BaselineFileError
 from .snapshot import LAYERS, OUTPUT, Row, Snapshot
 
 SCHEMA = "pytest-cnnshape/baseline"
 #: The format this version writes and reads; bump it when the layout changes.
 FORMAT = 1
-
-
-class BaselineFileError(Exception):
-    """A baseline file that exists but cannot be used; ``str()`` says why, in words."""
-
-    def __init__(self, problem: str, *, newer: bool = False) -> None:
-        super().__init__(problem)
-        #: True when the file is from a newer format (upgrading helps, not restoring).
-        self.newer = newer
 
 
 def _compact(value: Any) -> str:
@@ -82,38 +74,48 @@ def _row(data: Any, index: int) -> Row:
         raise BaselineFileError(f"has layers[{index}] = {data!r}, which is not an object")
     if "output" not in data:
         raise BaselineFileError(f"has no 'output'{where}: the file is incomplete")
-    return Row(name=_field(data, "name", str, where), type=_field(data, "type", str, where),
-               call=_field(data, "call", int, where), output=data["output"],
-               params=_field(data, "params", int, where))
+    return Row(
+        name=_field(data, "name", str, where),
+        type=_field(data, "type", str, where),
+        call=_field(data, "call", int, where),
+        output=data["output"],
+        params=_field(data, "params", int, where),
+    )
 
 
 def from_data(data: Any) -> Snapshot:
     """A snapshot from parsed JSON; BaselineFileError when it is not a baseline we can read."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise BaselineFileError(
-            f"is not a pytest-cnnshape baseline (it has no \"schema\": \"{SCHEMA}\"): another "
+            f'is not a pytest-cnnshape baseline (it has no "schema": "{SCHEMA}"): another '
             "tool's file, or a file put into the baseline folder by mistake"
         )
     version = _field(data, "version", int)
     if version > FORMAT:
         raise BaselineFileError(
             f"is in baseline format {version}, written by a newer pytest-cnnshape; this one reads "
-            f"format {FORMAT}", newer=True,
+            f"format {FORMAT}",
+            newer=True,
         )
     if version < 1:
-        raise BaselineFileError(f"has \"version\": {version}, which no pytest-cnnshape writes")
+        raise BaselineFileError(f'has "version": {version}, which no pytest-cnnshape writes')
     compare = _field(data, "compare", str)
     if compare not in (LAYERS, OUTPUT):
-        raise BaselineFileError(f"has \"compare\": {compare!r}; expected {LAYERS!r} or {OUTPUT!r}")
+        raise BaselineFileError(f'has "compare": {compare!r}; expected {LAYERS!r} or {OUTPUT!r}')
     if "output" not in data:
         raise BaselineFileError("has no 'output': the file is incomplete")
     layers = None
     if compare == LAYERS:
         rows = _field(data, "layers", list)
         layers = tuple(_row(row, i) for i, row in enumerate(rows))
-    return Snapshot(model=_field(data, "model", str), input=_field(data, "input", str),
-                    output=data["output"], total_params=_field(data, "total_params", int),
-                    trainable_params=_field(data, "trainable_params", int), layers=layers)
+    return Snapshot(
+        model=_field(data, "model", str),
+        input=_field(data, "input", str),
+        output=data["output"],
+        total_params=_field(data, "total_params", int),
+        trainable_params=_field(data, "trainable_params", int),
+        layers=layers,
+    )
 
 
 def loads(text: str) -> Snapshot:

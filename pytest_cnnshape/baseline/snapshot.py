@@ -62,8 +62,13 @@ class Row:
 
     def to_data(self) -> dict[str, Any]:
         """The row as stored in the file."""
-        return {"name": self.name, "type": self.type, "call": self.call,
-                "output": self.output, "params": self.params}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "call": self.call,
+            "output": self.output,
+            "params": self.params,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,17 +93,32 @@ class Snapshot:
         return OUTPUT if self.output_only else LAYERS
 
     @classmethod
-    def from_trace(cls, trace: dict[str, Any], *, model: str, input: str,
-                   output_only: bool = False) -> Snapshot:
+    def from_trace(
+        cls, trace: dict[str, Any], *, model: str, input: str, output_only: bool = False
+    ) -> Snapshot:
         """The snapshot of a complete trace (``ShapeTrace.to_dict()``)."""
-        rows = None if output_only else tuple(
-            Row(name=r["name"], type=r["type"], call=r["call"], output=r["output_shape"],
-                params=r["num_params"])
-            for r in trace["layers"]
+        rows = (
+            None
+            if output_only
+            else tuple(
+                Row(
+                    name=r["name"],
+                    type=r["type"],
+                    call=r["call"],
+                    output=r["output_shape"],
+                    params=r["num_params"],
+                )
+                for r in trace["layers"]
+            )
         )
-        return cls(model=model, input=input, output=trace["output_shape"],
-                   total_params=trace["total_params"], trainable_params=trace["trainable_params"],
-                   layers=rows)
+        return cls(
+            model=model,
+            input=input,
+            output=trace["output_shape"],
+            total_params=trace["total_params"],
+            trainable_params=trace["trainable_params"],
+            layers=rows,
+        )
 
     def to_data(self) -> dict[str, Any]:
         """The snapshot as stored in the file (the serializer adds schema and version)."""

@@ -2,7 +2,7 @@
 
 ``diagnose`` hands the moment of failure (``FailureContext``) to rules, most
 specific first; the first that recognises it writes the ``Diagnosis``. Each
-rule module covers one family of mistakes:
+module of ``rules/`` covers one family of mistakes:
 
 ============  ==============================================================
 ``dtypes``    dtype and device mismatches (float64 input, CPU input on CUDA)
@@ -16,8 +16,14 @@ rule module covers one family of mistakes:
 ============  ==============================================================
 
 Rules take their numbers from the modules' own settings and the shapes the
-hooks saw, never from torch's message (meta and CPU word errors differently, and
-meta often gives no numbers); the message only helps to classify.
+hooks saw: meta and CPU word errors differently, and meta often gives no numbers.
+torch's message classifies the failure; only where an operand's shape cannot be
+known otherwise (a ``torch.cat`` of a list built in forward) does ``combine`` read
+the mismatched axis and size from it, the one number both devices print.
+
+``report`` is how a diagnosis reads, ``fixes`` how a fix is written (the layer's
+constructor call), ``source`` which expression of the user's forward raised, and
+``explain`` the public ``trace``: the tracer's run plus this explanation.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .context import FailureContext
+from ..tracing.failure import FailureContext
 from .report import Diagnosis
 
 Rule = Callable[[FailureContext], Diagnosis | None]
@@ -34,12 +40,19 @@ __all__ = ["Diagnosis", "FailureContext", "diagnose"]
 
 
 def _rules() -> tuple[Rule, ...]:
-    from . import combine, conv, dtypes, linear, norm, reshape, sizes
+    from .rules import combine, conv, dtypes, linear, norm, reshape, sizes
 
     # layout and channel mistakes first: with the wrong axis read as "spatial", a
     # layer would also seem to run out of pixels
-    return (dtypes.diagnose, conv.diagnose, sizes.diagnose, linear.diagnose, norm.diagnose,
-            combine.diagnose, reshape.diagnose)
+    return (
+        dtypes.diagnose,
+        conv.diagnose,
+        sizes.diagnose,
+        linear.diagnose,
+        norm.diagnose,
+        combine.diagnose,
+        reshape.diagnose,
+    )
 
 
 def diagnose(ctx: FailureContext) -> Diagnosis:
@@ -48,7 +61,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis:
     A rule that breaks on an unforeseen model is skipped rather than allowed to
     hide the user's own error (``CNNSHAPE_DEBUG=1`` re-raises, for our tests).
     """
-    from .generic import generic, with_common_notes
+    from .rules.generic import generic, with_common_notes
 
     found = None
     for rule in _rules():

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..shapes import Shape, first_shape, format_shape
+from ..shapes.tree import Shape, first_shape, format_shape
 from .report import Diagnosis
 
 if TYPE_CHECKING:
-    from ..recorder import RunningCall
-    from ..records import LayerRecord
-    from .context import FailureContext
+    from ..tracing.failure import FailureContext
+    from ..tracing.recorder import RunningCall
+    from ..tracing.records import LayerRecord
 
 
 def describe(record: LayerRecord) -> str:

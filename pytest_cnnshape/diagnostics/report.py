@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..shapes import ShapeTree, format_shape, to_json
-from ..table import grid, inputs_cell
+from ..shapes.tree import ShapeTree, format_shape, to_json
+from ..tracing.table import grid, inputs_cell
 
 if TYPE_CHECKING:
-    from ..records import LayerRecord, ShapeTrace
+    from ..tracing.records import LayerRecord, ShapeTrace
 
 #: Rows of the partial trace shown under a diagnostic.
 PATH_ROWS = 8
@@ -61,8 +61,13 @@ class Diagnosis:
         if self.fix:
             rows.append(("fix", self.fix + (f"   # {self.fix_note}" if self.fix_note else "")))
         else:
-            rows.append(("fix", "none derived automatically: " + (
-                self.fix_note or "compare the received shape with what this layer expects")))
+            rows.append(
+                (
+                    "fix",
+                    "none derived automatically: "
+                    + (self.fix_note or "compare the received shape with what this layer expects"),
+                )
+            )
         if self.hint:
             rows.append(("hint", self.hint))
         if self.source:
@@ -75,7 +80,7 @@ class Diagnosis:
             lines.append(f"  {label.ljust(width)}  {first}")
             lines.extend(f"  {' ' * width}  {more}" for more in rest)
         if trace is not None and trace.layers:
-            lines.append(path_table(trace.layers, self.layer))
+            lines.append(path_table(trace.layers))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +98,7 @@ class Diagnosis:
         }
 
 
-def path_table(layers: list[LayerRecord], failed: str, rows: int = PATH_ROWS) -> str:
+def path_table(layers: list[LayerRecord], rows: int = PATH_ROWS) -> str:
     """The last rows of the partial trace: leaf calls and the call that failed."""
     # finished layers in order, then the call that failed (a block failing in its own
     # forward() code was entered before the layers it ran)
@@ -101,9 +106,16 @@ def path_table(layers: list[LayerRecord], failed: str, rows: int = PATH_ROWS) ->
     shown = [r for r in layers if r.is_leaf and r.finished] + failing
     cut = shown[-rows:]
     body = [
-        [r.label, r.type, inputs_cell(r),
-         format_shape(r.output_shape) if r.finished
-         else "<- failed here" if r.is_leaf else "<- failed in its forward()"]
+        [
+            r.label,
+            r.type,
+            inputs_cell(r),
+            format_shape(r.output_shape)
+            if r.finished
+            else "<- failed here"
+            if r.is_leaf
+            else "<- failed in its forward()",
+        ]
         for r in cut
     ]
     title = "layers up to the failure"

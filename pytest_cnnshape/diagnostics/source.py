@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import types
 
-    from ..records import LayerRecord
-    from .context import FailureContext
+    from ..tracing.failure import FailureContext
+    from ..tracing.records import LayerRecord
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,26 @@ def failing_node(tb: types.TracebackType) -> ast.AST | None:
             start = end = col = end_col = None
         if start is not None:
             for node in ast.walk(tree):
-                if (getattr(node, "lineno", None), getattr(node, "col_offset", None),
-                        getattr(node, "end_lineno", None),
-                        getattr(node, "end_col_offset", None)) == (start, col, end, end_col):
+                if (
+                    getattr(node, "lineno", None),
+                    getattr(node, "col_offset", None),
+                    getattr(node, "end_lineno", None),
+                    getattr(node, "end_col_offset", None),
+                ) == (start, col, end, end_col):
                     return node
     # Python 3.10: the first call or operation on the line
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Call, ast.BinOp, ast.AugAssign)) \
-                and getattr(node, "lineno", None) == tb.tb_lineno:
+        if (
+            isinstance(node, (ast.Call, ast.BinOp, ast.AugAssign))
+            and getattr(node, "lineno", None) == tb.tb_lineno
+        ):
             return node
     return None
 
 
 def user_traceback(ctx: FailureContext) -> types.TracebackType | None:
     """The innermost traceback entry in user code (the frame ``ctx.frame`` describes)."""
-    from .context import is_user_file
+    from ..tracing.failure import is_user_file
 
     tb = ctx.exc.__traceback__
     found = None
@@ -88,8 +93,12 @@ def user_traceback(ctx: FailureContext) -> types.TracebackType | None:
 
 _MISSING = object()
 #: Integer arithmetic people write in shapes: ``16 * 5 * 5``, ``c // 2``.
-_INT_OPS: dict[type, Any] = {ast.Add: operator.add, ast.Sub: operator.sub,
-                             ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv}
+_INT_OPS: dict[type, Any] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+}
 
 
 class Resolver:
@@ -100,7 +109,7 @@ class Resolver:
         self.locals = tb.tb_frame.f_locals
         self.globals = tb.tb_frame.f_globals
 
-    def value(self, node: ast.AST) -> Any:
+    def value(self, node: ast.AST) -> Any:  # noqa: C901  (one branch per expression kind read without running it)
         """The object an expression names, or ``_MISSING``."""
         if isinstance(node, ast.Name):
             if node.id in self.locals:
@@ -173,15 +182,21 @@ def operands_of(node: ast.AST, resolver: Resolver) -> list[Operand]:
     if isinstance(node, ast.Call) and node.args:
         items = resolver.value(node.args[0])
         if isinstance(items, list | tuple):
-            return [Operand(f"{ast.unparse(node.args[0])}[{i}]", t, tuple(t.shape),
-                            resolver.ctx.producer(t))
-                    for i, t in enumerate(items) if hasattr(t, "shape")]
+            return [
+                Operand(f"{ast.unparse(node.args[0])}[{i}]", t, tuple(t.shape), resolver.ctx.producer(t))
+                for i, t in enumerate(items)
+                if hasattr(t, "shape")
+            ]
     if isinstance(node, ast.BinOp):
         return [resolver.operand(node.left), resolver.operand(node.right)]
     if isinstance(node, ast.AugAssign):
         return [resolver.operand(node.target), resolver.operand(node.value)]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args \
-            and node.func.attr in ("add", "add_", "sub", "sub_", "mul", "mul_"):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.args
+        and node.func.attr in ("add", "add_", "sub", "sub_", "mul", "mul_")
+    ):
         if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
             return [resolver.operand(a) for a in node.args[:2]]  # torch.add(x, y)
         return [resolver.operand(node.func.value), resolver.operand(node.args[0])]  # x.add(y)

@@ -8,9 +8,10 @@ live in ``rules_*`` modules; ``lint.CHECKS`` maps each id here to its check.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from ..errors import ArgumentError, unknown
 
 #: What a rule needs besides the model.
 MODEL, INPUTS, OPTIMIZER, LOSS = "model", "inputs", "optimizer", "loss"
@@ -127,22 +128,20 @@ RULE_IDS: tuple[str, ...] = tuple(RULES_BY_ID)
 
 
 def check_rule_ids(ids: Iterable[object], where: str) -> tuple[str, ...]:
-    """The ids, validated and each once: an unknown id raises ValueError naming it and the
-    known ones.
+    """The ids, validated and each once: an unknown id raises ArgumentError (a ValueError)
+    naming it and the known ones.
 
     ``where`` says where the ids came from, e.g. ``"ignore="`` or
     ``"[tool.cnnshape] lint.ignore"``.
     """
     if isinstance(ids, str):
-        raise ValueError(f"{where} must be a list of rule ids, e.g. [{ids!r}], not a string")
+        raise ArgumentError(f"{where} must be a list of rule ids, e.g. [{ids!r}], not a string")
     checked: list[str] = []
     for rule_id in ids:
         if rule_id not in RULES_BY_ID:
-            close = difflib.get_close_matches(str(rule_id), RULE_IDS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"{where} names an unknown lint rule {rule_id!r}{hint}; the rules are: "
-                f"{', '.join(RULE_IDS)}"
+            raise ArgumentError(
+                f"{where} names an "
+                + unknown(str(rule_id), RULE_IDS, noun="lint rule", listing="the rules are:")
             )
         checked.append(str(rule_id))
     return tuple(dict.fromkeys(checked))  # each once, in the order given

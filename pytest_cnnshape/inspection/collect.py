@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .findings import Findings, LintError
+from ..errors import LintError
+from .findings import Findings
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 
-def inspect_model(model: nn.Module, inputs: Any, *, device: str | torch.device = "auto",
-                  ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+def inspect_model(
+    model: nn.Module, inputs: Any, *, device: str | torch.device = "auto", ignore: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Parameters, regularization, FLOPs and lint of ``model`` as JSON-safe data.
 
     Never raises for the model's sake: a model this cannot inspect (an op
@@ -32,8 +34,9 @@ def inspect_model(model: nn.Module, inputs: Any, *, device: str | torch.device =
     from .regularization import regularization
 
     try:
-        observation = observed_trace(model, inputs, device=device, flops=True,
-                                     parameter_use="unused-parameters" not in ignore)
+        observation = observed_trace(
+            model, inputs, device=device, flops=True, parameter_use="unused-parameters" not in ignore
+        )
         findings = run_rules(model, observation, inputs=inputs, ignore=ignore, device=device)
         return {
             "parameters": parameter_breakdown(model).to_dict(),
@@ -45,9 +48,14 @@ def inspect_model(model: nn.Module, inputs: Any, *, device: str | torch.device =
         return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
 
 
-def record_inspection(extras: dict[str, Any], model: nn.Module, inputs: Any, *,
-                      device: str | torch.device = "auto",
-                      ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+def record_inspection(
+    extras: dict[str, Any],
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "auto",
+    ignore: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """``inspect_model``, stored in a ModelEntry's ``extras`` under ``render.EXTRAS_KEY``."""
     from .render import EXTRAS_KEY
 

@@ -18,9 +18,17 @@ class Sections:
     findings: int = 0
 
 
-def inspection_sections(model: nn.Module, inputs: Any, *, params: bool = False, flops: bool = False,
-                        lint: bool = False, ignore: tuple[str, ...] = (), device: str = "auto",
-                        depth: int | None = None) -> Sections:
+def inspection_sections(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    params: bool = False,
+    flops: bool = False,
+    lint: bool = False,
+    ignore: tuple[str, ...] = (),
+    device: str = "auto",
+    depth: int | None = None,
+) -> Sections:
     """Parameter breakdown and regularization, FLOPs per layer, lint findings: as asked."""
     from .flops import count_flops
     from .lint import lint as run_lint

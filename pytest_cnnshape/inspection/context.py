@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..modelview import ModelView
-from ..records import LayerRecord
-from ..shapes import Shape, first_shape
+from ..errors import ArgumentError, ArgumentTypeError
+from ..shapes.tree import Shape, first_shape
+from ..tracing.modelview import ModelView
+from ..tracing.records import LayerRecord
 from .catalog import RULES_BY_ID
 from .findings import Finding
 from .observe import Observation
@@ -29,8 +30,10 @@ from .regularization import RegularizationReport
 
 CROSS_ENTROPY, NLL, OTHER_LOSS = "cross_entropy", "nll", "other"
 
-LOSS_EXAMPLE = ("pass loss=nn.CrossEntropyLoss() (or the class, or 'cross_entropy' / 'nll'), "
-                "or hold the criterion on the model: self.criterion = nn.CrossEntropyLoss()")
+LOSS_EXAMPLE = (
+    "pass loss=nn.CrossEntropyLoss() (or the class, or 'cross_entropy' / 'nll'), "
+    "or hold the criterion on the model: self.criterion = nn.CrossEntropyLoss()"
+)
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,10 @@ def parse_loss(loss: Any) -> str | None:
             return CROSS_ENTROPY
         if key == "nll":
             return NLL
-        raise ValueError(f"loss={loss!r} is not a loss name pytest-cnnshape knows; {LOSS_EXAMPLE}; "
-                         "any other loss module turns the rule off")
+        raise ArgumentError(
+            f"loss={loss!r} is not a loss name pytest-cnnshape knows; {LOSS_EXAMPLE}; "
+            "any other loss module turns the rule off"
+        )
     cls = loss if isinstance(loss, type) else type(loss)
     if loss is F.cross_entropy or issubclass(cls, nn.CrossEntropyLoss):
         return CROSS_ENTROPY
@@ -133,4 +138,4 @@ def parse_loss(loss: Any) -> str | None:
         return NLL
     if issubclass(cls, nn.Module) or callable(loss):
         return OTHER_LOSS
-    raise TypeError(f"loss={loss!r} ({type(loss).__name__}) is not a loss; {LOSS_EXAMPLE}")
+    raise ArgumentTypeError(f"loss={loss!r} ({type(loss).__name__}) is not a loss; {LOSS_EXAMPLE}")

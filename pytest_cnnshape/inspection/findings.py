@@ -55,8 +55,13 @@ class Findings(list[Finding]):
     off for this run. An empty list with rules skipped is not a clean bill.
     """
 
-    def __init__(self, findings: Iterable[Finding] = (), *, skipped: Mapping[str, str] | None = None,
-                 ignored: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        findings: Iterable[Finding] = (),
+        *,
+        skipped: Mapping[str, str] | None = None,
+        ignored: Iterable[str] = (),
+    ) -> None:
         super().__init__(findings)
         self.skipped: dict[str, str] = dict(skipped or {})
         self.ignored: tuple[str, ...] = tuple(ignored)
@@ -71,8 +76,11 @@ class Findings(list[Finding]):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Findings:
-        return cls((Finding.from_dict(f) for f in data.get("findings", [])),
-                   skipped=data.get("skipped"), ignored=data.get("ignored", ()))
+        return cls(
+            (Finding.from_dict(f) for f in data.get("findings", [])),
+            skipped=data.get("skipped"),
+            ignored=data.get("ignored", ()),
+        )
 
     def text(self, *, why: bool = True) -> str:
         """Every finding, then a line naming the rules that did not run."""
@@ -93,15 +101,3 @@ def skipped_line(skipped: Mapping[str, str]) -> str:
         by_reason.setdefault(reason, []).append(rule)
     parts = [f"{', '.join(rules)} ({reason})" for reason, rules in by_reason.items()]
     return "not run: " + "; ".join(parts)
-
-
-class LintError(AssertionError):
-    """``assert_no_lint`` found something; the message lists every finding with its fix."""
-
-    def __init__(self, model: str, findings: Findings) -> None:
-        self.findings = findings
-        count = f"{len(findings)} lint finding{'s' if len(findings) != 1 else ''}"
-        head = (f"{model}: {count} (to accept one, switch its rule off: ignore=['rule-id'] "
-                "or [tool.cnnshape] lint.ignore)")
-        super().__init__(head + "\n" + findings.text())
-

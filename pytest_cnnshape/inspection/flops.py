@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..table import grid, indent
+from ..tracing.table import grid, indent
 from .render import flops_line
 
 if TYPE_CHECKING:
@@ -65,15 +65,21 @@ class FlopReport:
             "device": self.device,
             "total_flops": self.total_flops,
             "total_macs": self.total_macs,
-            "layers": [{**asdict(layer), "macs": layer.macs}
-                       for layer in self.by_layer.values() if layer.flops],
+            "layers": [
+                {**asdict(layer), "macs": layer.macs} for layer in self.by_layer.values() if layer.flops
+            ],
         }
 
     def table(self, max_depth: int | None = None) -> str:
         """Modules with FLOPs, indented by depth, with their share of the total."""
         rows = [
-            [indent(layer.depth) + (layer.name or "(root)"), layer.type, f"{layer.macs:,}",
-             f"{layer.flops:,}", f"{100 * layer.flops / self.total_flops:.1f}%"]
+            [
+                indent(layer.depth) + (layer.name or "(root)"),
+                layer.type,
+                f"{layer.macs:,}",
+                f"{layer.flops:,}",
+                f"{100 * layer.flops / self.total_flops:.1f}%",
+            ]
             for layer in self.by_layer.values()
             if layer.flops and (max_depth is None or layer.depth <= max_depth)
         ]
@@ -83,21 +89,29 @@ class FlopReport:
 
 def flop_report(observation: Observation) -> FlopReport:
     """The FlopReport of an ``observed_trace(..., flops=True)``."""
-    from ..entries import describe_inputs
+    from ..tracing.records import inputs_text
 
     trace = observation.trace
     by_layer: dict[str, LayerFlops] = {}
     for record, call in zip(trace.layers, observation.calls, strict=True):
         seen = by_layer.get(record.name)
         by_layer[record.name] = LayerFlops(
-            name=record.name, type=record.type, depth=record.depth if seen is None else seen.depth,
+            name=record.name,
+            type=record.type,
+            depth=record.depth if seen is None else seen.depth,
             calls=1 if seen is None else seen.calls + 1,
-            flops=call.flops + (0 if seen is None else seen.flops), is_leaf=record.is_leaf,
+            flops=call.flops + (0 if seen is None else seen.flops),
+            is_leaf=record.is_leaf,
         )
     total = by_layer[""].flops if "" in by_layer else 0
     data = trace.to_dict()
-    return FlopReport(model=trace.model_type, total_flops=total, by_layer=by_layer,
-                      input=describe_inputs(data, "-"), device=trace.device)
+    return FlopReport(
+        model=trace.model_type,
+        total_flops=total,
+        by_layer=by_layer,
+        input=inputs_text(data, "-"),
+        device=trace.device,
+    )
 
 
 def count_flops(model: nn.Module, inputs: Any, *, device: str | torch.device = "auto") -> FlopReport:

@@ -12,22 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import LintError
 from .catalog import INPUTS, LOSS, OPTIMIZER, RULES, check_rule_ids
 from .context import LintContext, held_loss, parse_loss
-from .findings import Finding, Findings, LintError
-from .rules_flow import (
+from .findings import Finding, Findings
+from .rules.flow import (
     batchnorm_after_dropout,
     bias_before_batchnorm,
     dropout_after_conv,
     softmax_before_cross_entropy,
 )
-from .rules_model import (
+from .rules.model import (
     batch_dimension_changed,
     dropout_probability,
     linear_fixed_input_size,
     unused_parameters,
 )
-from .rules_optim import adam_weight_decay, weight_decay_on_norm_or_bias
+from .rules.optim import adam_weight_decay, weight_decay_on_norm_or_bias
 
 if TYPE_CHECKING:
     import torch
@@ -73,18 +74,30 @@ def needs_forward(ignore: Iterable[str]) -> bool:
     return any(rule.needs in (INPUTS, LOSS) and rule.id not in skip for rule in RULES)
 
 
-def run_rules(model: nn.Module, observation: Observation | None, *, inputs: Any = None,
-              optimizer: torch.optim.Optimizer | None = None, loss: Any = None,
-              ignore: tuple[str, ...] = (), device: str | torch.device = "auto") -> Findings:
+def run_rules(
+    model: nn.Module,
+    observation: Observation | None,
+    *,
+    inputs: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss: Any = None,
+    ignore: tuple[str, ...] = (),
+    device: str | torch.device = "auto",
+) -> Findings:
     """Every rule not in ``ignore`` over one model (and its observed trace, if any)."""
-    from ..modelview import ModelView
+    from ..tracing.modelview import ModelView
     from .regularization import regularization
 
     view = ModelView.of(model)
     ctx = LintContext(
-        model=model, view=view, regularization=regularization(model, optimizer),
-        optimizer=optimizer, loss=parse_loss(loss) or held_loss(view), observation=observation,
-        inputs=inputs, device=device,
+        model=model,
+        view=view,
+        regularization=regularization(model, optimizer),
+        optimizer=optimizer,
+        loss=parse_loss(loss) or held_loss(view),
+        observation=observation,
+        inputs=inputs,
+        device=device,
     )
     findings: dict[tuple[str, str], Finding] = {}  # a layer called twice: one finding
     skipped: dict[str, str] = {}
@@ -100,9 +113,15 @@ def run_rules(model: nn.Module, observation: Observation | None, *, inputs: Any 
     return Findings(findings.values(), skipped=skipped, ignored=ignore)
 
 
-def lint(model: nn.Module, inputs: Any = None, optimizer: torch.optim.Optimizer | None = None, *,
-         loss: Any = None, ignore: Iterable[str] = (),
-         device: str | torch.device = "auto") -> Findings:
+def lint(
+    model: nn.Module,
+    inputs: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    loss: Any = None,
+    ignore: Iterable[str] = (),
+    device: str | torch.device = "auto",
+) -> Findings:
     """Find CNN mistakes that run but train badly; each finding says why and how to fix it.
 
     ``inputs`` (as for ``trace``) enables the rules that need a forward; without it
@@ -113,7 +132,7 @@ def lint(model: nn.Module, inputs: Any = None, optimizer: torch.optim.Optimizer 
     ids to switch off. Returns a list of ``Finding`` (empty when clean).
     A forward that fails raises ShapeMismatchError: fix that first.
     """
-    from ..tracer import check_model
+    from ..tracing.tracer import check_model
     from .observe import observed_trace
     from .regularization import check_optimizer
 
@@ -124,15 +143,23 @@ def lint(model: nn.Module, inputs: Any = None, optimizer: torch.optim.Optimizer 
     parse_loss(loss)
     observation = None
     if inputs is not None and needs_forward(ignored):
-        observation = observed_trace(model, inputs, device=device,
-                                     parameter_use="unused-parameters" not in ignored)
-    return run_rules(model, observation, inputs=inputs, optimizer=optimizer, loss=loss,
-                     ignore=ignored, device=device)
+        observation = observed_trace(
+            model, inputs, device=device, parameter_use="unused-parameters" not in ignored
+        )
+    return run_rules(
+        model, observation, inputs=inputs, optimizer=optimizer, loss=loss, ignore=ignored, device=device
+    )
 
 
-def assert_no_lint(model: nn.Module, inputs: Any = None,
-                   optimizer: torch.optim.Optimizer | None = None, *, loss: Any = None,
-                   ignore: Iterable[str] = (), device: str | torch.device = "auto") -> Findings:
+def assert_no_lint(
+    model: nn.Module,
+    inputs: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    loss: Any = None,
+    ignore: Iterable[str] = (),
+    device: str | torch.device = "auto",
+) -> Findings:
     """``lint`` that raises LintError (an AssertionError) listing every finding with its fix.
 
     Returns the (empty) findings, whose ``.skipped`` says which rules could not run.

@@ -4,30 +4,28 @@ Lint needs to know whether a BatchNorm consumes *the very tensor* a conv returne
 (not merely the next call: a functional ``F.relu`` between them changes
 everything), which parameters a forward actually touches, and ``count_flops`` needs
 each call's share of a ``FlopCounterMode`` count. All of it is gathered during an
-ordinary ``trace()`` by hooks registered just before it (and removed after, also
-when the trace raises), so the device choice, the meta weights swap, the state
-restore and the diagnostics are the trace's own. The hooks are plain closures, so
-the structural clone ``trace`` makes of a model with lazy layers calls them too.
+ordinary ``trace()`` by an observer of the trace's own recorder (one call stack,
+no hooks of our own), so the device choice, the meta weights swap, the state
+restore and the diagnostics are the trace's own.
 
-Each forward ``trace`` runs (a meta attempt, then a real fallback) starts afresh
-at the root's pre-hook, so what is kept describes the run the trace reports:
+Each forward ``trace`` runs (a meta attempt, then a real fallback) starts the
+observer afresh, so what is kept describes the run the trace reports:
 ``calls[i]`` belongs to ``trace.layers[i]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils.hooks import RemovableHandle
 
-from ..modelview import ModelView
-from ..records import ShapeTrace
+from ..tracing.modelview import ModelView
+from ..tracing.recorder import RunningCall
+from ..tracing.records import ShapeTrace
 from .parameters import named_tensors
 
 
@@ -72,8 +70,9 @@ class _ParameterUse(TorchFunctionMode):
         self.used: set[str] = set()
         self._names: dict[int, tuple[torch.Tensor, list[str]]] = {}
 
-    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         if self.active and getattr(func, "__name__", "") != "__get__":
             for value in (*args, *kwargs.values()):
@@ -96,90 +95,61 @@ class _ParameterUse(TorchFunctionMode):
 
 @dataclass
 class _Observer:
-    """The hooks' shared state for one ``observed_trace``."""
+    """Watches one trace's module calls (``tracing.recorder.Observer``)."""
 
     counter: Any = None  # a FlopCounterMode, when FLOPs are counted
     use: _ParameterUse | None = None
     calls: list[ObservedCall] = field(default_factory=list)
-    stack: list[tuple[nn.Module, ObservedCall, int]] = field(default_factory=list)
+    #: FLOPs counted when each running call began, by record index.
+    flops_at: dict[int, int] = field(default_factory=dict)
     last_leaf_output: Any = None
 
     def flops(self) -> int:
         return int(self.counter.get_total_flops()) if self.counter is not None else 0
 
-    def start_run(self) -> None:
-        """A forward begins (the root's pre-hook): forget any earlier attempt."""
+    def started(self) -> None:
+        """A forward begins: forget any earlier attempt."""
         self.calls.clear()
-        self.stack.clear()
+        self.flops_at.clear()
         self.last_leaf_output = None
         if self.use is not None:
             self.use.used.clear()
-            self.use.active = True
 
-    def end_run(self) -> None:
-        if self.use is not None:
+    def entered(self, call: RunningCall) -> None:
+        if self.use is not None and call.index == 0:
+            self.use.active = True
+        module = call.module
+        last = self.last_leaf_output
+        fed = not module._modules and last is not None and bool(call.args) and call.args[0] is last
+        self.calls.append(ObservedCall(module, fed_by_previous_leaf=fed))
+        self.flops_at[call.index] = self.flops()
+
+    def left(self, call: RunningCall, output: Any) -> None:
+        observed = self.calls[call.index]
+        observed.flops = self.flops() - self.flops_at.pop(call.index)
+        if call.module._modules:
+            observed.returns_last_leaf = output is self.last_leaf_output
+        else:
+            self.last_leaf_output = output
+        if self.use is not None and call.index == 0:
             self.use.active = False
 
-    def enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        last = self.last_leaf_output
-        fed = not module._modules and last is not None and bool(args) and args[0] is last
-        call = ObservedCall(module, fed_by_previous_leaf=fed)
-        self.calls.append(call)
-        self.stack.append((module, call, self.flops()))
 
-    def leave(self, module: nn.Module, output: Any) -> None:
-        stack = self.stack
-        while stack:  # calls above ours that never returned raised inside a try/except
-            running, call, start = stack.pop()
-            if running is module:
-                call.flops = self.flops() - start
-                if module._modules:
-                    call.returns_last_leaf = output is self.last_leaf_output
-                else:
-                    self.last_leaf_output = output
-                return
-
-
-def _attach(view: ModelView, observer: _Observer) -> list[RemovableHandle]:
-    def root_pre(module: nn.Module, args: tuple[Any, ...]) -> None:
-        observer.start_run()
-
-    def root_post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        observer.end_run()
-
-    def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
-        observer.enter(module, args)
-
-    def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        observer.leave(module, output)
-
-    handles = [view.root.register_forward_pre_hook(root_pre)]
-    for module in view.modules:
-        handles.append(module.register_forward_pre_hook(pre))
-        handles.append(module.register_forward_hook(post))
-    handles.append(view.root.register_forward_hook(root_post))
-    return handles
-
-
-@contextmanager
-def _hooked(view: ModelView, observer: _Observer) -> Iterator[None]:
-    handles = _attach(view, observer)
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        observer.last_leaf_output = None
-
-
-def observed_trace(model: nn.Module, inputs: Any, *, device: str | torch.device = "auto",
-                   flops: bool = False, parameter_use: bool = False) -> Observation:
+def observed_trace(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "auto",
+    flops: bool = False,
+    parameter_use: bool = False,
+) -> Observation:
     """``trace(model, inputs)``, watched: data flow always, FLOPs and parameter use on request.
 
     Raises what ``trace`` raises (ShapeMismatchError when the forward fails); the
-    model is left as it was, without our hooks.
+    model is left as it was.
     """
-    from ..tracer import check_model, trace
+    from ..diagnostics.explain import watched
+    from ..tracing.tracer import check_model
 
     view = ModelView.of(check_model(model))
     observer = _Observer()
@@ -190,12 +160,9 @@ def observed_trace(model: nn.Module, inputs: Any, *, device: str | torch.device 
             observer.counter = stack.enter_context(FlopCounterMode(display=False))
         if parameter_use:
             observer.use = stack.enter_context(_ParameterUse(view))
-        stack.enter_context(_hooked(view, observer))
-        result = trace(model, inputs, device=device)
+        try:
+            result = watched(model, inputs, (observer,), device=device)
+        finally:
+            observer.last_leaf_output = None
     used = frozenset(observer.use.used) if observer.use is not None else None
-    if len(observer.calls) != len(result.layers):  # pragma: no cover - hooks and records disagree
-        raise RuntimeError(
-            f"internal error: observed {len(observer.calls)} module calls but the trace has "
-            f"{len(result.layers)}; please report this with the model"
-        )
     return Observation(result, list(observer.calls), used)

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from ..modelview import ModelView
-from ..table import grid
+from ..tracing.modelview import ModelView
+from ..tracing.table import grid
 from .render import human_bytes, params_line
 
 
@@ -146,8 +146,15 @@ class ParameterBreakdown:
         kinds = [("yes" if t.trainable else "no", t) for t in self.parameters]
         kinds += [("buffer", t) for t in self.buffers]
         rows = [
-            [t.name, kind, _shape_text(t), f"{t.numel:,}", t.dtype, human_bytes(t.bytes),
-             ", ".join(t.aliases)]
+            [
+                t.name,
+                kind,
+                _shape_text(t),
+                f"{t.numel:,}",
+                t.dtype,
+                human_bytes(t.bytes),
+                ", ".join(t.aliases),
+            ]
             for kind, t in kinds
         ]
         body = grid(rows, ("Tensor", "Trainable", "Shape", "Numel", "Dtype", "Bytes", "Also named"))
@@ -171,8 +178,9 @@ def _prefix(name: str) -> str:
     return f"{name}." if name else ""
 
 
-def named_tensors(view: ModelView, registry: str = "_parameters") -> dict[int, tuple[torch.Tensor,
-                                                                                  list[str]]]:
+def named_tensors(
+    view: ModelView, registry: str = "_parameters"
+) -> dict[int, tuple[torch.Tensor, list[str]]]:
     """``id(tensor) -> (tensor, every qualified name)``, first name first, in module order.
 
     ``registry`` is ``"_parameters"`` or ``"_buffers"``. The tensors are those in the
@@ -215,7 +223,7 @@ def parameter_breakdown(model: nn.Module) -> ParameterBreakdown:
     Tied weights and shared modules are counted once and listed with all their
     names (``.shared``). Nothing runs and nothing is copied; the model is only read.
     """
-    from ..tracer import check_model
+    from ..tracing.tracer import check_model
 
     view = ModelView.of(check_model(model))
     param_names = tensor_names(view, "_parameters")
@@ -227,8 +235,10 @@ def parameter_breakdown(model: nn.Module) -> ParameterBreakdown:
         own = [0, 0, 0, 0]  # params, trainable, buffer elements, bytes
         shared: list[str] = []
         holds = False
-        for registry, seen, names in (("_parameters", params, param_names),
-                                      ("_buffers", buffers, buffer_names)):
+        for registry, seen, names in (
+            ("_parameters", params, param_names),
+            ("_buffers", buffers, buffer_names),
+        ):
             for tensor in getattr(module, registry).values():
                 if tensor is None:
                     continue
@@ -237,8 +247,7 @@ def parameter_breakdown(model: nn.Module) -> ParameterBreakdown:
                     shared.append(seen[id(tensor)].name)
                     continue
                 is_param = registry == "_parameters"
-                info = seen[id(tensor)] = _info(tensor, names[id(tensor)],
-                                                is_param and tensor.requires_grad)
+                info = seen[id(tensor)] = _info(tensor, names[id(tensor)], is_param and tensor.requires_grad)
                 if is_param:
                     own[0] += info.numel
                     own[1] += info.numel if info.trainable else 0
@@ -246,10 +255,17 @@ def parameter_breakdown(model: nn.Module) -> ParameterBreakdown:
                     own[2] += info.numel
                 own[3] += info.bytes
         if holds:
-            layers.append(LayerParameters(
-                name=view.name_of(module), type=type(module).__name__, params=own[0],
-                trainable=own[1], buffers=own[2], bytes=own[3], shared=tuple(shared),
-            ))
+            layers.append(
+                LayerParameters(
+                    name=view.name_of(module),
+                    type=type(module).__name__,
+                    params=own[0],
+                    trainable=own[1],
+                    buffers=own[2],
+                    bytes=own[3],
+                    shared=tuple(shared),
+                )
+            )
     return ParameterBreakdown(
         model=type(model).__name__,
         parameters=tuple(params.values()),

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..modelview import ModelView
+from ..errors import ArgumentTypeError
+from ..tracing.modelview import ModelView
 from .parameters import tensor_names
 
 DECOUPLED, L2, NO_DECAY, UNKNOWN = "decoupled", "L2", "none", "unknown"
@@ -118,8 +119,17 @@ def _number(value: Any) -> float | None:
     return None
 
 
-_NORM_SETTINGS = ("num_features", "num_groups", "num_channels", "normalized_shape", "eps",
-                  "momentum", "affine", "elementwise_affine", "track_running_stats")
+_NORM_SETTINGS = (
+    "num_features",
+    "num_groups",
+    "num_channels",
+    "normalized_shape",
+    "eps",
+    "momentum",
+    "affine",
+    "elementwise_affine",
+    "track_running_stats",
+)
 
 
 def _settings(module: nn.Module) -> dict[str, Any]:
@@ -145,9 +155,12 @@ def _statistics(module: nn.Module) -> str:
 
 def norm_types() -> tuple[type[nn.Module], ...]:
     """The normalization module classes of this torch (RMSNorm from torch 2.4)."""
-    found: list[type[nn.Module]] = [nn.modules.batchnorm._BatchNorm,
-                                    nn.modules.instancenorm._InstanceNorm,
-                                    nn.GroupNorm, nn.LayerNorm]
+    found: list[type[nn.Module]] = [
+        nn.modules.batchnorm._BatchNorm,
+        nn.modules.instancenorm._InstanceNorm,
+        nn.GroupNorm,
+        nn.LayerNorm,
+    ]
     rms = getattr(nn, "RMSNorm", None)
     if rms is not None:
         found.append(rms)
@@ -173,30 +186,34 @@ def check_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer is the class {optimizer.__name__}, not an instance; "
-                        f"{OPTIMIZER_EXAMPLE}")
-    raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; "
-                    f"{OPTIMIZER_EXAMPLE}")
+        raise ArgumentTypeError(
+            f"optimizer is the class {optimizer.__name__}, not an instance; {OPTIMIZER_EXAMPLE}"
+        )
+    raise ArgumentTypeError(
+        f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; {OPTIMIZER_EXAMPLE}"
+    )
 
 
-def _groups(view: ModelView, optimizer: torch.optim.Optimizer) -> tuple[tuple[DecayGroup, ...],
-                                                                         tuple[str, ...]]:
+def _groups(
+    view: ModelView, optimizer: torch.optim.Optimizer
+) -> tuple[tuple[DecayGroup, ...], tuple[str, ...]]:
     names = tensor_names(view, "_parameters")
     covered: set[int] = set()
     groups: list[DecayGroup] = []
     for index, group in enumerate(optimizer.param_groups):
         params = group.get("params", [])
         covered.update(id(p) for p in params)
-        groups.append(DecayGroup(
-            index=index,
-            weight_decay=_number(group.get("weight_decay")) or 0.0,
-            decay=decay_kind(optimizer, group),
-            lr=_number(group.get("lr")),
-            params=tuple(names[id(p)][0] for p in params if id(p) in names),
-            foreign=sum(id(p) not in names for p in params),
-        ))
-    uncovered = tuple(names[id(p)][0] for p in view.parameters
-                      if p.requires_grad and id(p) not in covered)
+        groups.append(
+            DecayGroup(
+                index=index,
+                weight_decay=_number(group.get("weight_decay")) or 0.0,
+                decay=decay_kind(optimizer, group),
+                lr=_number(group.get("lr")),
+                params=tuple(names[id(p)][0] for p in params if id(p) in names),
+                foreign=sum(id(p) not in names for p in params),
+            )
+        )
+    uncovered = tuple(names[id(p)][0] for p in view.parameters if p.requires_grad and id(p) not in covered)
     return tuple(groups), uncovered
 
 
@@ -207,7 +224,7 @@ def regularization(model: nn.Module, optimizer: torch.optim.Optimizer | None = N
     (AdamW) or added to the gradient (L2: SGD, Adam), and the parameters it covers;
     plus the trainable parameters no group covers. The model is only read.
     """
-    from ..tracer import check_model
+    from ..tracing.tracer import check_model
 
     view = ModelView.of(check_model(model))
     norms = norm_types()
@@ -215,15 +232,25 @@ def regularization(model: nn.Module, optimizer: torch.optim.Optimizer | None = N
     norm_layers: list[NormLayer] = []
     for module in view.modules:
         if isinstance(module, nn.modules.dropout._DropoutNd):
-            dropouts.append(DropoutLayer(
-                name=view.name_of(module), type=type(module).__name__, p=_number(module.p),
-                inplace=bool(module.inplace), training=module.training,
-            ))
+            dropouts.append(
+                DropoutLayer(
+                    name=view.name_of(module),
+                    type=type(module).__name__,
+                    p=_number(module.p),
+                    inplace=bool(module.inplace),
+                    training=module.training,
+                )
+            )
         elif isinstance(module, norms):
-            norm_layers.append(NormLayer(
-                name=view.name_of(module), type=type(module).__name__, training=module.training,
-                statistics=_statistics(module), settings=_settings(module),
-            ))
+            norm_layers.append(
+                NormLayer(
+                    name=view.name_of(module),
+                    type=type(module).__name__,
+                    training=module.training,
+                    statistics=_statistics(module),
+                    settings=_settings(module),
+                )
+            )
     groups: tuple[DecayGroup, ...] = ()
     uncovered: tuple[str, ...] = ()
     if optimizer is not None:

@@ -50,8 +50,7 @@ def flops_line(macs: int, flops: int) -> str:
 def shared_line(parameters: Mapping[str, Any]) -> str | None:
     """``Shared: decoder.weight = out.weight (1,024)``; None when nothing is shared."""
     tensors = [*parameters.get("parameters", []), *parameters.get("buffers", [])]
-    shared = [f"{' = '.join([t['name'], *t['aliases']])} ({t['numel']:,})"
-              for t in tensors if t["aliases"]]
+    shared = [f"{' = '.join([t['name'], *t['aliases']])} ({t['numel']:,})" for t in tensors if t["aliases"]]
     return "Shared (counted once): " + "; ".join(shared) if shared else None
 
 
@@ -62,18 +61,24 @@ def _counted(items: list[str]) -> str:
 def regularization_line(report: Mapping[str, Any]) -> str:
     """``Regularization: Dropout p=0.5 (active) · BatchNorm2d x2 (batch stats) · ...``."""
     parts = []
-    dropouts = [f"{d['type']} p={'?' if d['p'] is None else format(d['p'], '.4g')} "
-                f"({'active' if d['active'] else 'inactive'}, "
-                f"{'train' if d['training'] else 'eval'} mode)" for d in report["dropouts"]]
+    dropouts = [
+        f"{d['type']} p={'?' if d['p'] is None else format(d['p'], '.4g')} "
+        f"({'active' if d['active'] else 'inactive'}, "
+        f"{'train' if d['training'] else 'eval'} mode)"
+        for d in report["dropouts"]
+    ]
     parts.append(_counted(dropouts) if dropouts else "no dropout")
     norms = [f"{n['type']} ({n['statistics']} stats)" for n in report["norms"]]
     parts.append(_counted(norms) if norms else "no normalization")
     if report.get("optimizer") is None:
         parts.append("optimizer not given")
     else:
-        groups = [f"group {g['index']}: weight_decay={g['weight_decay']}"
-                  + (f" {g['decay']}" if g["decay"] != "none" else "") + f" on {len(g['params'])} tensors"
-                  for g in report["groups"]]
+        groups = [
+            f"group {g['index']}: weight_decay={g['weight_decay']}"
+            + (f" {g['decay']}" if g["decay"] != "none" else "")
+            + f" on {len(g['params'])} tensors"
+            for g in report["groups"]
+        ]
         text = f"{report['optimizer']} " + "; ".join(groups)
         if report["uncovered"]:
             text += f"; {len(report['uncovered'])} trainable tensors in no group"
@@ -93,8 +98,7 @@ def overview_cells(extras: Mapping[str, Any]) -> list[str]:
     """The report overview's ``MACs`` and ``Lint`` cells of one model (``-`` without data)."""
     data = extras.get(EXTRAS_KEY) or {}
     flops, lint = data.get("flops"), data.get("lint")
-    return [si(flops["total_macs"]) if flops else "-",
-            str(len(lint["findings"])) if lint else "-"]
+    return [si(flops["total_macs"]) if flops else "-", str(len(lint["findings"])) if lint else "-"]
 
 
 def section_lines(extras: Mapping[str, Any], *, why: bool = False) -> list[str]:

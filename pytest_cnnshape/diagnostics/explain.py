@@ -1,0 +1,65 @@
+"""``trace(model, inputs)``: the tracer's run, and on failure the diagnosis, as one call.
+
+The tracing layer records a forward and, when it raises, hands back the moment of
+failure (``ForwardFailed``); this module turns that into a ShapeMismatchError
+whose text is the diagnosis and which carries the partial trace. It is the public
+entry point every higher layer (contracts, inspection, the plugin, the CLI) calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ForwardFailed, ShapeMismatchError
+from ..tracing.tracer import partial_trace, run
+from . import diagnose
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ..tracing.recorder import Observer
+    from ..tracing.records import ShapeTrace
+
+
+def trace(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+    train: bool = False,
+) -> ShapeTrace:
+    """Record the input and output shapes of every module call of one forward pass.
+
+    ``inputs``: a shape (``(1, 3, 32, 32)`` or ``"1x3x32x32"``), a tensor, a list or
+    tuple of those for several positional inputs, or a dict for keyword inputs.
+    ``device``: ``"auto"`` (meta first, a real forward on the model's device when
+    meta cannot run it), ``"meta"``, ``"cpu"`` or ``"cuda"``. ``dtype``: of inputs
+    made from shapes (default: the model's). ``train``: trace in training mode.
+
+    Raises ShapeMismatchError when the forward fails; the model is left as it was.
+    """
+    return watched(model, inputs, (), device=device, dtype=dtype, train=train)
+
+
+def watched(
+    model: nn.Module,
+    inputs: Any,
+    observers: Sequence[Observer],
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+    train: bool = False,
+) -> ShapeTrace:
+    """``trace`` with observers of the module calls (inspection's data flow, FLOPs)."""
+    try:
+        return run(model, inputs, device=device, dtype=dtype, train=train, observers=observers)
+    except ForwardFailed as failed:
+        raise explain(failed) from failed.context.exc
+
+
+def explain(failed: ForwardFailed) -> ShapeMismatchError:
+    """The ShapeMismatchError of a failed forward: its diagnosis and the partial trace."""
+    return ShapeMismatchError(diagnose(failed.context), partial_trace(failed))

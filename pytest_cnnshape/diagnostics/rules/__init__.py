@@ -1,0 +1,1 @@
+"""One module per family of mistakes; ``diagnostics.diagnose`` asks them in order."""

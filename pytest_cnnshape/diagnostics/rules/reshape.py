@@ -1,0 +1,118 @@
+"""view/reshape in forward(): the hand-computed flatten that stopped fitting.
+
+``x.view(-1, 16 * 5 * 5)`` is written for one input size. With another it either
+fails ("shape '[-1, 400]' is invalid for input of size 800") or, worse, succeeds
+by folding features into the batch axis. The fix that survives every input size
+keeps the batch axis and lets torch count the rest: ``torch.flatten(x, 1)`` or
+``x.view(x.size(0), -1)`` — with the Linear after it told the real number (or
+made an ``nn.LazyLinear``).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from typing import Any
+
+from torch import nn
+
+from ...shapes.tree import format_shape
+from ...tracing.failure import FailureContext
+from ..common import describe
+from ..fixes import layer_call, product
+from ..report import Diagnosis
+from ..source import Resolver, call_name, failing_node, user_traceback
+
+_RESHAPES = ("view", "reshape", "flatten", "unflatten", "view_as", "reshape_as")
+_MESSAGES = re.compile(
+    r"is invalid for input of size|view size is not compatible|cannot reshape", re.IGNORECASE
+)
+
+
+def diagnose(ctx: FailureContext) -> Diagnosis | None:
+    """A view or reshape in the user's forward() that the tensor cannot take."""
+    if ctx.in_torch_layer or not _MESSAGES.search(ctx.message):
+        return None
+    tb = user_traceback(ctx)
+    node = failing_node(tb) if tb is not None else None
+    if tb is None or not isinstance(node, ast.Call) or call_name(node) not in _RESHAPES:
+        return None
+    resolver = Resolver(ctx, tb)
+    func = node.func
+    target = (
+        func.value
+        if isinstance(func, ast.Attribute)
+        and not (isinstance(func.value, ast.Name) and func.value.id == "torch")
+        else (node.args[0] if node.args else None)
+    )
+    if target is None:
+        return None
+    operand = resolver.operand(target)
+    if operand.shape is None:
+        return None
+    shape = operand.shape
+    numel = math.prod(shape)
+    running = ctx.innermost
+    record = running.record if running is not None else None
+    where = f"the forward() of {describe(record)}" if record is not None else "forward()"
+    made = f"    from {describe(operand.producer)}" if operand.producer is not None else ""
+    base: dict[str, Any] = {
+        "layer": record.name if record is not None else "",
+        "module_type": record.type if record is not None else type(ctx.model).__name__,
+        "received_shapes": (shape,),
+    }
+    call = ast.unparse(node)
+    if "not compatible" in ctx.message:
+        return Diagnosis(
+            kind="view_not_contiguous",
+            **base,
+            headline=f"{where} failed: {call} needs a contiguous tensor",
+            details=[("tensor", f"{operand.text}  {format_shape(shape)}{made}")],
+            fix=call.replace(".view(", ".reshape(", 1) if ".view(" in call else None,
+            fix_note="after permute/transpose the elements are not in memory order; reshape "
+            "copies when it must (or call .contiguous() before .view)",
+        )
+    batch = shape[0] if len(shape) >= 2 else 1
+    per_sample = numel // batch if batch else numel
+    linear = _expecting_linear(ctx, node, resolver)
+    fix = "x = torch.flatten(x, 1)   (or x.view(x.size(0), -1))"
+    note = f"keeps the batch axis: [{batch}, {per_sample}], {per_sample} = {product(shape[1:])}"
+    if linear is not None and linear.in_features != per_sample:
+        fix += f", and {layer_call(linear, in_features=per_sample)}"
+    return Diagnosis(
+        kind="view_size",
+        **base,
+        headline=f"{where} failed: {call} does not fit a tensor of {numel} elements",
+        details=[
+            ("tensor", f"{operand.text}  {format_shape(shape)}{made}"),
+            ("asks", f"{call}: {_asks(node, resolver, numel)}"),
+        ],
+        fix=fix,
+        fix_note=note,
+        hint=f"nn.LazyLinear({linear.out_features}) after torch.flatten(x, 1) infers the size for any input"
+        if linear is not None
+        else None,
+        facts={"numel": numel, "per_sample": per_sample},
+    )
+
+
+def _asks(node: ast.Call, resolver: Resolver, numel: int) -> str:
+    """What the requested shape means for this many elements."""
+    sizes = [resolver.constant(a) for a in node.args if not isinstance(a, ast.Starred)]
+    if sizes and all(isinstance(s, int) for s in sizes):
+        known = math.prod(s for s in sizes if s != -1)
+        if -1 in sizes:
+            return f"rows of {known}, but {numel} is not a multiple of {known}"
+        return f"{known} elements, but the tensor has {numel}"
+    return f"a shape that {numel} elements do not fill"
+
+
+def _expecting_linear(ctx: FailureContext, node: ast.Call, resolver: Resolver) -> nn.Linear | None:
+    """The Linear the view was written for: one whose in_features is the asked row size."""
+    sizes = [resolver.constant(a) for a in node.args]
+    row = next((s for s in reversed(sizes) if isinstance(s, int) and s > 0), None)
+    for module in ctx.view.modules:
+        if isinstance(module, nn.Linear) and module.in_features == row:
+            return module
+    return None

@@ -1,0 +1,163 @@
+"""Lint rules about which layer follows which, read from the trace's call order.
+
+Each rule looks at leaf calls in the order the forward ran them (``context.Leaf``);
+a module called several times may yield the same finding again, which ``lint``
+reports once.
+Where a function between two layers would change the verdict (a ReLU between a
+conv and its BatchNorm keeps the bias useful), the rule also requires the second
+layer to consume the very tensor the first returned; where it would not (any
+element-wise op between a conv and an element-wise Dropout), call order and
+shapes are enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.dropout import _DropoutNd
+
+from ..context import CROSS_ENTROPY, NLL, Leaf, LintContext
+from ..findings import Finding
+
+#: Modules that keep a conv feature map a feature map (same rank, per-position work).
+_FEATURE_MAP_MODULES = frozenset(
+    {
+        "torch.nn.modules.activation",
+        "torch.nn.modules.pooling",
+        "torch.nn.modules.batchnorm",
+        "torch.nn.modules.instancenorm",
+        "torch.nn.modules.normalization",
+        "torch.nn.modules.dropout",
+    }
+)
+
+
+def _size(value: object) -> str:
+    """A kernel size as written: ``3`` for (3, 3), ``(1, 3)`` otherwise."""
+    if isinstance(value, tuple) and len(set(value)) == 1:
+        return str(value[0])
+    return str(value)
+
+
+def constructor(module: nn.Module, **changes: object) -> str:
+    """``nn.Conv2d(3, 16, 3, bias=False)``: how to write the layer with ``changes``."""
+    if isinstance(module, _ConvNd):
+        args = [str(module.in_channels), str(module.out_channels), _size(module.kernel_size)]
+        if module.stride != (1,) * len(module.stride):
+            args.append(f"stride={_size(module.stride)}")
+        if isinstance(module.padding, str) or any(module.padding):
+            args.append(
+                f"padding={module.padding!r}"
+                if isinstance(module.padding, str)
+                else f"padding={_size(module.padding)}"
+            )
+    elif isinstance(module, nn.Linear):
+        args = [str(module.in_features), str(module.out_features)]
+    else:
+        args = []
+    args += [f"{key}={value!r}" for key, value in changes.items()]
+    return f"nn.{type(module).__name__}({', '.join(args)})"
+
+
+def bias_before_batchnorm(ctx: LintContext) -> Iterator[Finding]:
+    for a, b in ctx.pairs():
+        layer = a.module
+        if not (
+            b.fed_by_previous
+            and isinstance(b.module, _BatchNorm)
+            and isinstance(layer, (_ConvNd, nn.Linear))
+            and layer.bias is not None
+        ):
+            continue
+        yield ctx.finding(
+            "bias-before-batchnorm",
+            a.name,
+            f"{a.name} ({a.type}) has a bias ({layer.bias.numel():,} parameters) and its output "
+            f"goes straight into {b.name} ({b.type}), which cancels it",
+            f"create {a.name} without it: {constructor(layer, bias=False)}",
+        )
+
+
+def _reaches_conv(leaves: list[Leaf], index: int, rank: int) -> Leaf | None:
+    """The conv whose feature map reaches ``leaves[index]`` through per-position layers."""
+    for prev in reversed(leaves[:index]):
+        out = prev.output_shape
+        if out is None or len(out) != rank:
+            return None
+        if isinstance(prev.module, _ConvNd):
+            return prev
+        if type(prev.module).__module__ not in _FEATURE_MAP_MODULES:
+            return None
+    return None
+
+
+def dropout_after_conv(ctx: LintContext) -> Iterator[Finding]:
+    leaves = ctx.leaves
+    for index, drop in enumerate(leaves):
+        module = drop.module
+        shape = drop.input_shape
+        if not isinstance(module, (nn.Dropout, nn.AlphaDropout)) or shape is None or not 3 <= len(shape) <= 5:
+            continue
+        conv = _reaches_conv(leaves, index, len(shape))
+        if conv is None:
+            continue
+        spatial = len(shape) - 2
+        better = (
+            f"nn.FeatureAlphaDropout(p={module.p})"
+            if isinstance(module, nn.AlphaDropout)
+            else f"nn.Dropout{spatial}d(p={module.p})"
+        )
+        yield ctx.finding(
+            "dropout-after-conv",
+            drop.name,
+            f"{drop.name} ({drop.type}) zeroes single elements of the feature map "
+            f"{list(shape)} that {conv.name} ({conv.type}) produced",
+            f"use {better}, which drops whole channels",
+        )
+
+
+def batchnorm_after_dropout(ctx: LintContext) -> Iterator[Finding]:
+    for a, b in ctx.pairs():
+        if not (isinstance(a.module, _DropoutNd) and isinstance(b.module, _BatchNorm)):
+            continue
+        p = a.module.p
+        if not (isinstance(p, (int, float)) and p > 0) or a.output_shape != b.input_shape:
+            continue
+        yield ctx.finding(
+            "batchnorm-after-dropout",
+            b.name,
+            f"{b.name} ({b.type}) normalizes what {a.name} ({a.type}, p={p}) lets through",
+            f"move {a.name} after the last BatchNorm (e.g. right before the classifier), or "
+            f"drop it: {b.name} regularizes on its own",
+        )
+
+
+def softmax_before_cross_entropy(ctx: LintContext) -> Iterator[Finding]:
+    observation = ctx.observation
+    if observation is None or not ctx.leaves or not observation.calls[0].returns_last_leaf:
+        return
+    last = ctx.leaves[-1]
+    softmax = isinstance(last.module, nn.Softmax)
+    log_softmax = isinstance(last.module, nn.LogSoftmax)
+    if ctx.loss == CROSS_ENTROPY and (softmax or log_softmax):
+        what = "probabilities" if softmax else "log-probabilities"
+        yield ctx.finding(
+            "softmax-before-cross-entropy",
+            last.name,
+            f"the model ends in {last.name} ({last.type}) and returns {what}, but it is "
+            "trained with CrossEntropyLoss, which applies log-softmax to raw logits itself",
+            f"remove {last.name} and return the logits; apply softmax where probabilities are "
+            "needed (at inference)" + ("" if softmax else ", or keep it and train with NLLLoss"),
+        )
+    elif ctx.loss == NLL and softmax:
+        yield ctx.finding(
+            "softmax-before-cross-entropy",
+            last.name,
+            f"the model ends in {last.name} (Softmax) but is trained with NLLLoss, which "
+            "expects log-probabilities",
+            f"replace {last.name} by nn.LogSoftmax(dim={last.module.dim}), or remove it and "
+            "train with CrossEntropyLoss",
+        )

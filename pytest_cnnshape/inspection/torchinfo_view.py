@@ -1,0 +1,52 @@
+"""torchinfo's familiar table, wrapped so it cannot touch the model.
+
+torchinfo 1.8 advances the global RNG, switches a model the user froze with
+``.eval()`` back to training, moves the model when given ``device="meta"`` and
+only shows the first tensor of structured outputs. Here it runs on real inputs
+(``input_data=``) on the model's own device, in eval mode, inside the same
+``preserved`` block ``trace`` uses; and it is a view, never the tracing engine.
+Note that torchinfo counts tied weights once per module that holds them;
+``trace`` counts each tensor once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..errors import ArgumentError, ArgumentTypeError
+from ..tracing.devices import model_device, model_dtype
+from ..tracing.inputs import materialize, parse_inputs
+from ..tracing.modelview import ModelView
+from ..tracing.state import preserved
+from ..tracing.tracer import check_model
+
+
+def torchinfo_summary(model: nn.Module, inputs: Any, *, depth: int = 3, **options: Any) -> Any:
+    """``torchinfo.summary`` of ``model`` on ``inputs`` (any form ``trace`` takes).
+
+    Returns torchinfo's ModelStatistics (``str()`` is the table). ``options`` go to
+    torchinfo (e.g. ``col_names``); ``device``, ``mode`` and ``input_data`` are set here.
+    """
+    import torchinfo
+
+    model = check_model(model)
+    for key in ("device", "mode", "input_data", "input_size"):
+        if key in options:
+            raise ArgumentTypeError(f"torchinfo_summary sets {key}= itself; leave it out")
+    home = model_device(model)
+    if home.type == "meta":
+        raise ArgumentError("torchinfo needs real weights; this model is on meta (use trace())")
+    args, kwargs = materialize(parse_inputs(inputs), home, model_dtype(model))
+    with preserved(ModelView.of(model), real_run=True, train=False):
+        return torchinfo.summary(
+            model,
+            input_data=list(args),
+            device=home,
+            mode="eval",
+            depth=depth,
+            verbose=0,
+            **kwargs,
+            **options,
+        )

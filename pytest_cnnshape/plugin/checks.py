@@ -1,0 +1,180 @@
+"""One model contract, run: build, trace, compare; the result as a report entry.
+
+Declared models, ``cnn_model`` markers and the ``cnn_shapes`` fixture all go
+through ``run_check`` so a contract reads and fails the same way wherever it is
+written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..contracts.domain import HypothesisOptions
+from ..defaults import DEFAULT_DEVICE
+from ..errors import ContractFailure
+from .entries import FAILED, PASSED, ModelEntry
+from .schema import ModelCheck
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..tracing.records import ShapeTrace
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the session runs checks: its device, whether the report inspects, hypothesis."""
+
+    device: str = DEFAULT_DEVICE
+    #: Compute the inspection data (params, regularization, FLOPs, lint) for the report.
+    inspect: bool = False
+    #: Lint rules the project switched off (``[tool.cnnshape] lint.ignore``).
+    lint_ignore: tuple[str, ...] = ()
+    hypothesis: HypothesisOptions = field(default_factory=HypothesisOptions)
+    #: Where relative factory paths are resolved from when the check does not say.
+    root: Path | None = None
+
+
+@dataclass
+class CheckResult:
+    """The entry for the report, the trace (partial on failure) and the error to raise."""
+
+    entry: ModelEntry
+    trace: ShapeTrace | None
+    error: BaseException | None
+    model: nn.Module | None
+
+
+def input_text(value: Any) -> str:
+    """Short text of an input spec as written: ``1x3x32x32`` or ``N x 3 x H x W``."""
+    if isinstance(value, str):
+        return value.replace(" ", "")
+    if isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return ", ".join(input_text(v) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={input_text(v)}" for k, v in value.items())
+    shape = getattr(value, "shape", None)
+    return "x".join(str(d) for d in shape) if shape is not None else repr(value)
+
+
+def build(check: ModelCheck) -> nn.Module:
+    """The model of a check: given, or built from its factory (seeded)."""
+    from ..tracing.factory import build_model
+
+    if check.model is not None:
+        return check.model
+    if check.factory is None:
+        raise ContractFailure(f"{check.name}: no model and no factory to build one")
+    return build_model(check.factory, check.kwargs, root=check.root)
+
+
+def params_failure(name: str, total: int, limit: int) -> str:
+    """Text of a parameter budget overrun."""
+    return (
+        f"{name} has {total:,} parameters, more than max_params={limit:,} "
+        f"(+{total - limit:,}, {total / limit:.2f}x the budget)"
+    )
+
+
+def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: ModelEntry) -> str | None:
+    """Check the model's contract over its input domain; the failure text, or None.
+
+    What ran is noted on the entry (``extras["contract"]``) for the report.
+    """
+    from ..contracts.properties import assert_shape_contract
+    from ..errors import ShapeContractError
+
+    contract, options = check.contract, run.hypothesis
+    assert contract is not None
+    examples = contract.max_examples or options.max_examples
+    note: dict[str, Any] = {
+        "input": contract.input,
+        "output": contract.output,
+        "examples": examples,
+        "status": PASSED,
+    }
+    entry.extras["contract"] = note
+    try:
+        assert_shape_contract(
+            model,
+            contract.input,
+            contract.output,
+            dims=contract.dims,
+            device=check.device or run.device,
+            max_examples=examples,
+            derandomize=options.derandomize,
+            seed=options.seed,
+            **contract.strategy_options(),
+        )
+    except ShapeContractError as err:
+        note.update(status=FAILED, smallest_failing=list(err.shape))
+        return f"{check.name}: {err}"
+    return None
+
+
+def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -> CheckResult:
+    """Run a check without raising; the caller decides how to fail."""
+    from ..contracts.assertions import output_failure_text
+    from ..diagnostics.explain import trace
+    from ..errors import ShapeMismatchError
+    from ..shapes.expected import bind_inputs, compare_output, parse_expected
+    from ..tracing.records import inputs_text
+
+    if check.root is None and run.root is not None:
+        check = replace(check, root=run.root)
+    device = check.device or run.device
+    entry = ModelEntry(
+        name=check.name,
+        nodeid=nodeid,
+        source=source,
+        input=input_text(check.traced_input),
+        max_params=check.max_params,
+        expected=None if check.output is None else input_text(check.output),
+    )
+    model = check.model
+    try:
+        model = build(check)
+        bound = bind_inputs(check.traced_input, check.dims)
+        expected = parse_expected(check.output) if check.output is not None else None
+        result = trace(model, bound.inputs, device=device, train=check.train)
+    except ShapeMismatchError as err:
+        entry.status, entry.failure = FAILED, err.diagnosis.headline
+        entry.error = err.diagnosis.to_dict()
+        entry.trace = err.trace.to_dict()
+        return CheckResult(entry, err.trace, err, model)
+    except Exception as err:  # factory, spec or trace argument problems
+        entry.status, entry.failure = FAILED, f"{type(err).__name__}: {err}"
+        failure = ContractFailure(f"{check.name}: {err}")
+        failure.__cause__ = err
+        return CheckResult(entry, None, failure, model)
+    entry.trace = result.to_dict()
+    entry.input = inputs_text(entry.trace, entry.input)
+    problems: list[str] = []
+    if run.inspect or check.lint:
+        from ..inspection.collect import lint_problem, record_inspection
+
+        data = record_inspection(entry.extras, model, bound.inputs, device=device, ignore=run.lint_ignore)
+        lint_text = lint_problem(check.name, data) if check.lint else None
+        if lint_text:
+            problems.append(lint_text)
+    if expected is not None:
+        mismatches = compare_output(expected, result.output_shape, bound.bindings)
+        if mismatches:
+            problems.append(output_failure_text(result, mismatches, bound.bindings, model))
+    if check.max_params is not None and result.total_params > check.max_params:
+        problems.insert(0, params_failure(check.name, result.total_params, check.max_params))
+    if check.contract is not None and not problems:
+        contract_text = run_contract(check, run, model, entry)
+        if contract_text:
+            problems.append(contract_text)
+    if problems:
+        entry.status = FAILED
+        entry.failure = problems[0].splitlines()[0]
+        return CheckResult(entry, result, ContractFailure("\n".join(problems)), model)
+    entry.status = PASSED
+    return CheckResult(entry, result, None, model)

@@ -1,0 +1,65 @@
+"""The JSON report (``--cnn-shapes-report=x.json``): a documented, versioned schema.
+
+No timestamps, durations or host names: a serial run and an xdist run of the same
+suite write byte-identical files.
+
+Each object of ``models`` is a ModelEntry (``name``, ``input``, ``status``,
+``trace``, ``failure``, ``error``, ``extras``, ...) plus ``nodeids``, ``output``,
+``total_params``, ``trainable_params`` and ``device``. Keys are only ever added
+within a schema version. ``extras["inspection"]`` (added in version 1, present for
+every model traced without error while a report is written) holds:
+
+- ``parameters``: ``totals`` (``total``, ``trainable``, ``frozen``, ``buffers``,
+  ``parameter_bytes``, ``buffer_bytes``), ``parameters`` and ``buffers`` (per tensor:
+  ``name``, ``aliases``, ``shape``, ``numel``, ``trainable``, ``dtype``, ``bytes``,
+  ``materialized``), ``layers`` (per module: ``name``, ``type``, ``params``,
+  ``trainable``, ``buffers``, ``bytes``, ``shared``);
+- ``regularization``: ``dropouts`` (``name``, ``type``, ``p``, ``inplace``,
+  ``training``, ``active``), ``norms`` (``name``, ``type``, ``training``,
+  ``statistics``, ``settings``), ``optimizer``, ``groups``, ``uncovered``;
+- ``flops``: ``total_macs``, ``total_flops``, ``input``, ``device``, ``layers``
+  (``name``, ``type``, ``depth``, ``calls``, ``flops``, ``macs``, ``is_leaf``);
+- ``lint``: ``findings`` (``rule``, ``layer``, ``message``, ``why``, ``fix``),
+  ``skipped`` (rule id -> why it did not run), ``ignored``;
+
+or ``{"error": "..."}`` when the model could not be inspected.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from typing import Any
+
+from .gather import SessionModels
+
+SCHEMA = "pytest-cnnshape/report"
+SCHEMA_VERSION = 1
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def document(session: SessionModels, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole report as a JSON-safe dict."""
+    from ... import __version__
+
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "generator": f"pytest-cnnshape {__version__}",
+        "torch": package_version("torch"),
+        "summary": session.counts(),
+        "models": [m.to_dict() for m in session.models()],
+    }
+    out.update(extra or {})
+    return out
+
+
+def render(session: SessionModels, extra: dict[str, Any] | None = None) -> str:
+    """The file's text: sorted keys, two-space indent, final newline."""
+    return json.dumps(document(session, extra), indent=2, sort_keys=True) + "\n"

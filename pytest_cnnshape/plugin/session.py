@@ -1,0 +1,122 @@
+"""The session-wide part of the plugin, registered as an object per pytest run.
+
+It receives every test report (on the controller only, under xdist), keeps the
+model entries the reports carry, and at the end hands them to the report writers
+and the baseline gate. A run that traced no model, asked for no report and keeps
+no baselines ends here without importing any of them: this object is what every
+test of every project with the plugin installed passes through, so it stays
+light. Problems are reported through ``session.exitstatus``, never by raising
+from a summary hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .keys import REPORT_ATTRIBUTE
+
+if TYPE_CHECKING:
+    from .baseline_gate import BaselineGate
+    from .options import Settings
+    from .report.gather import SessionModels
+
+
+class CnnShapeSession:
+    """Gathers model entries and reports them at the end of the session."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        #: Entries as the reports carried them, decoded only if the session reports.
+        self.payloads: list[str] = []
+        #: Test file (rootdir-relative, as in node ids) -> every test in it passed.
+        self.files_passed: dict[str, bool] = {}
+        self.deselected = False
+        self.problems: list[str] = []
+        self.gate: BaselineGate | None = None
+        self._models: SessionModels | None = None
+
+    @property
+    def models(self) -> SessionModels:
+        """Every entry of the session, decoded on first use."""
+        if self._models is None:
+            from .entries import decode
+            from .report.gather import SessionModels
+
+            self._models = SessionModels()
+            for payload in self.payloads:
+                self._models.add(decode(payload))
+        return self._models
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        """Note that tests were left out: unused baselines are not judged on such a run."""
+        if items:
+            self.deselected = True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Take the model entries a test's report carries (from any worker); note pass/fail per file."""
+        payload = getattr(report, REPORT_ATTRIBUTE, None)
+        if payload:
+            self.payloads.append(payload)
+        file = report.nodeid.split("::")[0]
+        self.files_passed[file] = self.files_passed.get(file, True) and not (report.failed or report.skipped)
+
+    def _baselines_matter(self) -> bool:
+        """Whether the baseline gate has anything to do: entries, updates, or stored files."""
+        s = self.settings
+        if self.payloads or s.update or s.prune or s.declares():
+            return True
+        folders = {(s.rootpath / file).parent / s.baseline_dir for file in self.files_passed}
+        return any(folder.is_dir() for folder in folders)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Let the baseline gate write and judge; then write the report file."""
+        if self._baselines_matter() and not self.config.getoption("collectonly", False):
+            from .baseline_gate import BaselineGate
+
+            self.gate = BaselineGate(
+                self.config, self.settings, self.models, self.files_passed, self.deselected
+            )
+            self.gate.finish(session)
+        target = self.settings.report
+        if target is None:
+            return
+        from ..fileio import write_atomic
+
+        try:
+            write_atomic(target, self.render_file(target))
+        except OSError as exc:
+            self.problems.append(f"could not write the report {target}: {exc}")
+            session.exitstatus = (
+                pytest.ExitCode.INTERNAL_ERROR if not session.exitstatus else session.exitstatus
+            )
+
+    def render_file(self, target: Path) -> str:
+        """The report file's text: Markdown for ``.md``, JSON otherwise."""
+        if target.suffix.lower() == ".md":
+            from .report import markdown
+
+            return markdown.render(self.models, self.settings.depth)
+        from .report import jsonfile
+
+        return jsonfile.render(self.models)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """The ``--cnn-shapes`` section, baseline counts and problems, any problem writing files."""
+        if self.settings.show:
+            from .report import terminal
+
+            terminalreporter.write_sep("=", "CNN shapes")
+            for line in terminal.render(self.models, self.settings.depth):
+                terminalreporter.write_line(line)
+        if self.gate is not None:
+            self.gate.summary(terminalreporter)
+        if self.settings.report is not None and not self.problems:
+            terminalreporter.write_line(f"cnnshape: report written to {self.settings.report}")
+        for problem in self.problems:
+            terminalreporter.write_line(f"cnnshape: {problem}", red=True)

@@ -1,0 +1,182 @@
+"""Everything known at the moment a forward raised, and questions rules ask of it.
+
+The recorder's stack says which module calls were running (the innermost one is
+where it failed) and what each received; the partial trace says what ran before;
+the traceback says which line of the user's code raised; the prober runs the
+model again on other inputs (on meta: milliseconds) to compute a minimum size.
+It belongs to the tracing layer (the tracer builds it when a forward raises);
+``diagnostics`` explains it.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sysconfig
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .inputs import InputSpec
+    from .modelview import ModelView
+    from .recorder import RunningCall
+    from .records import LayerRecord, ShapeTrace
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+#: Runs the model on other inputs without diagnosing: a trace, or the failure's context.
+Prober = Callable[[Any], "ShapeTrace | FailureContext"]
+
+
+@dataclass(frozen=True)
+class UserFrame:
+    """The innermost frame of user code in a traceback: where to look."""
+
+    filename: str
+    lineno: int
+    code: str
+    function: str
+
+    @property
+    def location(self) -> str:
+        """``file.py:LINE`` with the path relative to the working directory if inside it."""
+        path = self.filename
+        try:
+            rel = os.path.relpath(path)
+            if not rel.startswith(".."):
+                path = rel
+        except ValueError:  # another drive on Windows
+            pass
+        return f"{path}:{self.lineno}"
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.code}"
+
+
+@cache
+def _library_dirs() -> tuple[str, ...]:
+    import torch
+
+    dirs = {str(Path(torch.__file__).resolve().parent), _PACKAGE_DIR}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(str(Path(path).resolve()))
+    return tuple(sorted(dirs))
+
+
+def is_user_file(filename: str) -> bool:
+    """True for code the user wrote (not torch, not Python, not installed packages, not us)."""
+    if filename.startswith("<"):
+        return False
+    try:
+        resolved = str(Path(filename).resolve())
+    except OSError:
+        return False
+    return not resolved.startswith(_library_dirs())
+
+
+def user_frame(exc: BaseException) -> UserFrame | None:
+    """The innermost traceback frame in user code."""
+    tb: types.TracebackType | None = exc.__traceback__
+    found: types.TracebackType | None = None
+    while tb is not None:
+        if is_user_file(tb.tb_frame.f_code.co_filename):
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return None
+    frame = found.tb_frame
+    lineno = found.tb_lineno
+    code = linecache.getline(frame.f_code.co_filename, lineno).strip()
+    return UserFrame(frame.f_code.co_filename, lineno, code, frame.f_code.co_name)
+
+
+@dataclass
+class FailureContext:
+    """Everything known when a forward raised."""
+
+    exc: BaseException
+    view: ModelView
+    records: list[LayerRecord]
+    running: list[RunningCall]
+    device: torch.device
+    inputs: InputSpec
+    #: ``id(tensor) -> record`` of the call that returned it (outputs still alive).
+    produced: dict[int, LayerRecord] = field(default_factory=dict)
+    #: Runs the model on other inputs; None where no second run is possible.
+    probe: Prober | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        """The module that ran (the user's model, or its clone for lazy layers)."""
+        return self.view.root
+
+    @property
+    def innermost(self) -> RunningCall | None:
+        """The innermost module call still running: the layer that failed."""
+        return self.running[-1] if self.running else None
+
+    @property
+    def in_torch_layer(self) -> bool:
+        """True when the failing call is a torch layer's own forward (Conv2d, Linear...).
+
+        Otherwise the failure is in a forward() the user wrote, between layers.
+        """
+        running = self.innermost
+        return running is not None and is_torch_layer(running.module)
+
+    @cached_property
+    def frame(self) -> UserFrame | None:
+        """The user's line that raised, if the traceback passes through user code."""
+        return user_frame(self.exc)
+
+    @property
+    def message(self) -> str:
+        """torch's message, for classifying (never for numbers)."""
+        return str(self.exc)
+
+    def name_of(self, module: nn.Module) -> str:
+        """Qualified name of a module of the model."""
+        return self.view.name_of(module)
+
+    def leaves_before(self, record: LayerRecord | None = None) -> list[LayerRecord]:
+        """Finished leaf calls recorded before ``record`` (default: all), most recent last."""
+        out = []
+        for r in self.records:
+            if r is record:
+                break
+            if r.finished and r.is_leaf:
+                out.append(r)
+        return out
+
+    def producer(self, tensor: Any) -> LayerRecord | None:
+        """The finished call whose output is this very tensor, if one is recorded."""
+        record = self.produced.get(id(tensor))
+        if record is not None and record.output_shape == tuple(getattr(tensor, "shape", ())):
+            return record
+        return None
+
+    def model_input_shape(self) -> tuple[int, ...] | None:
+        """The first input's shape: what sizes are searched over."""
+        return self.inputs.first_shape()
+
+    def tensors_in(self, call: RunningCall) -> Iterator[torch.Tensor]:
+        """The tensors a running call received, positional first."""
+        import torch
+
+        for value in (*call.args, *call.kwargs.values()):
+            if isinstance(value, torch.Tensor):
+                yield value
+
+
+def is_torch_layer(module: Any) -> bool:
+    """A layer class of torch itself, whose forward has no bugs of the user's."""
+    return type(module).__module__.startswith("torch.nn.modules.")

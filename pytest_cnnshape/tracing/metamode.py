@@ -1,0 +1,259 @@
+"""What the meta device gets slow or wrong, put right while a meta trace runs.
+
+Slow: on meta, torch computes output shapes with Python decompositions; for
+normalisation layers and most activations these cost 0.4-2 ms per call (a conv
+costs 0.05 ms), which made BatchNorm three quarters of a ResNet-50 meta trace.
+These ops return a tensor shaped like their input, so a ``TorchFunctionMode``
+answers them with an empty tensor of that shape (strides as torch's meta kernel
+gives them) — but only when torch would certainly accept the call: every
+argument a plain meta tensor of the input's dtype, every parameter sized for the
+input's channels. Anything else (a wrong channel count, a batch of one in
+training, a CPU tensor) goes to the real op, so errors are torch's own.
+
+Wrong: a few meta kernels skip checks that every real device makes, so a model
+that fails on CPU and CUDA would trace cleanly on meta. ``F.linear`` accepts an
+input whose dtype differs from the weight's, and ``F.conv_transpose*d`` accepts
+any number of input channels. Here they raise a RuntimeError as the CPU does (the
+channel message word for word; dtype messages vary between CPU kernels anyway).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+Rule = Callable[..., Any]
+
+
+def _plain_meta(t: Any, dtype: torch.dtype | None = None) -> bool:
+    return (
+        (type(t) is torch.Tensor or type(t) is torch.nn.Parameter)
+        and t.is_meta
+        and (dtype is None or t.dtype == dtype)
+    )
+
+
+def _float_input(t: Any) -> bool:
+    return _plain_meta(t) and t.is_floating_point()
+
+
+def _contiguous_like(t: torch.Tensor) -> torch.Tensor:
+    """What instance, group and layer norm return on meta: the input's shape, contiguous."""
+    return torch.empty(t.shape, dtype=t.dtype, device=t.device)
+
+
+def _sized(values: tuple[Any, ...], numel: int, dtype: torch.dtype) -> bool:
+    """Every given (non-None) tensor is a meta tensor of ``dtype`` with ``numel`` elements."""
+    return all(v is None or (_plain_meta(v, dtype) and v.numel() == numel) for v in values)
+
+
+def _batch_norm(  # noqa: PLR0917  (mirrors F.batch_norm, called positionally)
+    input: Any,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
+    if not _float_input(input) or input.dim() < 2 or eps <= 0:
+        return None
+    if training and input.shape[0] * math.prod(input.shape[2:]) <= 1:
+        return None  # torch: "Expected more than 1 value per channel when training"
+    if not training and (running_mean is None or running_var is None):
+        return None
+    if not _sized((running_mean, running_var, weight, bias), input.shape[1], input.dtype):
+        return None
+    return torch.empty_like(input)
+
+
+def _instance_norm(  # noqa: PLR0917  (mirrors F.instance_norm)
+    input: Any,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
+    if not _float_input(input) or input.dim() < 3 or eps <= 0:
+        return None
+    if use_input_stats and math.prod(input.shape[2:]) <= 1:
+        return None  # torch: "Expected more than 1 spatial element when training"
+    if not use_input_stats and (running_mean is None or running_var is None):
+        return None
+    if not _sized((running_mean, running_var, weight, bias), input.shape[1], input.dtype):
+        return None
+    return _contiguous_like(input)
+
+
+def _group_norm(input: Any, num_groups: int, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Any:
+    if not _float_input(input) or input.dim() < 2 or not isinstance(num_groups, int):
+        return None
+    channels = input.shape[1]
+    if num_groups <= 0 or channels % num_groups or eps <= 0:
+        return None
+    if input.shape[0] * (channels // num_groups) * math.prod(input.shape[2:]) <= 1:
+        return None
+    if not _sized((weight, bias), channels, input.dtype):
+        return None
+    return _contiguous_like(input)
+
+
+def _layer_norm(
+    input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> Any:
+    if not _float_input(input) or eps <= 0:
+        return None
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or len(shape) > input.dim() or tuple(input.shape[-len(shape) :]) != shape:
+        return None
+    for t in (weight, bias):
+        if t is not None and (not _plain_meta(t, input.dtype) or tuple(t.shape) != shape):
+            return None
+    return _contiguous_like(input)
+
+
+def _elementwise(inplace_position: int | None) -> Rule:
+    """A rule for an activation ``f(input, ..., inplace=False)``: same shape out."""
+
+    def rule(input: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _float_input(input):
+            return None
+        inplace = kwargs.get("inplace", False)
+        if inplace_position is not None and len(args) >= inplace_position:
+            inplace = args[inplace_position - 1]
+        return input if inplace else torch.empty_like(input)
+
+    return rule
+
+
+_SCALAR_NAMES = {
+    "float64": "Double",
+    "float32": "Float",
+    "float16": "Half",
+    "bfloat16": "BFloat16",
+    "int64": "Long",
+    "int32": "Int",
+    "int16": "Short",
+    "int8": "Char",
+    "uint8": "Byte",
+    "bool": "Bool",
+    "complex64": "ComplexFloat",
+    "complex128": "ComplexDouble",
+}
+
+
+def _scalar_name(dtype: torch.dtype) -> str:
+    """torch's C++ name of a dtype, as its error messages print it (``Double``)."""
+    name = str(dtype).removeprefix("torch.")
+    return _SCALAR_NAMES.get(name, name)
+
+
+def _linear(input: Any, weight: Any, bias: Any = None) -> Any:
+    """Real devices refuse an input whose dtype differs from the weight's; meta does not."""
+    if _plain_meta(input) and _plain_meta(weight) and input.dtype != weight.dtype:
+        raise RuntimeError(
+            f"mat1 and mat2 must have the same dtype, but got {_scalar_name(input.dtype)} "
+            f"and {_scalar_name(weight.dtype)}"
+        )
+    return None
+
+
+def _conv_transpose(dims: int) -> Rule:
+    """Real devices check a transposed conv's input channels and dtype; meta does not."""
+
+    def rule(input: Any, weight: Any, *args: Any, **kwargs: Any) -> Any:
+        if not (_plain_meta(input) and _plain_meta(weight)) or input.dim() not in (dims + 1, dims + 2):
+            return None
+        batched = input if input.dim() == dims + 2 else input.unsqueeze(0)
+        if batched.shape[1] != weight.shape[0]:
+            raise RuntimeError(
+                f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                f"input{list(batched.shape)} to have {weight.shape[0]} channels, but got "
+                f"{batched.shape[1]} channels instead"
+            )
+        if input.dtype != weight.dtype:
+            raise RuntimeError(
+                f"expected scalar type {_scalar_name(input.dtype)} but found {_scalar_name(weight.dtype)}"
+            )
+        return None
+
+    return rule
+
+
+def _gelu(input: Any, approximate: str = "none") -> Any:
+    if approximate not in ("none", "tanh") or not _float_input(input):
+        return None
+    return torch.empty_like(input)
+
+
+def _dropout(rank: int | None) -> Rule:
+    """``F.dropout*(input, p, training, inplace)``; feature dropouts only at their own rank."""
+
+    def rule(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
+        if not _float_input(input) or not 0.0 <= p <= 1.0 or not training:
+            return None  # eval-mode dropout is already free
+        if rank is not None and input.dim() != rank:
+            return None
+        return input if inplace else torch.empty_like(input)
+
+    return rule
+
+
+RULES: dict[Any, Rule] = {
+    F.linear: _linear,
+    F.conv_transpose1d: _conv_transpose(1),
+    F.conv_transpose2d: _conv_transpose(2),
+    F.conv_transpose3d: _conv_transpose(3),
+    F.batch_norm: _batch_norm,
+    F.instance_norm: _instance_norm,
+    F.group_norm: _group_norm,
+    F.layer_norm: _layer_norm,
+    F.relu: _elementwise(1),
+    F.relu6: _elementwise(1),
+    F.silu: _elementwise(1),
+    F.hardswish: _elementwise(1),
+    F.mish: _elementwise(1),
+    F.leaky_relu: _elementwise(2),
+    F.elu: _elementwise(2),
+    F.gelu: _gelu,
+    torch.relu: _elementwise(None),
+    torch.sigmoid: _elementwise(None),
+    torch.tanh: _elementwise(None),
+    F.dropout: _dropout(None),
+    F.dropout1d: _dropout(3),
+    F.dropout2d: _dropout(4),
+    F.dropout3d: _dropout(5),
+}
+
+
+class _MetaMode(TorchFunctionMode):
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        rule = RULES.get(func)
+        if rule is not None:
+            try:
+                out = rule(*args, **kwargs)
+            except TypeError:  # a call shape the rule does not know: let torch judge it
+                out = None
+            if out is not None:
+                return out
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def meta_mode() -> Iterator[None]:
+    """Fast answers for shape-preserving ops, real-device checks for lax meta kernels."""
+    with _MetaMode():
+        yield

@@ -1,0 +1,133 @@
+"""Forward hooks that record one LayerRecord per module call, and tell observers.
+
+The pre-hook opens a record (name, depth, call index, input shapes) and pushes it
+on a stack of running calls; the hook fills the output shape and pops it. When the
+forward raises, the stack still holds every call that was running: the innermost
+one is the layer that failed. Cost per call is a dict lookup, a shape walk and one
+small object, so tracing stays linear in the number of calls at any nesting.
+
+Whatever else wants to watch a forward (inspection's data flow and FLOP counts)
+registers an ``Observer`` instead of hooks of its own, so there is one call stack
+and every observer sees the calls in the order the records have them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from ..shapes.tree import shape_tree
+from .modelview import ModelView
+from .params import subtree_counts
+from .records import LayerRecord
+
+
+@dataclass(slots=True)
+class RunningCall:
+    """A call on the stack: the module and the arguments it received."""
+
+    module: nn.Module
+    record: LayerRecord
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    #: Position of the record in the trace: ``trace.layers[index]``.
+    index: int
+
+
+class Observer(Protocol):
+    """Something that watches the module calls of a traced forward."""
+
+    def started(self) -> None:
+        """A forward begins (each attempt of a trace: meta, then a real fallback)."""
+
+    def entered(self, call: RunningCall) -> None:
+        """A module call begins (after the user's own pre-hooks)."""
+
+    def left(self, call: RunningCall, output: Any) -> None:
+        """A module call returned ``output``."""
+
+
+class Recorder:
+    """Attach to every module of a model; collect records; detach without a trace."""
+
+    def __init__(self, view: ModelView, observers: Sequence[Observer] = ()) -> None:
+        self.view = view
+        self.observers = tuple(observers)
+        self.records: list[LayerRecord] = []
+        self.record_modules: list[nn.Module] = []
+        self.stack: list[RunningCall] = []
+        self.calls: dict[int, int] = {}
+        self._handles: list[RemovableHandle] = []
+        self.counts: dict[int, tuple[int, int]] = {}
+        #: ``id(output) -> record`` of finished calls: which layer made a tensor.
+        self.produced: dict[int, LayerRecord] = {}
+
+    def attach(self) -> None:
+        """Register our hooks last, so they see what user pre-hooks hand to forward."""
+        for observer in self.observers:
+            observer.started()
+        for module in self.view.modules:
+            self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
+            self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
+
+    def detach(self) -> None:
+        """Remove every hook this recorder added; user hooks stay."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        key = id(module)
+        call = self.calls.get(key, 0)
+        self.calls[key] = call + 1
+        record = LayerRecord(
+            name=self.view.names.get(key, "?"),
+            type=type(module).__name__,
+            depth=len(self.stack),
+            call=call,
+            input_shapes=tuple([shape_tree(a) for a in args]),
+            input_kwargs={k: shape_tree(v) for k, v in kwargs.items()} if kwargs else {},
+            is_leaf=not module._modules,
+            aliases=self.view.aliases.get(key, ()),
+        )
+        running = RunningCall(module, record, args, kwargs, len(self.records))
+        self.records.append(record)
+        self.record_modules.append(module)
+        self.stack.append(running)
+        for observer in self.observers:
+            observer.entered(running)
+
+    def _post(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        stack = self.stack
+        # Calls above ours whose hook never ran raised inside a try/except of the
+        # forward; they stay unfinished.
+        while stack:
+            running = stack.pop()
+            if running.module is module:
+                running.record.output_shape = shape_tree(output)
+                running.record.finished = True
+                self.produced[id(output)] = running.record
+                for observer in self.observers:
+                    observer.left(running, output)
+                return
+
+    def running(self) -> list[RunningCall]:
+        """Calls still open: after a failed forward, outermost first."""
+        return list(self.stack)
+
+    def finish(self) -> list[LayerRecord]:
+        """Fill parameter counts (after forward, so lazy modules count materialised)."""
+        self.counts = subtree_counts(self.view)
+        for record, module in zip(self.records, self.record_modules, strict=True):
+            record.num_params, record.trainable_params = self.counts.get(id(module), (0, 0))
+        self.record_modules = []
+        return self.records
+
+    @property
+    def totals(self) -> tuple[int, int]:
+        """Parameters and trainable parameters of the whole model (after ``finish``)."""
+        return self.counts[id(self.view.root)]

@@ -1,0 +1,218 @@
+"""What a trace produces: one LayerRecord per module call, gathered in a ShapeTrace.
+
+Both are plain data (ints, strings, shape trees) so a trace outlives the model,
+pickles to xdist workers' controller as JSON and is compared in baselines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..shapes.tree import Shape, ShapeTree, first_shape, shape_text, to_json
+
+#: Version of the dictionary layout ``ShapeTrace.to_dict`` returns.
+TRACE_FORMAT = 1
+
+
+@dataclass(slots=True)
+class LayerRecord:
+    """One call of one module, as seen by the forward pre-hook and hook."""
+
+    #: Qualified name as ``model.named_modules()`` gives it; ``""`` is the root.
+    name: str
+    #: Class name of the module, e.g. ``"Conv2d"``.
+    type: str
+    #: Nesting depth in the call stack at the time of the call (root = 0).
+    depth: int
+    #: 0 for the module's first call in the forward, 1 for its second, ...
+    call: int
+    #: Shapes of the positional arguments (None where an argument is no tensor).
+    input_shapes: tuple[ShapeTree, ...]
+    #: Shape (or shape structure) of what the call returned; None while running.
+    output_shape: ShapeTree = None
+    #: Parameters of the module and its children, each tensor counted once.
+    num_params: int = 0
+    trainable_params: int = 0
+    #: True when the module has no child modules.
+    is_leaf: bool = True
+    #: Shapes of keyword arguments, when the module was called with any.
+    input_kwargs: dict[str, ShapeTree] = field(default_factory=dict)
+    #: False for calls still running when the forward raised.
+    finished: bool = False
+    #: Other names the same module object is reachable under (shared modules).
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The name as shown in tables: ``(root)`` for the root, call number if reused."""
+        base = self.name or "(root)"
+        return f"{base} (call {self.call + 1})" if self.call else base
+
+    @property
+    def input_shape(self) -> Shape | None:
+        """The first input tensor's shape: what a one-input layer received."""
+        return first_shape(self.input_shapes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form with stable keys."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "depth": self.depth,
+            "call": self.call,
+            "input_shapes": to_json(list(self.input_shapes)),
+            "output_shape": to_json(self.output_shape),
+            "num_params": self.num_params,
+            "trainable_params": self.trainable_params,
+            "is_leaf": self.is_leaf,
+        }
+        if self.input_kwargs:
+            out["input_kwargs"] = to_json(self.input_kwargs)
+        if not self.finished:
+            out["finished"] = False
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
+        return out
+
+
+@dataclass
+class ShapeTrace:
+    """Every module call of one forward pass, root first, in the order entered."""
+
+    layers: list[LayerRecord]
+    output_shape: ShapeTree
+    total_params: int
+    trainable_params: int
+    #: The device the forward actually ran on: ``"meta"``, ``"cpu"``, ``"cuda:0"``...
+    device: str
+    #: Class name of the traced model.
+    model_type: str = ""
+    #: Shapes of the inputs the model was called with (positional, then keyword).
+    input_shapes: tuple[ShapeTree, ...] = ()
+    input_kwargs: dict[str, ShapeTree] = field(default_factory=dict)
+    #: dtype of the inputs built from shapes, e.g. ``"float32"``.
+    dtype: str = "float32"
+    #: True when traced in training mode (``train=True``).
+    train: bool = False
+    #: Why the trace did not run where asked (e.g. meta fell back to CPU), if it did not.
+    note: str | None = None
+    #: False for the partial trace carried by a ShapeMismatchError.
+    complete: bool = True
+
+    @property
+    def non_trainable_params(self) -> int:
+        """Frozen parameters (``requires_grad=False``)."""
+        return self.total_params - self.trainable_params
+
+    def __iter__(self) -> Iterator[LayerRecord]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, name: str) -> LayerRecord:
+        """The first call of the module named ``name`` (``""`` for the root)."""
+        for record in self.layers:
+            if record.name == name or name in record.aliases:
+                return record
+        known = ", ".join(repr(r.name) for r in self.layers[:8])
+        raise KeyError(f"no layer named {name!r} in this trace; names look like {known}")
+
+    def calls(self, name: str) -> list[LayerRecord]:
+        """Every call of the module named ``name``, in order."""
+        return [r for r in self.layers if r.name == name or name in r.aliases]
+
+    def leaves(self) -> list[LayerRecord]:
+        """Calls of modules without children: the rows most people think of as layers."""
+        return [r for r in self.layers if r.is_leaf]
+
+    def table(self, max_depth: int | None = None) -> str:
+        """The layer table (tabulate), indented by depth, with totals below."""
+        from .table import render_trace
+
+        return render_trace(self, max_depth=max_depth)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form with stable keys; reports and baselines are built on it."""
+        out: dict[str, Any] = {
+            "format": TRACE_FORMAT,
+            "model": self.model_type,
+            "device": self.device,
+            "dtype": self.dtype,
+            "train": self.train,
+            "input_shapes": to_json(list(self.input_shapes)),
+            "output_shape": to_json(self.output_shape),
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "layers": [r.to_dict() for r in self.layers],
+        }
+        if self.input_kwargs:
+            out["input_kwargs"] = to_json(self.input_kwargs)
+        if self.note:
+            out["note"] = self.note
+        if not self.complete:
+            out["complete"] = False
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShapeTrace:
+        """Rebuild a trace from ``to_dict()`` output (e.g. sent by an xdist worker)."""
+
+        def shape(v: Any) -> ShapeTree:
+            if v is None:
+                return None
+            if isinstance(v, list) and all(isinstance(d, int) for d in v):
+                return tuple(v)
+            if isinstance(v, list):
+                return [shape(x) for x in v]
+            if isinstance(v, dict):
+                return {k: shape(x) for k, x in v.items()}
+            return None
+
+        layers = [
+            LayerRecord(
+                name=d["name"],
+                type=d["type"],
+                depth=d["depth"],
+                call=d["call"],
+                input_shapes=tuple(shape(x) for x in d["input_shapes"]),
+                output_shape=shape(d["output_shape"]),
+                num_params=d["num_params"],
+                trainable_params=d["trainable_params"],
+                is_leaf=d["is_leaf"],
+                input_kwargs={k: shape(v) for k, v in d.get("input_kwargs", {}).items()},
+                finished=d.get("finished", True),
+                aliases=tuple(d.get("aliases", ())),
+            )
+            for d in data["layers"]
+        ]
+        return cls(
+            layers=layers,
+            output_shape=shape(data["output_shape"]),
+            total_params=data["total_params"],
+            trainable_params=data["trainable_params"],
+            device=data["device"],
+            model_type=data.get("model", ""),
+            input_shapes=tuple(shape(x) for x in data.get("input_shapes", [])),
+            input_kwargs={k: shape(v) for k, v in data.get("input_kwargs", {}).items()},
+            dtype=data.get("dtype", "float32"),
+            train=data.get("train", False),
+            note=data.get("note"),
+            complete=data.get("complete", True),
+        )
+
+
+def inputs_text(trace_dict: dict[str, Any] | None, fallback: str) -> str:
+    """``1x3x32x32`` style text of a trace's inputs (``to_dict()`` form; several joined by ', ')."""
+    if not trace_dict:
+        return fallback
+    parts = [shape_text(shape) for shape in trace_dict.get("input_shapes", [])]
+    parts += [
+        f"{key}={shape_text(shape)}" for key, shape in sorted(trace_dict.get("input_kwargs", {}).items())
+    ]
+    return ", ".join(parts) or fallback

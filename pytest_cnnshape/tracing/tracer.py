@@ -1,0 +1,257 @@
+"""Run a model once with hooks on every module: the records, without touching the model.
+
+On meta, parameters and buffers are swapped for meta twins for the duration of
+the forward (``state.meta_weights``; weights are never copied), so even an
+8x3x512x512 batch costs no activation memory and no compute. A real forward runs
+under ``no_grad`` inside ``state.preserved``, which puts back everything a forward
+can change. Models with lazy modules are traced on a structural clone that shares
+(or, on meta, swaps) their tensors, because initialising a lazy layer would
+change the user's model.
+
+``run`` returns the ShapeTrace or raises ``ForwardFailed`` with the moment of
+failure; ``pytest_cnnshape.trace`` (in ``diagnostics``) explains that failure as a
+ShapeMismatchError.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from ..errors import ArgumentError, ArgumentTypeError, ForwardFailed, TraceError
+from ..shapes.tree import shape_tree
+from .devices import meta_limitation, model_device, model_dtype, parse_device, parse_dtype, plan, short_reason
+from .failure import FailureContext
+from .inputs import InputSpec, materialize, parse_inputs
+from .metamode import meta_mode
+from .modelview import ModelView
+from .params import model_counts
+from .recorder import Observer, Recorder
+from .records import ShapeTrace
+from .state import meta_twin, meta_weights, preserved
+
+
+def check_model(model: Any) -> nn.Module:
+    """The model argument must be an nn.Module instance."""
+    if isinstance(model, nn.Module):
+        return model
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise ArgumentTypeError(
+            f"model is the class {model.__name__}, not an instance; pass {model.__name__}() "
+            "(with its constructor arguments)"
+        )
+    raise ArgumentTypeError(
+        f"model must be a torch.nn.Module instance, got {type(model).__name__}; e.g. "
+        "trace(nn.Conv2d(3, 8, 3), (1, 3, 32, 32))"
+    )
+
+
+def run(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+    train: bool = False,
+    observers: Sequence[Observer] = (),
+) -> ShapeTrace:
+    """One traced forward where ``device`` says (see ``pytest_cnnshape.trace``).
+
+    Raises ForwardFailed when the model's forward raises (on the device it ended up
+    on), TraceError when meta cannot run it and no fallback was allowed.
+    ``observers`` watch the module calls of the run that is reported.
+    """
+    model = check_model(model)
+    if not isinstance(train, bool):
+        raise ArgumentTypeError(f"train={train!r} must be True or False")
+    spec = parse_inputs(inputs)
+    requested = parse_device(device)
+    in_dtype = parse_dtype(dtype) or model_dtype(model)
+    view = ModelView.of(model)
+    route = plan(view, spec, requested)
+    _check_real_device(view, route.first)
+    try:
+        return _run(view, spec, route.first, dtype=in_dtype, train=train, observers=observers)
+    except ForwardFailed as failed:
+        exc = failed.context.exc
+        if route.first.type != "meta" or not meta_limitation(exc):
+            raise
+        if route.fallback is None:
+            raise TraceError(
+                f"cannot trace {type(model).__name__} on the meta device: "
+                f"{short_reason(exc)}. Use device='auto' to fall back to a real forward, "
+                "or device='cpu'."
+            ) from exc
+        note = (
+            f"meta could not run this model ({short_reason(exc)}); "
+            f"traced with a real forward on {route.fallback}"
+        )
+        try:
+            result = _run(view, spec, route.fallback, dtype=in_dtype, train=train, observers=observers)
+        except ForwardFailed as again:
+            again.note = note
+            raise
+        result.note = note
+        return result
+
+
+def _check_real_device(view: ModelView, where: torch.device) -> None:
+    if where.type == "meta":
+        return
+    devices = view.devices()
+    if any(d.type == "meta" for d in devices):
+        raise ArgumentError(
+            f"device={str(where)!r}: the model's weights are on meta, so no real forward can "
+            "run; use device='meta' or 'auto'"
+        )
+    foreign = sorted(str(d) for d in devices if not _same_device(d, where))
+    if foreign:
+        raise ArgumentError(
+            f"device={str(where)!r}: the model's weights are on {', '.join(foreign)}; move the "
+            f"model there first (model.to({str(where)!r})) or use device='auto', which traces "
+            "on meta without copying weights"
+        )
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _structural_clone(view: ModelView, meta: bool) -> nn.Module:
+    """A copy of the module tree that shares (or meta-swaps) tensors: no weights copied.
+
+    Uninitialised lazy parameters are the exception: the clone gets its own, so
+    materialising them never reaches the user's model.
+    """
+    memo: dict[int, Any] = {}
+    for t in view.tensors():
+        if meta:
+            memo[id(t)] = meta_twin(t)
+        elif not is_lazy(t):
+            memo[id(t)] = t
+    return copy.deepcopy(view.root, memo)
+
+
+def _target(view: ModelView, where: torch.device) -> ModelView:
+    """What to hook and run: the model itself, or a clone when it has lazy layers."""
+    if view.has_lazy():
+        return ModelView.of(_structural_clone(view, where.type == "meta"))
+    return view
+
+
+def _run(
+    view: ModelView,
+    spec: InputSpec,
+    where: torch.device,
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer] = (),
+) -> ShapeTrace:
+    target = _target(view, where)
+    model = view.root
+    args, kwargs = materialize(spec, where, dtype)
+    recorder = Recorder(target, observers)
+    on_meta = where.type == "meta"
+    swap = on_meta and target is view
+    with (
+        preserved(view, real_run=not on_meta, train=train),
+        meta_weights(view) if swap else nullcontext(),
+        meta_mode() if on_meta else nullcontext(),
+    ):
+        if target is not view:
+            target.root.train(train)
+        recorder.attach()
+        try:
+            with torch.no_grad():
+                output = target.root(*args, **kwargs)
+        except Exception as exc:  # the model's failure, explained by the caller
+            context = FailureContext(
+                exc,
+                target,
+                recorder.records,
+                recorder.running(),
+                where,
+                spec,
+                recorder.produced,
+                Prober(view, dtype, train, where),
+            )
+            recorder.finish()
+            raise ForwardFailed(context) from None
+        finally:
+            recorder.detach()
+    records = recorder.finish()
+    total, trainable = recorder.totals
+    input_shapes, input_kwargs = spec.shapes()
+    return ShapeTrace(
+        layers=records,
+        output_shape=shape_tree(output),
+        total_params=total,
+        trainable_params=trainable,
+        device=str(where),
+        model_type=type(model).__name__,
+        input_shapes=input_shapes,
+        input_kwargs=input_kwargs,
+        dtype=str(dtype).removeprefix("torch."),
+        train=train,
+    )
+
+
+class Prober:
+    """Runs a model on other inputs without diagnosing failures: for searches over sizes.
+
+    A diagnosis uses one to compute the smallest input that works; ``min_input_size``
+    and contracts do too. Meta first (milliseconds per run, no memory), the given
+    real device when meta cannot run the model. Returns the trace, or the failure's
+    context (undiagnosed: cheap).
+    """
+
+    def __init__(self, view: ModelView, dtype: torch.dtype, train: bool, fallback: torch.device) -> None:
+        self.view, self.dtype, self.train = view, dtype, train
+        self.where = torch.device("meta")
+        self.fallback = fallback
+
+    def __call__(self, inputs: Any) -> ShapeTrace | FailureContext:
+        spec = parse_inputs(inputs)
+        try:
+            return _run(self.view, spec, self.where, dtype=self.dtype, train=self.train)
+        except ForwardFailed as failed:
+            if (
+                self.where.type == "meta"
+                and self.fallback.type != "meta"
+                and meta_limitation(failed.context.exc)
+            ):
+                self.where = self.fallback
+                return self(inputs)
+            return failed.context
+
+
+def prober(model: nn.Module, *, dtype: torch.dtype | str | None = None, train: bool = False) -> Prober:
+    """A Prober for ``model`` (falling back to the model's own device)."""
+    model = check_model(model)
+    return Prober(ModelView.of(model), parse_dtype(dtype) or model_dtype(model), train, model_device(model))
+
+
+def partial_trace(failed: ForwardFailed) -> ShapeTrace:
+    """The trace up to a failure: what ran, and the counts of the whole model."""
+    context = failed.context
+    total, trainable = model_counts(context.view)
+    input_shapes, input_kwargs = context.inputs.shapes()
+    return ShapeTrace(
+        layers=context.records,
+        output_shape=None,
+        total_params=total,
+        trainable_params=trainable,
+        device=str(context.device),
+        model_type=type(context.model).__name__,
+        input_shapes=input_shapes,
+        input_kwargs=input_kwargs,
+        note=failed.note,
+        complete=False,
+    )

@@ -1,0 +1,107 @@
+"""assert_output_shape names the layer that made each wrong dimension, its formula, and a fix
+that really gives the expected size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from torch import nn
+
+from pytest_cnnshape import assert_output_shape, trace
+from pytest_cnnshape.contracts.attribution import _settings
+
+
+def failure_text(model: nn.Module, inputs: object, expected: object) -> str:
+    with pytest.raises(AssertionError) as info:
+        assert_output_shape(model, inputs, expected)
+    return str(info.value)
+
+
+def test_a_transposed_conv_one_row_too_many() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ConvTranspose2d(16, 8, 3, stride=2))
+    text = failure_text(model, (1, 3, 64, 64), "B x 8 x 2*H x 2*W")
+    assert (
+        "  dims 2 and 3: last changed by 1 (ConvTranspose2d): (64 - 1)*2 - 2*0 + 1*(3 - 1) + 0 + 1 = 129"
+    ) in text
+    assert (
+        "    fix: nn.ConvTranspose2d(in_channels=16, out_channels=8, kernel_size=3, stride=2, "
+        "padding=1, output_padding=1) gives 128"
+    ) in text
+    fixed = nn.Sequential(model[0], nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1))
+    assert trace(fixed, (1, 3, 64, 64)).output_shape == (1, 8, 128, 128)
+
+
+def test_a_pool_that_drops_the_odd_row_prefers_ceil_mode() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.MaxPool2d(2))
+    text = failure_text(model, (2, 3, 31, 31), "B x 16 x 15 x 15")
+    assert (
+        "dims 2 and 3: last changed by 1 (MaxPool2d): floor((29 + 2*0 - 1*(2 - 1) - 1) / 2) + 1 = 14"
+    ) in text
+    assert "fix: nn.MaxPool2d(kernel_size=2, ceil_mode=True) gives 15" in text
+
+
+def test_the_classes_of_a_linear_head() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    text = failure_text(model, (2, 3, 32, 32), "B x 12")
+    assert "dim 1: last changed by 3 (Linear): out_features = 10" in text
+    assert "fix: nn.Linear(in_features=16, out_features=12) gives 12" in text
+
+
+def test_a_batch_changed_by_forward_code() -> None:
+    class Fold(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(18, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(x).view(-1, 18))
+
+    text = failure_text(Fold(), (2, 1, 5, 5), "B x 5")
+    assert (
+        "dim 0: forward code between conv (Conv2d) and fc (Linear) reshaped the tensor, making "
+        "it 4 (a view(-1, K) folds features into the batch"
+    ) in text
+
+
+settings_layers = st.one_of(
+    st.builds(
+        lambda k, s, p: nn.Conv1d(1, 1, k, s, p), st.integers(1, 5), st.integers(1, 3), st.integers(0, 2)
+    ),
+    st.builds(
+        lambda k, s, p, op: nn.ConvTranspose1d(1, 1, k, s, p, min(op, s - 1)),
+        st.integers(1, 5),
+        st.integers(1, 3),
+        st.integers(0, 2),
+        st.integers(0, 2),
+    ),
+    st.builds(
+        lambda k, s, c: nn.MaxPool1d(k, s, ceil_mode=c), st.integers(1, 4), st.integers(1, 3), st.booleans()
+    ),
+    st.builds(
+        lambda k, s, c: nn.AvgPool1d(k, s, ceil_mode=c), st.integers(1, 4), st.integers(1, 3), st.booleans()
+    ),
+)
+
+
+@given(layer=settings_layers, size=st.integers(4, 40), delta=st.integers(-2, 2))
+def test_every_suggested_setting_gives_the_wanted_size(layer: nn.Module, size: int, delta: int) -> None:
+    try:
+        got = layer(torch.empty(1, 1, size, device="meta")).shape[-1]
+    except RuntimeError:
+        assume(False)  # the layer itself does not fit this size
+    want = got + delta
+    settings = _settings(layer, 0, size, want)
+    if not settings:
+        return
+    kwargs = {name: getattr(layer, name) for name in ("kernel_size", "stride", "padding")}
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        kwargs["output_padding"] = layer.output_padding
+    if hasattr(layer, "ceil_mode"):
+        kwargs["ceil_mode"] = layer.ceil_mode
+    kwargs.update(settings)
+    channels = (1, 1) if isinstance(layer, nn.modules.conv._ConvNd) else ()
+    fixed = type(layer)(*channels, **kwargs)
+    assert fixed(torch.empty(1, 1, size, device="meta")).shape[-1] == want

@@ -1,0 +1,212 @@
+"""Meta shortcuts answer exactly as torch would: same shape, dtype and strides, or
+torch's own error, for every call hypothesis can think of."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_cnnshape.tracing.metamode import RULES, meta_mode
+
+META = torch.device("meta")
+
+
+def outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
+    try:
+        out = call()
+    except Exception as exc:  # the comparison is the point: any error must match
+        return ("raised", type(exc), str(exc))
+    return ("ok", tuple(out.shape), out.dtype, out.stride())
+
+
+def same_with_and_without_shortcuts(call: Callable[[], Any]) -> None:
+    real = outcome(call)
+    with meta_mode():
+        fast = outcome(call)
+    assert fast == real
+
+
+def vector(size: int | None, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    return None if size is None else torch.empty(size, device=META, dtype=dtype)
+
+
+shapes = st.lists(st.integers(1, 4), min_size=1, max_size=5)
+maybe_size = st.one_of(st.none(), st.integers(1, 5))
+dtypes = st.sampled_from([torch.float32, torch.float16, torch.float64])
+
+
+@st.composite
+def inputs(draw: st.DrawFn) -> torch.Tensor:
+    shape = draw(shapes)
+    x = torch.empty(shape, device=META, dtype=draw(dtypes))
+    if len(shape) == 4 and draw(st.booleans()):
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@given(
+    x=inputs(),
+    sizes=st.tuples(maybe_size, maybe_size, maybe_size, maybe_size),
+    training=st.booleans(),
+    eps=st.sampled_from([1e-5, 0.0, -1.0]),
+    param_dtype=dtypes,
+)
+def test_batch_norm(
+    x: torch.Tensor, sizes: tuple[int | None, ...], training: bool, eps: float, param_dtype: torch.dtype
+) -> None:
+    mean, var, weight, bias = (vector(s, param_dtype) for s in sizes)
+    same_with_and_without_shortcuts(
+        lambda: F.batch_norm(x, mean, var, weight, bias, training=training, eps=eps)
+    )
+
+
+@given(
+    x=inputs(),
+    sizes=st.tuples(maybe_size, maybe_size, maybe_size, maybe_size),
+    stats=st.booleans(),
+    eps=st.sampled_from([1e-5, 0.0]),
+)
+def test_instance_norm(x: torch.Tensor, sizes: tuple[int | None, ...], stats: bool, eps: float) -> None:
+    mean, var, weight, bias = (vector(s, x.dtype) for s in sizes)
+    same_with_and_without_shortcuts(
+        lambda: F.instance_norm(x, mean, var, weight, bias, use_input_stats=stats, eps=eps)
+    )
+
+
+@given(
+    x=inputs(),
+    groups=st.integers(-1, 4),
+    sizes=st.tuples(maybe_size, maybe_size),
+    eps=st.sampled_from([1e-5, 0.0]),
+)
+def test_group_norm(x: torch.Tensor, groups: int, sizes: tuple[int | None, ...], eps: float) -> None:
+    weight, bias = (vector(s, x.dtype) for s in sizes)
+    same_with_and_without_shortcuts(lambda: F.group_norm(x, groups, weight, bias, eps))
+
+
+@given(x=inputs(), data=st.data(), affine=st.booleans())
+def test_layer_norm(x: torch.Tensor, data: st.DataObject, affine: bool) -> None:
+    normalized = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    weight = torch.empty(normalized, device=META, dtype=x.dtype) if affine else None
+    same_with_and_without_shortcuts(lambda: F.layer_norm(x, normalized, weight, weight))
+
+
+ACTIVATIONS: list[Callable[..., Any]] = [
+    F.relu,
+    F.relu6,
+    F.silu,
+    F.hardswish,
+    F.mish,
+    F.leaky_relu,
+    F.elu,
+    F.gelu,
+    torch.relu,
+    torch.sigmoid,
+    torch.tanh,
+]
+
+
+@given(x=inputs(), fn=st.sampled_from(ACTIVATIONS), inplace=st.booleans(), integer=st.booleans())
+def test_activations(x: torch.Tensor, fn: Callable[..., Any], inplace: bool, integer: bool) -> None:
+    if integer:
+        x = x.to(torch.int64)
+    kwargs = {"inplace": inplace} if fn not in (F.gelu, torch.relu, torch.sigmoid, torch.tanh) else {}
+    same_with_and_without_shortcuts(lambda: fn(x, **kwargs))
+    if inplace and kwargs and not integer:
+        with meta_mode():
+            assert fn(x, **kwargs) is x
+
+
+@pytest.mark.filterwarnings("ignore:dropout.d. Received:UserWarning")  # torch's, for odd ranks
+@given(
+    x=inputs(),
+    fn=st.sampled_from([F.dropout, F.dropout1d, F.dropout2d, F.dropout3d]),
+    p=st.sampled_from([0.0, 0.5, 1.0, 1.5]),
+    training=st.booleans(),
+    inplace=st.booleans(),
+)
+def test_dropout(x: torch.Tensor, fn: Callable[..., Any], p: float, training: bool, inplace: bool) -> None:
+    same_with_and_without_shortcuts(lambda: fn(x, p, training, inplace))
+
+
+def test_every_rule_is_covered_above() -> None:
+    covered = {
+        F.linear,
+        F.conv_transpose1d,
+        F.conv_transpose2d,
+        F.conv_transpose3d,
+        F.batch_norm,
+        F.instance_norm,
+        F.group_norm,
+        F.layer_norm,
+        F.dropout,
+        F.dropout1d,
+        F.dropout2d,
+        F.dropout3d,
+        *ACTIVATIONS,
+    }
+    assert set(RULES) == covered
+
+
+def test_cpu_tensors_are_left_to_torch() -> None:
+    x = torch.randn(2, 3, 4, 4)
+    with meta_mode():
+        out = F.batch_norm(x, torch.zeros(3), torch.ones(3))
+    assert out.device.type == "cpu" and torch.allclose(out, x / (1 + 1e-5) ** 0.5)
+
+
+def shape_or_error(call: Callable[[], Any]) -> tuple[Any, ...]:
+    try:
+        out = call()
+    except Exception as exc:  # the comparison is the point: any error must match
+        return ("raised", type(exc), str(exc).splitlines()[0])
+    return ("ok", tuple(out.shape), out.dtype)
+
+
+real_dtypes = st.sampled_from([torch.float32, torch.float64, torch.float16])
+
+
+@given(
+    rank=st.integers(1, 3),
+    features=st.integers(1, 4),
+    in_features=st.integers(1, 4),
+    x_dtype=real_dtypes,
+    w_dtype=real_dtypes,
+)
+def test_linear_on_meta_refuses_what_the_cpu_refuses(
+    rank: int, features: int, in_features: int, x_dtype: torch.dtype, w_dtype: torch.dtype
+) -> None:
+    shape = [2] * (rank - 1) + [features]
+    x, w = torch.zeros(shape, dtype=x_dtype), torch.zeros(3, in_features, dtype=w_dtype)
+    cpu = shape_or_error(lambda: F.linear(x, w))
+    with meta_mode():
+        meta = shape_or_error(lambda: F.linear(x.to(META), w.to(META)))
+    assert meta[:2] == cpu[:2]  # the same outcome; the wording differs between kernels
+
+
+@given(
+    dims=st.integers(1, 3),
+    batched=st.booleans(),
+    channels=st.integers(1, 4),
+    expected=st.integers(1, 4),
+    x_dtype=real_dtypes,
+    w_dtype=real_dtypes,
+)
+def test_conv_transpose_on_meta_refuses_what_the_cpu_refuses(
+    dims: int, batched: bool, channels: int, expected: int, x_dtype: torch.dtype, w_dtype: torch.dtype
+) -> None:
+    fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
+    x = torch.zeros([2] * batched + [channels] + [3] * dims, dtype=x_dtype)
+    w = torch.zeros([expected, 2] + [2] * dims, dtype=w_dtype)
+    cpu = shape_or_error(lambda: fn(x, w))
+    with meta_mode():
+        meta = shape_or_error(lambda: fn(x.to(META), w.to(META)))
+    assert meta[:2] == cpu[:2]
+    if cpu[0] == "raised" and "channels" in cpu[2]:
+        assert meta == cpu
