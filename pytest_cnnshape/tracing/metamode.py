@@ -20,9 +20,9 @@ channel message word for word; dtype messages vary between CPU kernels anyway).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -236,24 +236,56 @@ RULES: dict[Any, Rule] = {
 }
 
 
-class _MetaMode(TorchFunctionMode):
+class OpWatcher(Protocol):
+    """Something that sees every torch function a traced forward calls, with its result."""
+
+    def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        """``func(*args, **kwargs)`` returned ``result`` (attribute reads are not reported)."""
+
+
+def _is_attribute_read(func: Any) -> bool:
+    # ``x.shape``, ``x.device`` and other descriptor reads reach the mode as ``__get__``
+    return getattr(func, "__name__", "") == "__get__"
+
+
+class TraceMode(TorchFunctionMode):
+    """The one mode a traced forward runs under: meta shortcuts (on meta) and op watchers."""
+
+    def __init__(self, *, meta: bool, watchers: Sequence[OpWatcher] = ()) -> None:
+        super().__init__()
+        self.rules = RULES if meta else {}
+        self.watchers = tuple(watchers)
+
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        rule = RULES.get(func)
+        out = None
+        rule = self.rules.get(func)
         if rule is not None:
             try:
                 out = rule(*args, **kwargs)
             except TypeError:  # a call shape the rule does not know: let torch judge it
                 out = None
-            if out is not None:
-                return out
-        return func(*args, **kwargs)
+        if out is None:
+            out = func(*args, **kwargs)
+        if self.watchers and not _is_attribute_read(func):
+            for watcher in self.watchers:
+                watcher.op(func, args, kwargs, out)
+        return out
 
 
 @contextmanager
-def meta_mode() -> Iterator[None]:
-    """Fast answers for shape-preserving ops, real-device checks for lax meta kernels."""
-    with _MetaMode():
+def trace_mode(*, meta: bool, watchers: Sequence[OpWatcher] = ()) -> Iterator[None]:
+    """On meta: fast answers for shape-preserving ops and real-device checks for lax meta
+    kernels. Anywhere: ``watchers`` see every op. A real run with no watchers runs plain."""
+    if not meta and not watchers:
         yield
+        return
+    with TraceMode(meta=meta, watchers=watchers):
+        yield
+
+
+def meta_mode() -> AbstractContextManager[None]:
+    """``trace_mode`` on meta, without watchers."""
+    return trace_mode(meta=True)

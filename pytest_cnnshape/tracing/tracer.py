@@ -29,7 +29,7 @@ from ..shapes.tree import shape_tree
 from .devices import meta_limitation, model_device, model_dtype, parse_device, parse_dtype, plan, short_reason
 from .failure import FailureContext
 from .inputs import InputSpec, materialize, parse_inputs
-from .metamode import meta_mode
+from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
 from .params import model_counts
 from .recorder import Observer, Recorder
@@ -158,12 +158,13 @@ def _run(
     model = view.root
     args, kwargs = materialize(spec, where, dtype)
     recorder = Recorder(target, observers)
+    watchers: list[OpWatcher] = [o for o in observers if callable(getattr(o, "op", None))]  # type: ignore[misc]
     on_meta = where.type == "meta"
     swap = on_meta and target is view
     with (
         preserved(view, real_run=not on_meta, train=train),
         meta_weights(view) if swap else nullcontext(),
-        meta_mode() if on_meta else nullcontext(),
+        trace_mode(meta=on_meta, watchers=watchers),
     ):
         if target is not view:
             target.root.train(train)
