@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
-    """``--params``, ``--flops``, ``--lint`` (with ./pyproject.toml's lint.ignore)."""
+    """``--params``, ``--flops``, ``--lint`` (with ./pyproject.toml's lint settings)."""
     from pathlib import Path
 
     from .inspection.catalog import check_rule_ids
@@ -137,10 +137,14 @@ def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
 
     wanted = {key: getattr(args, key, False) for key in ("params", "flops", "lint")}
     ignore: tuple[str, ...] = ()
+    batch_dim = 0
     if wanted["lint"]:
         project = load_project(Path("pyproject.toml"))
         ignore = (*project.lint_ignore, *check_rule_ids(args.lint_ignore, "--lint-ignore"))
-    return inspection_sections(model, inputs, **wanted, ignore=ignore, device=args.device, depth=args.depth)
+        batch_dim = project.lint_batch_dim
+    return inspection_sections(
+        model, inputs, **wanted, ignore=ignore, device=args.device, depth=args.depth, batch_dim=batch_dim
+    )
 
 
 def _output(result: Any) -> str:

@@ -127,6 +127,10 @@ def _rebuild_shape_error(message: str, diagnosis: Diagnosis, trace: ShapeTrace) 
     return err
 
 
+class UnverifiedFixError(CnnShapeError, AssertionError):
+    """Debug mode (``CNNSHAPE_DEBUG=1``) only: a diagnostic rule showed a fix it did not verify."""
+
+
 class ContractFailure(CnnShapeError, AssertionError):
     """A model that runs but breaks what a test asked of it; the message explains it whole."""
 

@@ -68,14 +68,23 @@ def output_failure_text(
     mismatches: list[OutputMismatch],
     bindings: Mapping[str, int],
     model: nn.Module | None = None,
+    inputs: Any = None,
 ) -> str:
-    """The AssertionError text: every mismatch, what changed each dim, the table."""
-    from .attribution import explain
+    """The AssertionError text: every mismatch, the layer where each dim diverged and its
+    verified fix (``attribution``), the table. ``inputs``: what the model was traced with
+    (default: the trace's input shapes)."""
+    from .attribution import Attribution, explain
 
+    attribution = None
+    if model is not None:
+        given = inputs if inputs is not None else list(trace.input_shapes)
+        if inputs is None and len(trace.input_shapes) == 1 and not trace.input_kwargs:
+            given = trace.input_shapes[0]
+        attribution = Attribution.of(model, given, bindings)
     lines: list[str] = []
     for m in mismatches:
         lines.extend(describe_mismatch(m, bindings))
-        lines.extend(explain(trace, m, model))
+        lines.extend(explain(trace, m, model, attribution))
     lines.append("")
     lines.append(trace.table())
     return "\n".join(lines)
@@ -105,5 +114,5 @@ def assert_output_shape(
     result = run_trace(model, bound.inputs, device=device, dtype=dtype, train=train)
     mismatches = compare_output(spec, result.output_shape, bound.bindings)
     if mismatches:
-        raise OutputShapeError(output_failure_text(result, mismatches, bound.bindings, model))
+        raise OutputShapeError(output_failure_text(result, mismatches, bound.bindings, model, bound.inputs))
     return result

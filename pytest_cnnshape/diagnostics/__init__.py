@@ -10,7 +10,9 @@ module of ``rules/`` covers one family of mistakes:
 ``sizes``     inputs too small for the conv/pool stack, with the minimum that works
 ``linear``    Linear in_features after flatten/view, unflattened maps, Flatten start_dim
 ``norm``      BatchNorm/GroupNorm/LayerNorm/InstanceNorm features and ranks
-``combine``   torch.cat and residual adds of mismatched maps
+``rnn``       LSTM/GRU input_size after a conv stack (the features per step)
+``upsample``  PixelShuffle channels, MaxUnpool without output_size=
+``combine``   torch.cat and residual adds of mismatched maps, position tables
 ``reshape``   view/reshape in forward(), including view(-1, N)
 ``generic``   anything else: still the layer, what it received and the path
 ============  ==============================================================
@@ -21,9 +23,14 @@ torch's message classifies the failure; only where an operand's shape cannot be
 known otherwise (a ``torch.cat`` of a list built in forward) does ``combine`` read
 the mismatched axis and size from it, the one number both devices print.
 
+A rule never shows a fix of its own: it proposes candidates (``report.Candidate``:
+a patch of ``patches`` and why), and ``verify`` applies each to a twin of the model
+and traces it; only a fix the twin ran with is shown, with what it ran to.
+
 ``report`` is how a diagnosis reads, ``fixes`` how a fix is written (the layer's
-constructor call), ``source`` which expression of the user's forward raised, and
-``explain`` the public ``trace``: the tracer's run plus this explanation.
+constructor call), ``patches`` how it is applied, ``verify`` how it is checked,
+``source`` which expression of the user's forward raised, and ``explain`` the
+public ``trace``: the tracer's run plus this explanation.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ __all__ = ["Diagnosis", "FailureContext", "diagnose"]
 
 
 def _rules() -> tuple[Rule, ...]:
-    from .rules import combine, conv, dtypes, linear, norm, reshape, sizes
+    from .rules import combine, conv, dtypes, linear, norm, reshape, rnn, sizes, upsample
 
     # layout and channel mistakes first: with the wrong axis read as "spatial", a
     # layer would also seem to run out of pixels
@@ -50,6 +57,8 @@ def _rules() -> tuple[Rule, ...]:
         sizes.diagnose,
         linear.diagnose,
         norm.diagnose,
+        rnn.diagnose,
+        upsample.diagnose,
         combine.diagnose,
         reshape.diagnose,
     )
@@ -73,5 +82,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis:
             found = None
         if found is not None:
             break
-    diagnosis = found or generic(ctx)
-    return with_common_notes(ctx, diagnosis)
+    from .verify import settle
+
+    diagnosis = with_common_notes(ctx, found or generic(ctx))
+    return settle(ctx, diagnosis)

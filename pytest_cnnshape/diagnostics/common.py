@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..shapes.tree import Shape, first_shape, format_shape
+from ..tracing.lineage import INPUT, Origin
 from .report import Diagnosis
 
 if TYPE_CHECKING:
     from ..tracing.failure import FailureContext
     from ..tracing.recorder import RunningCall
     from ..tracing.records import LayerRecord
+    from .patches import Patch
 
 
 def describe(record: LayerRecord) -> str:
@@ -102,22 +104,39 @@ class BatchChange:
         return f"between {start} and {describe(self.after)}"
 
 
+def sequence_first(module: Any) -> bool:
+    """A recurrent or attention layer that takes ``(T, B, ...)`` (``batch_first=False``)."""
+    from torch import nn
+
+    seq = (nn.RNNBase, nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+    return isinstance(module, seq) and not getattr(module, "batch_first", False)
+
+
 def batch_change(ctx: FailureContext) -> BatchChange | None:
     """The first place where the batch size stops being the input's.
 
     Layers never change the batch; ``x.view(-1, K)`` with the wrong K does, by
-    folding features into it, and the forward carries on with a wrong batch.
+    folding features into it, and the forward carries on with a wrong batch. A
+    sequence-first layout is not a change: once the batch sits on axis 1 for a
+    layer that takes ``(T, B, ...)`` (an LSTM with ``batch_first=False``), or got
+    there by a permute in forward code (a CRNN's ``(T, B, C)`` for CTC), the layers
+    after it see time first by design.
     """
     shape = ctx.model_input_shape()
     if shape is None or len(shape) < 2:
         return None
     batch = shape[0]
     previous: LayerRecord | None = None
-    for r in ctx.records:
+    time_major = False
+    for index, r in enumerate(ctx.records):
         if not r.is_leaf:
             continue
         got = first_shape(r.input_shapes)
         if got is not None and len(got) >= 2 and got[0] != batch:
+            if len(got) >= 3 and got[1] == batch and (time_major or _time_major_at(ctx, index, r)):
+                time_major = True
+                previous = r if r.finished else previous
+                continue
             produced = first_shape(previous.output_shape) if previous is not None else shape
             if produced is not None and len(produced) >= 2 and produced[0] == batch:
                 return BatchChange(previous, r, batch, got[0])
@@ -125,3 +144,68 @@ def batch_change(ctx: FailureContext) -> BatchChange | None:
         if r.finished:
             previous = r
     return None
+
+
+def _time_major_at(ctx: FailureContext, index: int, record: LayerRecord) -> bool:
+    if sequence_first(ctx.view.module(record.name)):
+        return True
+    flow = ctx.flow if ctx.probe is not None else None
+    sources = flow.lineage.sources.get(index, ()) if flow is not None else ()
+    moved = ("permute", "transpose", "movedim", "moveaxis", "swapaxes", "swapdims", "t")
+    return bool(sources) and sources[0] is not None and any(op in moved for op in sources[0].ops)
+
+
+# -- provenance: where the tensor a failing call received came from ------------------------
+
+
+def input_origin(ctx: FailureContext, running: RunningCall) -> Origin | None:
+    """The origin of the first tensor a running call received (``tracing.lineage``).
+
+    From the failed run's data flow (watched again on meta when it was not); None
+    when that is not known.
+    """
+    flow = ctx.flow
+    if flow is None:
+        return None
+    sources = flow.lineage.sources.get(running.index, ())
+    return sources[0] if sources else None
+
+
+def layout_may_differ(ctx: FailureContext, running: RunningCall) -> bool:
+    """True when a layout hypothesis (channels-last, a missing or extra axis) may apply.
+
+    Only to a tensor that came from the model input or went through a reshape or
+    permute in forward code: a map a layer produced has the layout that layer gives.
+    """
+    found = input_origin(ctx, running)
+    if found is None:
+        return origin(ctx, running) is None  # no data flow: only if no layer is known to have made it
+    return found.kind == INPUT or found.reshaped
+
+
+def from_model_input(ctx: FailureContext, running: RunningCall) -> bool:
+    """True when the call received the model's first input, not reshaped on the way."""
+    found = input_origin(ctx, running)
+    if found is None:
+        return not ctx.leaves_before(running.record) and bool(list(ctx.tensors_in(running)))
+    return found.kind == INPUT and found.index == 0 and not found.reshaped
+
+
+def before_layer(ctx: FailureContext, running: RunningCall, expression: str, *, text: str | None = None) -> Patch:
+    """A change of what a layer receives: ``expression`` of ``{x}`` (``{x}.permute(0, 3, 1, 2)``).
+
+    At the model input when the layer gets the input itself; in the user's forward
+    line when the layer is called there (``self.conv(x.permute(0, 3, 1, 2))``);
+    otherwise as a statement before the call.
+    """
+    from .patches import FeedLayer, TransformInput
+    from .source import edit_call_argument
+
+    statement = "x = " + expression.format(x="x")
+    if from_model_input(ctx, running):
+        return TransformInput(text or statement, code=statement)
+    edit = edit_call_argument(ctx, running, expression)
+    if edit is not None:
+        return edit
+    name = running.record.name
+    return FeedLayer(text or f"{statement}   (before calling {name})", name=name, code=statement)

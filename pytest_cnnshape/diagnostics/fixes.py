@@ -3,7 +3,10 @@
 ``layer_call(fc, in_features=800)`` gives ``nn.Linear(in_features=800,
 out_features=10)``: the user's own layer, written out from its settings, with
 only the wrong argument changed, so the fix can be pasted over the old line.
-Arguments at their defaults are left out, as people write them.
+Arguments at their defaults are left out, as people write them. A layer with a
+spectral or weight norm is written with it (``nn.utils.parametrizations
+.spectral_norm(nn.Linear(...))``): torch's generated class names
+(``ParametrizedLinear``) name nothing a user can construct.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any
 
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
+
+from .patches import ReplaceLayer
 
 #: Per layer family: (argument, attribute or callable reading it, default or None = always shown).
 _Spec = Sequence[tuple[str, Any, Any]]
@@ -83,7 +88,63 @@ _SPECS: tuple[tuple[type, _Spec], ...] = (
     (nn.modules.pooling._MaxPoolNd, _POOL),
     (nn.modules.pooling._AvgPoolNd, (*_POOL[:3], ("ceil_mode", "ceil_mode", False))),
     (nn.Flatten, (("start_dim", "start_dim", 1), ("end_dim", "end_dim", -1))),
+    (
+        nn.modules.rnn.RNNBase,
+        (
+            ("input_size", "input_size", None),
+            ("hidden_size", "hidden_size", None),
+            ("num_layers", "num_layers", 1),
+            ("nonlinearity", "nonlinearity", "tanh"),
+            ("bias", "bias", True),
+            ("batch_first", "batch_first", False),
+            ("dropout", "dropout", 0.0),
+            ("bidirectional", "bidirectional", False),
+            ("proj_size", "proj_size", 0),
+        ),
+    ),
+    (nn.PixelShuffle, (("upscale_factor", "upscale_factor", None),)),
+    (nn.PixelUnshuffle, (("downscale_factor", "downscale_factor", None),)),
+    (nn.modules.pooling._AdaptiveAvgPoolNd, (("output_size", "output_size", None),)),
+    (nn.modules.pooling._AdaptiveMaxPoolNd, (("output_size", "output_size", None),)),
+    (
+        nn.modules.pooling._MaxUnpoolNd,
+        (("kernel_size", "kernel_size", None), ("stride", "stride", "kernel"), ("padding", "padding", 0)),
+    ),
 )
+
+
+def layer_class(module: nn.Module) -> type[nn.Module]:
+    """The class a user writes: a parametrized layer's own (``Linear``, not
+    ``ParametrizedLinear``)."""
+    cls = type(module)
+    if cls.__module__ == "torch.nn.utils.parametrize" and cls.__bases__:
+        return cls.__bases__[0]
+    return cls
+
+
+def _norm_wrappers(module: nn.Module) -> list[str]:
+    """How the layer's weight reparametrizations are written, innermost first, each with
+    ``{}`` for the layer: ``nn.utils.parametrizations.spectral_norm({})``."""
+    out: list[str] = []
+    holder = module._modules.get("parametrizations")
+    if holder is not None:
+        for tensor, chain in holder.items():
+            named = "" if tensor == "weight" else f", name={tensor!r}"
+            for p in chain:
+                func = {"_SpectralNorm": "spectral_norm", "_WeightNorm": "weight_norm", "_Orthogonal": "orthogonal"}.get(
+                    type(p).__name__
+                )
+                if func is not None:
+                    out.append(f"nn.utils.parametrizations.{func}({{}}{named})")
+    for hook in module._forward_pre_hooks.values():
+        kind = type(hook)
+        if kind.__module__ == "torch.nn.utils.spectral_norm" and kind.__name__ == "SpectralNorm":
+            named = "" if hook.name == "weight" else f", name={hook.name!r}"
+            out.append(f"nn.utils.spectral_norm({{}}{named})")
+        elif kind.__module__ == "torch.nn.utils.weight_norm" and kind.__name__ == "WeightNorm":
+            named = "" if hook.name == "weight" else f", name={hook.name!r}"
+            out.append(f"nn.utils.weight_norm({{}}{named}, dim={hook.dim})")
+    return out
 
 
 def _literal(value: Any) -> str:
@@ -106,9 +167,10 @@ def layer_call(module: nn.Module, **changes: Any) -> str:
 
     Layers outside the known families fall back to ``nn.Type(...)``.
     """
-    name = type(module).__name__
-    prefix = "nn." if type(module).__module__.startswith("torch.nn") else ""
-    spec = next((s for cls, s in _SPECS if isinstance(module, cls)), None)
+    cls = layer_class(module)
+    name = cls.__name__
+    prefix = "nn." if cls.__module__.startswith("torch.nn") else ""
+    spec = next((s for family, s in _SPECS if issubclass(cls, family)), None)
     if spec is None:
         args = ", ".join(f"{k}={_literal(v)}" for k, v in changes.items())
         return f"{prefix}{name}({args or '...'})"
@@ -116,6 +178,8 @@ def layer_call(module: nn.Module, **changes: Any) -> str:
         spec = [entry for entry in spec if entry[0] not in ("in_features", "in_channels", "num_features")]
     parts = []
     for arg, read, default in spec:
+        if not (arg in changes or callable(read) or hasattr(module, read)):
+            continue  # a setting this class does not have (proj_size of a GRU)
         value = (
             changes[arg]
             if arg in changes
@@ -124,9 +188,18 @@ def layer_call(module: nn.Module, **changes: Any) -> str:
         usual = getattr(module, "kernel_size", None) if default == "kernel" else default
         if arg in changes or usual is None or not _same(value, usual):
             parts.append(f"{arg}={_literal(value)}")
-    return f"{prefix}{name}({', '.join(parts)})"
+    text = f"{prefix}{name}({', '.join(parts)})"
+    for wrapper in _norm_wrappers(module):
+        text = wrapper.format(text)
+    return text
 
 
 def product(sizes: Sequence[int]) -> str:
     """``32 * 5 * 5`` (a single size stays as it is)."""
     return " * ".join(str(s) for s in sizes)
+
+
+def layer_fix(name: str, module: nn.Module, **changes: Any) -> ReplaceLayer:
+    """The patch that puts ``layer_call(module, **changes)`` at ``name``."""
+    text = layer_call(module, **changes)
+    return ReplaceLayer(text, name=name, code=text)

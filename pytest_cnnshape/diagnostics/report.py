@@ -7,11 +7,14 @@ the text of a ShapeMismatchError::
       received  [1, 800]    flattened from features.5 (MaxPool2d) -> [1, 32, 5, 5]
       expects   [*, 512]    in_features=512
       fix       nn.Linear(in_features=800, out_features=10)   # 800 = 32 * 5 * 5
+                verified: the model then runs to [1, 10]
       at        model.py:14: x = self.fc(x)
     layers up to the failure: ...
 
-A diagnosis always names the layer and what it received, and says plainly when
-no fix can be derived.
+A rule proposes ``candidates`` (``Candidate``: a patch and why); ``verify.settle``
+tries each on a twin of the model and fills ``fix`` (and an ``alternative`` of
+another kind) only with those the twin ran with. A diagnosis always names the
+layer and what it received, and says plainly when no fix was verified.
 """
 
 from __future__ import annotations
@@ -24,9 +27,52 @@ from ..tracing.table import grid, inputs_cell
 
 if TYPE_CHECKING:
     from ..tracing.records import LayerRecord, ShapeTrace
+    from .patches import Patch
 
 #: Rows of the partial trace shown under a diagnostic.
 PATH_ROWS = 8
+
+
+@dataclass
+class Candidate:
+    """A fix a rule proposes; shown only once a twin of the model ran with it."""
+
+    patch: Patch
+    #: Why its number is right (``800 = 32 * 5 * 5``): the ``# ...`` after the fix.
+    note: str | None = None
+    #: The rule's order of belief: lower first. Equal ranks: the smaller change first.
+    rank: int = 0
+    #: How much it changes (settings, axes, layers touched).
+    cost: int = 1
+    #: When this is the fix shown, the diagnosis reads as this kind, headline, facts.
+    kind: str | None = None
+    headline: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    hint: str | None = None
+
+
+@dataclass
+class ShownFix:
+    """A verified fix as shown: its text, why, and what the twin did with it."""
+
+    text: str
+    note: str | None
+    #: ``the model then runs to [8, 10]`` (or how much further it got).
+    verified: str
+    #: ``layer``, ``input`` or ``code``.
+    kind: str
+    #: True when the patched twin ran to its output; False when it only got further.
+    complete: bool
+    patch: Patch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fix": self.text,
+            "note": self.note,
+            "verified": self.verified,
+            "kind": self.kind,
+            "complete": self.complete,
+        }
 
 
 @dataclass
@@ -42,7 +88,8 @@ class Diagnosis:
     headline: str
     #: Labelled lines between the headline and the fix (``received``, ``expects``...).
     details: list[tuple[str, str]] = field(default_factory=list)
-    #: The concrete change, with the right number; None when none can be derived.
+    #: The concrete change, with the right number, verified on a twin of the model; None
+    #: when none verified. Set by ``verify.settle`` from ``candidates``, never by a rule.
     fix: str | None = None
     #: Why the fix's number is right (``800 = 32 * 5 * 5``), or why there is no fix.
     fix_note: str | None = None
@@ -53,18 +100,41 @@ class Diagnosis:
     #: The numbers behind the text, for tools and tests (``{"in_features": 800}``);
     #: plain JSON values only, since they travel in reports.
     facts: dict[str, Any] = field(default_factory=dict)
+    #: The fixes the rule proposes, to be verified.
+    candidates: list[Candidate] = field(default_factory=list)
+    #: The fix shown (``fix`` is its text) and another verified one of a different kind.
+    shown: ShownFix | None = None
+    alternative: ShownFix | None = None
+
+    @property
+    def verified(self) -> str | None:
+        """What the twin did with the fix shown: ``the model then runs to [8, 10]``."""
+        return self.shown.verified if self.shown is not None else None
+
+    @property
+    def patch(self) -> Patch | None:
+        """The fix shown, as a patch tools can apply (``patches.apply``)."""
+        return self.shown.patch if self.shown is not None else None
 
     def render(self, trace: ShapeTrace | None = None) -> str:
         """The diagnostic text: headline, labelled details, fix, source, the path."""
         lines = [self.headline]
         rows = list(self.details)
         if self.fix:
-            rows.append(("fix", self.fix + (f"   # {self.fix_note}" if self.fix_note else "")))
+            text = self.fix + (f"   # {self.fix_note}" if self.fix_note else "")
+            if self.shown is not None:
+                text += "\n" + self.shown.verified
+            rows.append(("fix", text))
+            other = self.alternative
+            if other is not None:
+                rows.append(
+                    ("or", other.text + (f"   # {other.note}" if other.note else "") + "\n" + other.verified)
+                )
         else:
             rows.append(
                 (
                     "fix",
-                    "none derived automatically: "
+                    "none verified: "
                     + (self.fix_note or "compare the received shape with what this layer expects"),
                 )
             )
@@ -92,6 +162,10 @@ class Diagnosis:
             "received_shapes": to_json(list(self.received_shapes)),
             "headline": self.headline,
             "fix": self.fix,
+            "fix_note": self.fix_note,
+            "verified": self.verified,
+            "fix_kind": self.shown.kind if self.shown is not None else None,
+            "alternative": self.alternative.to_dict() if self.alternative is not None else None,
             "source": self.source,
             "original": self.original,
             "facts": dict(self.facts),

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import types
 
     from ..tracing.failure import FailureContext
+    from ..tracing.recorder import RunningCall
     from ..tracing.records import LayerRecord
+    from .patches import EditSource
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Operand:
     shape: tuple[int, ...] | None
     #: The layer call that produced it, when known.
     producer: LayerRecord | None
+    #: Its expression in the failing line (None for an item of a list built elsewhere).
+    node: ast.AST | None = None
 
 
 @lru_cache(maxsize=64)
@@ -155,13 +159,13 @@ class Resolver:
         value = self.value(node)
         if value is not _MISSING and hasattr(value, "shape") and hasattr(value, "dtype"):
             shape = tuple(value.shape)
-            return Operand(text, value, shape, self.ctx.producer(value))
+            return Operand(text, value, shape, self.ctx.producer(value), node)
         called = self._layer_call(node)
         if called is not None:
             from .common import output_of
 
-            return Operand(text, None, output_of(called), called)
-        return Operand(text, None, None, None)
+            return Operand(text, None, output_of(called), called, node)
+        return Operand(text, None, None, None, node)
 
     def _layer_call(self, node: ast.AST) -> LayerRecord | None:
         """``self.up(b)``: the last finished call of that layer in this forward."""
@@ -212,3 +216,79 @@ def call_name(node: ast.AST) -> str | None:
         if isinstance(func, ast.Name):
             return func.id
     return None
+
+
+# -- fixes written into the user's forward line ----------------------------------------------
+
+
+def _span(node: ast.AST) -> tuple[int, int, int, int] | None:
+    where = (
+        getattr(node, "lineno", None),
+        getattr(node, "col_offset", None),
+        getattr(node, "end_lineno", None),
+        getattr(node, "end_col_offset", None),
+    )
+    return None if None in where else where  # type: ignore[return-value]
+
+
+def edit_at(
+    ctx: FailureContext,
+    tb: types.TracebackType,
+    node: ast.AST,
+    code: str,
+    add: tuple[tuple[str, str], ...] = (),
+) -> EditSource | None:
+    """The patch that replaces ``node`` of the frame ``tb`` by ``code`` (None when the frame is
+    not a plain method of one of the model's modules, whose source we can recompile)."""
+    from torch import nn
+
+    from .patches import EditSource, edited_line, function_of
+
+    frame = tb.tb_frame
+    owner = frame.f_locals.get("self")
+    span = _span(node)
+    if not isinstance(owner, nn.Module) or span is None:
+        return None
+    name = ctx.view.names.get(id(owner))
+    function = function_of(owner, frame.f_code)
+    if name is None or function is None:
+        return None
+    filename = frame.f_code.co_filename
+    return EditSource(
+        edited_line(filename, span, code),
+        owner=name,
+        function=function,
+        filename=filename,
+        span=span,
+        code=code,
+        add=add,
+    )
+
+
+def operand_text(node: ast.AST) -> str:
+    """Source of an operand, parenthesised where a method call on it would need it."""
+    text = ast.unparse(node)
+    simple = isinstance(node, ast.Name | ast.Attribute | ast.Call | ast.Subscript)
+    return text if simple else f"({text})"
+
+
+def call_site(ctx: FailureContext, running: RunningCall) -> tuple[types.TracebackType, ast.Call] | None:
+    """The call of the failing layer in the user's forward (``self.conv(x)``), if it is there."""
+    tb = user_traceback(ctx)
+    node = failing_node(tb) if tb is not None else None
+    if tb is None or not isinstance(node, ast.Call) or not node.args:
+        return None
+    if Resolver(ctx, tb).value(node.func) is not running.module:
+        return None
+    return tb, node
+
+
+def edit_call_argument(ctx: FailureContext, running: RunningCall, expression: str) -> EditSource | None:
+    """``self.conv(x)`` -> ``self.conv(x.permute(0, 3, 1, 2))``: the failing layer's first
+    argument, at the line of the user's forward that calls it."""
+    site = call_site(ctx, running)
+    if site is None:
+        return None
+    tb, node = site
+    argument = node.args[0]
+    return edit_at(ctx, tb, argument, expression.format(x=operand_text(argument)))

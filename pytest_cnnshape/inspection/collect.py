@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 
 
 def inspect_model(
-    model: nn.Module, inputs: Any, *, device: str | torch.device = "auto", ignore: tuple[str, ...] = ()
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "auto",
+    ignore: tuple[str, ...] = (),
+    batch_dim: int = 0,
 ) -> dict[str, Any]:
     """Parameters, regularization, FLOPs and lint of ``model`` as JSON-safe data.
 
@@ -37,7 +42,9 @@ def inspect_model(
         observation = observed_trace(
             model, inputs, device=device, flops=True, parameter_use="unused-parameters" not in ignore
         )
-        findings = run_rules(model, observation, inputs=inputs, ignore=ignore, device=device)
+        findings = run_rules(
+            model, observation, inputs=inputs, ignore=ignore, device=device, batch_dim=batch_dim
+        )
         return {
             "parameters": parameter_breakdown(model).to_dict(),
             "regularization": regularization(model).to_dict(),
@@ -55,11 +62,12 @@ def record_inspection(
     *,
     device: str | torch.device = "auto",
     ignore: tuple[str, ...] = (),
+    batch_dim: int = 0,
 ) -> dict[str, Any]:
     """``inspect_model``, stored in a ModelEntry's ``extras`` under ``render.EXTRAS_KEY``."""
     from .render import EXTRAS_KEY
 
-    data = extras[EXTRAS_KEY] = inspect_model(model, inputs, device=device, ignore=ignore)
+    data = extras[EXTRAS_KEY] = inspect_model(model, inputs, device=device, ignore=ignore, batch_dim=batch_dim)
     return data
 
 

@@ -28,6 +28,7 @@ def inspection_sections(
     ignore: tuple[str, ...] = (),
     device: str = "auto",
     depth: int | None = None,
+    batch_dim: int = 0,
 ) -> Sections:
     """Parameter breakdown and regularization, FLOPs per layer, lint findings: as asked."""
     from .flops import count_flops
@@ -48,7 +49,7 @@ def inspection_sections(
         out.lines += ["", counted.table(max_depth=depth)]
         out.data["flops"] = counted.to_dict()
     if lint:
-        findings = run_lint(model, inputs, ignore=ignore, device=device)
+        findings = run_lint(model, inputs, ignore=ignore, device=device, batch_dim=batch_dim)
         out.lines.append("")
         if findings:
             out.lines.append(f"Lint: {lint_count(findings.to_dict())}")

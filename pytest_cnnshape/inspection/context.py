@@ -75,6 +75,8 @@ class LintContext:
     observation: Observation | None = None
     inputs: Any = None
     device: str | torch.device = "auto"
+    #: The axis of the output that holds the batch (1 for a sequence-first model).
+    batch_dim: int = 0
 
     def finding(self, rule: str, layer: str, message: str, fix: str) -> Finding:
         """A finding of ``rule``; its ``why`` is the rule's rationale."""

@@ -68,6 +68,15 @@ def _missing(needs: str, ctx: LintContext) -> str | None:
     return None
 
 
+def check_batch_dim(batch_dim: object) -> int:
+    """``batch_dim`` must be a whole number >= 0 (ArgumentError otherwise)."""
+    from ..errors import ArgumentError
+
+    if isinstance(batch_dim, bool) or not isinstance(batch_dim, int) or batch_dim < 0:
+        raise ArgumentError(f"batch_dim={batch_dim!r} must be a whole number >= 0, e.g. batch_dim=1")
+    return batch_dim
+
+
 def needs_forward(ignore: Iterable[str]) -> bool:
     """True when a rule that is not ignored needs a forward."""
     skip = set(ignore)
@@ -83,6 +92,7 @@ def run_rules(
     loss: Any = None,
     ignore: tuple[str, ...] = (),
     device: str | torch.device = "auto",
+    batch_dim: int = 0,
 ) -> Findings:
     """Every rule not in ``ignore`` over one model (and its observed trace, if any)."""
     from ..tracing.modelview import ModelView
@@ -98,6 +108,7 @@ def run_rules(
         observation=observation,
         inputs=inputs,
         device=device,
+        batch_dim=check_batch_dim(batch_dim),
     )
     findings: dict[tuple[str, str], Finding] = {}  # a layer called twice: one finding
     skipped: dict[str, str] = {}
@@ -121,6 +132,7 @@ def lint(
     loss: Any = None,
     ignore: Iterable[str] = (),
     device: str | torch.device = "auto",
+    batch_dim: int = 0,
 ) -> Findings:
     """Find CNN mistakes that run but train badly; each finding says why and how to fix it.
 
@@ -129,7 +141,9 @@ def lint(
     ``loss`` says which loss trains the model (``nn.CrossEntropyLoss()``, its
     class, ``"cross_entropy"``, ``"nll"``); a CrossEntropyLoss/NLLLoss held by the
     model (``self.criterion = nn.CrossEntropyLoss()``) counts too. ``ignore``: rule
-    ids to switch off. Returns a list of ``Finding`` (empty when clean).
+    ids to switch off. ``batch_dim``: the axis of the output that holds the batch, for a
+    model that is sequence-first by design (``(T, B, C)`` for CTC: 1). Returns a list of
+    ``Finding`` (empty when clean).
     A forward that fails raises ShapeMismatchError: fix that first.
     """
     from ..tracing.tracer import check_model
@@ -141,13 +155,21 @@ def lint(
     if optimizer is not None:
         check_optimizer(optimizer)
     parse_loss(loss)
+    check_batch_dim(batch_dim)
     observation = None
     if inputs is not None and needs_forward(ignored):
         observation = observed_trace(
             model, inputs, device=device, parameter_use="unused-parameters" not in ignored
         )
     return run_rules(
-        model, observation, inputs=inputs, optimizer=optimizer, loss=loss, ignore=ignored, device=device
+        model,
+        observation,
+        inputs=inputs,
+        optimizer=optimizer,
+        loss=loss,
+        ignore=ignored,
+        device=device,
+        batch_dim=batch_dim,
     )
 
 
@@ -159,13 +181,14 @@ def assert_no_lint(
     loss: Any = None,
     ignore: Iterable[str] = (),
     device: str | torch.device = "auto",
+    batch_dim: int = 0,
 ) -> Findings:
     """``lint`` that raises LintError (an AssertionError) listing every finding with its fix.
 
     Returns the (empty) findings, whose ``.skipped`` says which rules could not run.
     """
     __tracebackhide__ = True
-    findings = lint(model, inputs, optimizer, loss=loss, ignore=ignore, device=device)
+    findings = lint(model, inputs, optimizer, loss=loss, ignore=ignore, device=device, batch_dim=batch_dim)
     if findings:
         raise LintError(type(model).__name__, findings)
     return findings

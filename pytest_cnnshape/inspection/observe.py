@@ -41,6 +41,9 @@ class ObservedCall:
     returns_last_leaf: bool = False
     #: FLOPs counted while the call ran (its children's included).
     flops: int = 0
+    #: The torch function whose result this call returned, when it was a softmax or
+    #: log-softmax of forward code (``F.softmax(logits, 1)``).
+    returned_op: str | None = None
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Observation:
     #: Qualified names of parameters passed to a torch function during the forward;
     #: None when not tracked.
     used_parameters: frozenset[str] | None = None
+    #: Forward code permuted or transposed axes somewhere.
+    permuted: bool = False
 
 
 class _ParameterUse(TorchFunctionMode):
@@ -103,6 +108,10 @@ class _Observer:
     #: FLOPs counted when each running call began, by record index.
     flops_at: dict[int, int] = field(default_factory=dict)
     last_leaf_output: Any = None
+    #: ``id(tensor) -> op`` of the latest softmax-like results (kept alive while noted).
+    softmaxed: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    #: Forward code moved axes (a permute or transpose): a sequence-first output is by design.
+    permuted: bool = False
 
     def flops(self) -> int:
         return int(self.counter.get_total_flops()) if self.counter is not None else 0
@@ -111,6 +120,8 @@ class _Observer:
         """A forward begins: forget any earlier attempt."""
         self.calls.clear()
         self.flops_at.clear()
+        self.softmaxed.clear()
+        self.permuted = False
         self.last_leaf_output = None
         if self.use is not None:
             self.use.used.clear()
@@ -124,6 +135,10 @@ class _Observer:
         self.calls.append(ObservedCall(module, fed_by_previous_leaf=fed))
         self.flops_at[call.index] = self.flops()
 
+    def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        """An op watcher too: which softmax a forward returns, whether it moves axes."""
+        _watch_op(self, func, result)
+
     def left(self, call: RunningCall, output: Any) -> None:
         observed = self.calls[call.index]
         observed.flops = self.flops() - self.flops_at.pop(call.index)
@@ -131,8 +146,23 @@ class _Observer:
             observed.returns_last_leaf = output is self.last_leaf_output
         else:
             self.last_leaf_output = output
+        noted = self.softmaxed.get(id(output))
+        if noted is not None and noted[0] is output:
+            observed.returned_op = noted[1]
         if self.use is not None and call.index == 0:
             self.use.active = False
+
+
+_SOFTMAX = frozenset({"softmax", "log_softmax"})
+_AXIS_MOVES = frozenset({"permute", "transpose", "movedim", "moveaxis", "swapaxes", "swapdims"})
+
+
+def _watch_op(observer: _Observer, func: Any, result: Any) -> None:
+    name = getattr(func, "__name__", "")
+    if name in _SOFTMAX and isinstance(result, torch.Tensor):
+        observer.softmaxed = {id(result): (result, name)}  # only the latest one matters
+    elif name in _AXIS_MOVES:
+        observer.permuted = True
 
 
 def observed_trace(
@@ -164,5 +194,6 @@ def observed_trace(
             result = watched(model, inputs, (observer,), device=device)
         finally:
             observer.last_leaf_output = None
+            observer.softmaxed.clear()
     used = frozenset(observer.use.used) if observer.use is not None else None
-    return Observation(result, list(observer.calls), used)
+    return Observation(result, list(observer.calls), used, observer.permuted)

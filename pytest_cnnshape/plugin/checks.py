@@ -33,6 +33,8 @@ class RunOptions:
     inspect: bool = False
     #: Lint rules the project switched off (``[tool.cnnshape] lint.ignore``).
     lint_ignore: tuple[str, ...] = ()
+    #: The output axis that holds the batch (``[tool.cnnshape] lint.batch_dim``).
+    lint_batch_dim: int = 0
     hypothesis: HypothesisOptions = field(default_factory=HypothesisOptions)
     #: Where relative factory paths are resolved from when the check does not say.
     root: Path | None = None
@@ -158,14 +160,17 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
     if run.inspect or check.lint:
         from ..inspection.collect import lint_problem, record_inspection
 
-        data = record_inspection(entry.extras, model, bound.inputs, device=device, ignore=run.lint_ignore)
+        batch_dim = check.batch_dim if check.batch_dim is not None else run.lint_batch_dim
+        data = record_inspection(
+            entry.extras, model, bound.inputs, device=device, ignore=run.lint_ignore, batch_dim=batch_dim
+        )
         lint_text = lint_problem(check.name, data) if check.lint else None
         if lint_text:
             problems.append(lint_text)
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)
         if mismatches:
-            problems.append(output_failure_text(result, mismatches, bound.bindings, model))
+            problems.append(output_failure_text(result, mismatches, bound.bindings, model, bound.inputs))
     if check.max_params is not None and result.total_params > check.max_params:
         problems.insert(0, params_failure(check.name, result.total_params, check.max_params))
     if check.contract is not None and not problems:

@@ -34,7 +34,7 @@ PROJECT_KEYS: dict[str, str] = {
     "baseline_dir": 'baseline_dir = "__cnnshapes__"',
     "update_missing": "update_missing = true   # write missing baselines on the first run",
     "github_annotations": "github_annotations = false",
-    "lint": 'lint = { ignore = ["dropout-after-conv"] }',
+    "lint": 'lint = { ignore = ["dropout-after-conv"], batch_dim = 0 }',
     "hypothesis": "hypothesis = { max_examples = 50, derandomize = true }",
 }
 
@@ -52,6 +52,8 @@ class ProjectConfig:
     update_missing: bool = False
     github_annotations: bool = True
     lint_ignore: tuple[str, ...] = ()
+    #: The output axis that holds the batch (``lint.batch_dim``; 1: sequence-first models).
+    lint_batch_dim: int = 0
     hypothesis: HypothesisOptions = field(default_factory=HypothesisOptions)
     models: tuple[ModelCheck, ...] = ()
 
@@ -109,16 +111,21 @@ def _flag(value: Any, key: str) -> bool:
     return flag
 
 
-def _lint_ignore(value: Any, key: str) -> tuple[str, ...]:
+def _lint(value: Any, key: str) -> dict[str, Any]:
     from ..inspection.catalog import check_rule_ids
 
     lint = _expect(value, Mapping, key, PROJECT_KEYS["lint"])
     for name in lint:
-        if name != "ignore":
-            raise unknown_key("[tool.cnnshape.lint]", name, {"ignore": PROJECT_KEYS["lint"]})
+        if name not in ("ignore", "batch_dim"):
+            raise unknown_key(
+                "[tool.cnnshape.lint]", name, {"ignore": PROJECT_KEYS["lint"], "batch_dim": "batch_dim = 1"}
+            )
     ignore = _expect(lint.get("ignore", []), list, f"{key}.ignore", PROJECT_KEYS["lint"])
+    batch_dim = _expect(lint.get("batch_dim", 0), int, f"{key}.batch_dim", "lint = { batch_dim = 1 }")
+    if batch_dim < 0:
+        raise ConfigError(f"{key}.batch_dim = {batch_dim} must be 0 or more; e.g. lint = {{ batch_dim = 1 }}")
     try:
-        return check_rule_ids(ignore, f"{key}.ignore")
+        return {"lint_ignore": check_rule_ids(ignore, f"{key}.ignore"), "lint_batch_dim": batch_dim}
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -128,8 +135,9 @@ def _models(value: Any, key: str) -> tuple[ModelCheck, ...]:
     return tuple(_model(str(name), table) for name, table in sorted(models.items()))
 
 
-#: Each key of ``[tool.cnnshape]``: the ProjectConfig field it sets and its validator.
-_SETTINGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+#: Each key of ``[tool.cnnshape]``: the ProjectConfig field it sets and its validator (None:
+#: the validator returns several fields by name).
+_SETTINGS: dict[str, tuple[str | None, Callable[[Any, str], Any]]] = {
     "device": ("device", _device),
     "depth": ("depth", _depth),
     "report": ("report", _text),
@@ -138,7 +146,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "baseline_dir": ("baseline_dir", _folder),
     "update_missing": ("update_missing", _flag),
     "github_annotations": ("github_annotations", _flag),
-    "lint": ("lint_ignore", _lint_ignore),
+    "lint": (None, _lint),
     "hypothesis": ("hypothesis", parse_hypothesis),
 }
 
@@ -150,7 +158,11 @@ def parse_project(data: Mapping[str, Any], path: Path | None = None) -> ProjectC
         if key not in _SETTINGS:
             raise unknown_key("[tool.cnnshape]", key, dict(sorted(PROJECT_KEYS.items())))
         target, check = _SETTINGS[key]
-        values[target] = check(value, f"[tool.cnnshape] {key}")
+        checked = check(value, f"[tool.cnnshape] {key}")
+        if target is None:
+            values.update(checked)
+        else:
+            values[target] = checked
     return ProjectConfig(path=path, **values)
 
 

@@ -93,7 +93,14 @@ class CnnShapes:
         if self._run.inspect:
             from ..inspection.collect import record_inspection
 
-            record_inspection(entry.extras, model, inputs, device=device, ignore=self._run.lint_ignore)
+            record_inspection(
+                entry.extras,
+                model,
+                inputs,
+                device=device,
+                ignore=self._run.lint_ignore,
+                batch_dim=self._run.lint_batch_dim,
+            )
         self.traces.append(result)
         return result
 
@@ -175,10 +182,12 @@ class CnnShapes:
         loss: Any = None,
         ignore: tuple[str, ...] | list[str] = (),
         device: str | None = None,
+        batch_dim: int | None = None,
     ) -> Findings:
-        """``pytest_cnnshape.assert_no_lint`` with the project's ``[tool.cnnshape] lint.ignore``.
+        """``pytest_cnnshape.assert_no_lint`` with the project's ``[tool.cnnshape] lint`` settings.
 
-        ``ignore`` adds rules to switch off for this call. Returns the (empty) findings.
+        ``ignore`` adds rules to switch off for this call; ``batch_dim`` overrides the
+        project's ``lint.batch_dim``. Returns the (empty) findings.
         """
         __tracebackhide__ = True
         from ..inspection.lint import assert_no_lint
@@ -190,6 +199,7 @@ class CnnShapes:
             loss=loss,
             ignore=(*self._run.lint_ignore, *ignore),
             device=device or self._run.device,
+            batch_dim=self._run.lint_batch_dim if batch_dim is None else batch_dim,
         )
 
 

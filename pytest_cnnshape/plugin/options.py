@@ -121,6 +121,7 @@ class Settings:
             device=self.device,
             inspect=self.inspects,
             lint_ignore=project.lint_ignore,
+            lint_batch_dim=project.lint_batch_dim,
             hypothesis=project.hypothesis,
             root=project.root,
         )

@@ -61,6 +61,9 @@ class ModelCheck:
     baseline_output_only: bool = False
     #: Fail the check on lint findings.
     lint: bool = False
+    #: The output axis that holds the batch, for a model sequence-first by design (None: the
+    #: project's ``lint.batch_dim``).
+    batch_dim: int | None = None
     #: A property-based contract over a whole input domain (hypothesis).
     contract: ContractSpec | None = None
     #: Where relative factory paths are resolved from.
@@ -163,6 +166,12 @@ def _positive(value: Any, key: str, place: Place) -> Any:
     return value
 
 
+def _axis(value: Any, key: str, place: Place) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise place.error(f"{place.assign(key, value)} must be a whole number >= 0, e.g. {place.example(key)}")
+    return value
+
+
 def _flag(value: Any, key: str, place: Place) -> Any:
     if not isinstance(value, bool):
         raise place.error(f"{place.assign(key, value)} must be {place.boolean}")
@@ -249,6 +258,12 @@ FIELDS: tuple[Field, ...] = (
     Field("baseline", "baseline = true", "baseline=True", _flag),
     Field("baseline_output_only", "baseline_output_only = true", "baseline_output_only=True", _flag),
     Field("lint", "lint = true", "lint=True", _flag),
+    Field(
+        "batch_dim",
+        "batch_dim = 1   # the output is sequence-first, (T, B, C)",
+        "batch_dim=1",
+        _axis,
+    ),
     Field(
         "contract",
         'contract = { input = "B x 3 x H x W", output = "B x 10", min_side = 32 }',

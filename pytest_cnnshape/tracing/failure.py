@@ -14,25 +14,45 @@ import linecache
 import os
 import sysconfig
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from .functional import FunctionalOps
     from .inputs import InputSpec
+    from .lineage import Lineage
     from .modelview import ModelView
     from .recorder import RunningCall
     from .records import LayerRecord, ShapeTrace
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
-#: Runs the model on other inputs without diagnosing: a trace, or the failure's context.
-Prober = Callable[[Any], "ShapeTrace | FailureContext"]
+_T = TypeVar("_T")
+
+
+class Prober(Protocol):
+    """Runs the model (or a twin of it) on other inputs without diagnosing: a trace, or
+    the failure's context (``tracer.Prober``)."""
+
+    #: The model it runs (the user's), its inputs' dtype, and where meta falls back to.
+    view: ModelView
+    dtype: torch.dtype
+    fallback: torch.device
+
+    def __call__(
+        self,
+        inputs: Any,
+        *,
+        observers: Sequence[Any] = (),
+        root: nn.Module | None = None,
+        where: torch.device | None = None,
+    ) -> ShapeTrace | FailureContext: ...
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,34 @@ class FailureContext:
     produced: dict[int, LayerRecord] = field(default_factory=dict)
     #: Runs the model on other inputs; None where no second run is possible.
     probe: Prober | None = None
+    #: The observers that watched this run (``Lineage``, ``FunctionalOps``...).
+    observers: tuple[Any, ...] = ()
+
+    def observed(self, kind: type[_T]) -> _T | None:
+        """The observer of this class that watched the run, if one did."""
+        return next((o for o in self.observers if isinstance(o, kind)), None)
+
+    @cached_property
+    def flow(self) -> Flow | None:
+        """Where each tensor came from and which functional ops ran, for this failure.
+
+        From this run's own observers when it had them; otherwise the same input is
+        run again, on meta, watched (a diagnosis needs it once; an ordinary trace
+        should not pay for it). None when that run does not fail at the same call.
+        """
+        from .functional import FunctionalOps
+        from .lineage import Lineage
+
+        lineage, functional = self.observed(Lineage), self.observed(FunctionalOps)
+        if lineage is not None and functional is not None:
+            return Flow(lineage, functional, self)
+        if self.probe is None:
+            return None
+        lineage, functional = Lineage(), FunctionalOps()
+        again = self.probe(self.inputs, observers=(lineage, functional))
+        if not isinstance(again, FailureContext) or not _same_failure(again, self):
+            return None
+        return Flow(lineage, functional, again)
 
     @property
     def model(self) -> nn.Module:
@@ -177,6 +225,33 @@ class FailureContext:
                 yield value
 
 
+@dataclass(frozen=True)
+class Flow:
+    """The data flow of a failed forward: tensor origins and functional ops (see ``flow``)."""
+
+    lineage: Lineage
+    functional: FunctionalOps
+    #: The run they describe (the failed run itself, or its watched re-run).
+    context: FailureContext
+
+
+def _same_failure(a: FailureContext, b: FailureContext) -> bool:
+    ra, rb = a.innermost, b.innermost
+    return (
+        len(a.records) == len(b.records)
+        and ra is not None
+        and rb is not None
+        and (ra.record.name, ra.record.call) == (rb.record.name, rb.record.call)
+    )
+
+
 def is_torch_layer(module: Any) -> bool:
-    """A layer class of torch itself, whose forward has no bugs of the user's."""
-    return type(module).__module__.startswith("torch.nn.modules.")
+    """A layer class of torch itself, whose forward has no bugs of the user's.
+
+    A layer with a parametrization (spectral_norm...) is an instance of a class
+    torch derives from it (``ParametrizedLinear``): its base counts.
+    """
+    cls = type(module)
+    if cls.__module__ == "torch.nn.utils.parametrize" and cls.__bases__:
+        cls = cls.__bases__[0]
+    return cls.__module__.startswith("torch.nn.modules.")

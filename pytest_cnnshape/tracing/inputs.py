@@ -59,10 +59,21 @@ class InputSpec:
                 return found
         return None
 
-    def with_first_shape(self, shape: Shape) -> InputSpec:
-        """The same inputs with the first one resized (a tensor keeps its dtype, on meta).
+    def first_dtype(self) -> torch.dtype | None:
+        """The dtype of the first input: a tensor's, or the one its shape names (None: the
+        model's)."""
+        for value in (*self.args, *self.kwargs.values()):
+            leaf = _first_leaf(value)
+            if leaf is not None:
+                return leaf.dtype if isinstance(leaf, ShapeLeaf) else leaf.dtype
+        return None
 
-        What a diagnosis varies to find the sizes a model runs on.
+    def with_first_shape(self, shape: Shape, dtype: torch.dtype | None = None) -> InputSpec:
+        """The same inputs with the first one resized (a tensor keeps its dtype, on meta;
+        ``dtype`` changes it).
+
+        What a diagnosis varies to find the sizes a model runs on, and how it tries a fix
+        that transforms the input.
         """
         done = False
 
@@ -72,10 +83,10 @@ class InputSpec:
                 return value
             if isinstance(value, ShapeLeaf):
                 done = True
-                return ShapeLeaf(tuple(shape))
+                return ShapeLeaf(tuple(shape), dtype or value.dtype)
             if _is_tensor(value):
                 done = True
-                return ShapeLeaf(tuple(shape), value.dtype)
+                return ShapeLeaf(tuple(shape), dtype or value.dtype)
             if isinstance(value, (tuple, list)):
                 return rebuild(value, [swap(v) for v in value])
             if isinstance(value, Mapping):
@@ -85,6 +96,16 @@ class InputSpec:
         args = tuple(swap(a) for a in self.args)
         kwargs = {k: swap(v) for k, v in self.kwargs.items()}
         return InputSpec(args, kwargs)
+
+
+def _first_leaf(value: Any) -> Any:
+    if isinstance(value, ShapeLeaf) or _is_tensor(value):
+        return value
+    if isinstance(value, (tuple, list)):
+        return next((f for f in map(_first_leaf, value) if f is not None), None)
+    if isinstance(value, Mapping):
+        return next((f for f in map(_first_leaf, value.values()) if f is not None), None)
+    return None
 
 
 def _is_tensor(value: Any) -> bool:

@@ -133,6 +133,10 @@ class Lineage:
 
     #: ``trace.layers[index]`` -> the origins of that call's positional tensor inputs.
     sources: dict[int, tuple[Origin | None, ...]] = field(default_factory=dict)
+    #: ``trace.layers[index]`` -> where the tensors that call returned came from inside it
+    #: (its last layer's output, an op of its forward code), in the order of the output's
+    #: leaves: the root's entry says where each of the model's outputs was made.
+    returned: dict[int, tuple[Origin | None, ...]] = field(default_factory=dict)
     _known: dict[int, tuple[weakref.ref[torch.Tensor], Origin]] = field(default_factory=dict)
 
     def origin(self, tensor: Any) -> Origin | None:
@@ -167,6 +171,7 @@ class Lineage:
     def started(self) -> None:
         """A forward begins: forget what an earlier attempt saw."""
         self.sources.clear()
+        self.returned.clear()
         self._known.clear()
 
     def entered(self, call: RunningCall) -> None:
@@ -177,8 +182,10 @@ class Lineage:
         )
 
     def left(self, call: RunningCall, output: Any) -> None:
+        tensors = list(_tensors(output))
+        self.returned[call.index] = tuple(self.origin(t) for t in tensors)
         origin = Origin(LAYER, call.index)
-        for tensor in _tensors(output):
+        for tensor in tensors:
             self.note(tensor, origin)
 
     # -- op watcher ----------------------------------------------------------------

@@ -15,11 +15,17 @@ that fails on CPU and CUDA would trace cleanly on meta. ``F.linear`` accepts an
 input whose dtype differs from the weight's, and ``F.conv_transpose*d`` accepts
 any number of input channels. Here they raise a RuntimeError as the CPU does (the
 channel message word for word; dtype messages vary between CPU kernels anyway).
+``F.max_unpool*d`` cannot check its indices on meta (they hold no values): the
+mode remembers which map each ``max_pool*d(..., return_indices=True)`` indexed and
+raises, as the CPU does, when an index the pooling can produce falls outside the
+unpooled map (a SegNet decoder without ``output_size=`` on an odd-sized map).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
@@ -237,10 +243,84 @@ RULES: dict[Any, Rule] = {
 
 
 class OpWatcher(Protocol):
-    """Something that sees every torch function a traced forward calls, with its result."""
+    """Something that sees every torch function a traced forward calls, with its result.
+
+    A watcher that also has ``failed(func, args, kwargs, exc)`` is told of the op
+    that raised (the moment a forward fails).
+    """
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         """``func(*args, **kwargs)`` returned ``result`` (attribute reads are not reported)."""
+
+
+def _per_dim(value: Any, dims: int) -> tuple[int, ...]:
+    if isinstance(value, (tuple, list, torch.Size)):
+        values = tuple(int(v) for v in value)
+        return values * dims if len(values) == 1 else values[-dims:]
+    return (int(value),) * dims
+
+
+class _UnpoolCheck:
+    """The index check a real ``max_unpool*d`` makes, on meta.
+
+    For each indices tensor a meta ``max_pool*d_with_indices`` returned, the pooled
+    map's sides and the largest flat index its windows can reach; an unpool whose
+    output map is smaller than that raises torch's own message.
+    """
+
+    def __init__(self) -> None:
+        self._largest: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}
+
+    def pooled(self, dims: int, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode")
+        given = dict(zip(names, args, strict=False)) | kwargs
+        x = given.get("input")
+        if not isinstance(out, tuple) or len(out) != 2 or not isinstance(x, torch.Tensor):
+            return
+        indices = out[1]
+        kernel = _per_dim(given["kernel_size"], dims)
+        stride = _per_dim(given.get("stride") or kernel, dims)
+        padding = _per_dim(given.get("padding", 0), dims)
+        dilation = _per_dim(given.get("dilation", 1), dims)
+        sides = tuple(x.shape[-dims:])
+        pooled = tuple(indices.shape[-dims:])
+        largest = 0
+        for side, o, k, s, p, d in zip(sides, pooled, kernel, stride, padding, dilation, strict=True):
+            last = min(side - 1, (o - 1) * s - p + (k - 1) * d)
+            largest = largest * side + max(last, 0)
+        self._largest[id(indices)] = (weakref.ref(indices), largest)
+
+    def unpool(self, dims: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        names = ("input", "indices", "kernel_size", "stride", "padding", "output_size")
+        given = dict(zip(names, args, strict=False)) | kwargs
+        x, indices = given.get("input"), given.get("indices")
+        entry = self._largest.get(id(indices))
+        if entry is None or entry[0]() is not indices or not isinstance(x, torch.Tensor):
+            return
+        if given.get("output_size") is not None:
+            out = _per_dim(given["output_size"], dims)
+        else:
+            kernel = _per_dim(given["kernel_size"], dims)
+            stride = _per_dim(given.get("stride") or kernel, dims)
+            padding = _per_dim(given.get("padding", 0), dims)
+            out = tuple(
+                (i - 1) * s - 2 * p + k
+                for i, k, s, p in zip(x.shape[-dims:], kernel, stride, padding, strict=True)
+            )
+        if entry[1] >= math.prod(out):
+            shown = (*out, 1) if dims == 1 else out  # max_unpool1d runs as a 2-D unpool
+            raise RuntimeError(
+                f"Found an invalid max index: {entry[1]} (output volumes are of size "
+                f"{'x'.join(map(str, shown))})"
+            )
+
+
+_POOL_WITH_INDICES = {
+    F.max_pool1d_with_indices: 1,
+    F.max_pool2d_with_indices: 2,
+    F.max_pool3d_with_indices: 3,
+}
+_UNPOOL = {F.max_unpool1d: 1, F.max_unpool2d: 2, F.max_unpool3d: 3}
 
 
 def _is_attribute_read(func: Any) -> bool:
@@ -254,12 +334,26 @@ class TraceMode(TorchFunctionMode):
     def __init__(self, *, meta: bool, watchers: Sequence[OpWatcher] = ()) -> None:
         super().__init__()
         self.rules = RULES if meta else {}
+        self.unpool = _UnpoolCheck() if meta else None
         self.watchers = tuple(watchers)
+        self.failing = tuple(w for w in self.watchers if callable(getattr(w, "failed", None)))
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
+        try:
+            out = self._call(func, args, kwargs)
+        except Exception as exc:
+            for watcher in self.failing:
+                watcher.failed(func, args, kwargs, exc)  # type: ignore[attr-defined]
+            raise
+        if self.watchers and not _is_attribute_read(func):
+            for watcher in self.watchers:
+                watcher.op(func, args, kwargs, out)
+        return out
+
+    def _call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         out = None
         rule = self.rules.get(func)
         if rule is not None:
@@ -267,11 +361,14 @@ class TraceMode(TorchFunctionMode):
                 out = rule(*args, **kwargs)
             except TypeError:  # a call shape the rule does not know: let torch judge it
                 out = None
+        if self.unpool is not None and func in _UNPOOL:
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # an odd call: torch judges
+                self.unpool.unpool(_UNPOOL[func], args, kwargs)
         if out is None:
             out = func(*args, **kwargs)
-        if self.watchers and not _is_attribute_read(func):
-            for watcher in self.watchers:
-                watcher.op(func, args, kwargs, out)
+        if self.unpool is not None and func in _POOL_WITH_INDICES:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                self.unpool.pooled(_POOL_WITH_INDICES[func], args, kwargs, out)
         return out
 
 

@@ -9,6 +9,10 @@ small object, so tracing stays linear in the number of calls at any nesting.
 Whatever else wants to watch a forward (inspection's data flow and FLOP counts)
 registers an ``Observer`` instead of hooks of its own, so there is one call stack
 and every observer sees the calls in the order the records have them.
+
+The modules of a ``torch.nn.utils.parametrize`` parametrization (spectral_norm,
+weight_norm, orthogonal) compute a weight, not the data flow: they are not
+hooked, and the layer they belong to counts as a leaf.
 """
 
 from __future__ import annotations
@@ -51,6 +55,20 @@ class Observer(Protocol):
         """A module call returned ``output``."""
 
 
+def parametrization_modules(view: ModelView) -> set[int]:
+    """``id()`` of every module that belongs to a parametrization (not data flow)."""
+    from torch.nn.utils.parametrize import ParametrizationList
+
+    skipped: set[int] = set()
+    for module in view.modules:
+        holder = module._modules.get("parametrizations")
+        if isinstance(holder, nn.ModuleDict) and all(
+            isinstance(p, ParametrizationList) for p in holder.values()
+        ):
+            skipped.update(id(sub) for sub in holder.modules())
+    return skipped
+
+
 class Recorder:
     """Attach to every module of a model; collect records; detach without a trace."""
 
@@ -65,12 +83,19 @@ class Recorder:
         self.counts: dict[int, tuple[int, int]] = {}
         #: ``id(output) -> record`` of finished calls: which layer made a tensor.
         self.produced: dict[int, LayerRecord] = {}
+        self._leaves: set[int] = set()
 
     def attach(self) -> None:
         """Register our hooks last, so they see what user pre-hooks hand to forward."""
         for observer in self.observers:
             observer.started()
+        skipped = parametrization_modules(self.view)
+        self._leaves = {
+            id(m) for m in self.view.modules if all(id(c) in skipped for c in m._modules.values())
+        }
         for module in self.view.modules:
+            if id(module) in skipped:
+                continue
             self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
 
@@ -91,7 +116,7 @@ class Recorder:
             call=call,
             input_shapes=tuple([shape_tree(a) for a in args]),
             input_kwargs={k: shape_tree(v) for k, v in kwargs.items()} if kwargs else {},
-            is_leaf=not module._modules,
+            is_leaf=key in self._leaves,
             aliases=self.view.aliases.get(key, ()),
         )
         running = RunningCall(module, record, args, kwargs, len(self.records))

@@ -28,6 +28,7 @@ from ..errors import ArgumentError, ArgumentTypeError, ForwardFailed, TraceError
 from ..shapes.tree import shape_tree
 from .devices import meta_limitation, model_device, model_dtype, parse_device, parse_dtype, plan, short_reason
 from .failure import FailureContext
+from .functional import FunctionalOps
 from .inputs import InputSpec, materialize, parse_inputs
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
@@ -182,6 +183,7 @@ def _run(
                 spec,
                 recorder.produced,
                 Prober(view, dtype, train, where),
+                tuple(observers),
             )
             recorder.finish()
             raise ForwardFailed(context) from None
@@ -207,10 +209,12 @@ def _run(
 class Prober:
     """Runs a model on other inputs without diagnosing failures: for searches over sizes.
 
-    A diagnosis uses one to compute the smallest input that works; ``min_input_size``
-    and contracts do too. Meta first (milliseconds per run, no memory), the given
-    real device when meta cannot run the model. Returns the trace, or the failure's
-    context (undiagnosed: cheap).
+    A diagnosis uses one to compute the smallest input that works, to watch the
+    failed run again, and to try its fixes on a twin of the model (``root``);
+    ``min_input_size`` and contracts do too. Meta first (milliseconds per run, no
+    memory), the given real device when meta cannot run the model. Returns the
+    trace, or the failure's context (undiagnosed: cheap). Every run is watched by a
+    ``FunctionalOps``, so a size search also sees functional pooling run out of pixels.
     """
 
     def __init__(self, view: ModelView, dtype: torch.dtype, train: bool, fallback: torch.device) -> None:
@@ -218,18 +222,33 @@ class Prober:
         self.where = torch.device("meta")
         self.fallback = fallback
 
-    def __call__(self, inputs: Any) -> ShapeTrace | FailureContext:
+    def __call__(
+        self,
+        inputs: Any,
+        *,
+        observers: Sequence[Observer] = (),
+        root: nn.Module | None = None,
+        where: torch.device | None = None,
+    ) -> ShapeTrace | FailureContext:
+        """Run ``inputs`` through the model, or through ``root`` (a twin) on ``where``."""
         spec = parse_inputs(inputs)
+        view = self.view if root is None else ModelView.of(root)
+        watching = tuple(observers)
+        if not any(isinstance(o, FunctionalOps) for o in watching):
+            watching = (*watching, FunctionalOps())
+        device = where or self.where
         try:
-            return _run(self.view, spec, self.where, dtype=self.dtype, train=self.train)
+            return _run(view, spec, device, dtype=self.dtype, train=self.train, observers=watching)
         except ForwardFailed as failed:
             if (
-                self.where.type == "meta"
+                where is None
+                and root is None
+                and device.type == "meta"
                 and self.fallback.type != "meta"
                 and meta_limitation(failed.context.exc)
             ):
                 self.where = self.fallback
-                return self(inputs)
+                return self(inputs, observers=observers)
             return failed.context
 
 

@@ -12,20 +12,26 @@ works on (found by tracing it on meta at nearby sizes).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
+import types
 from collections.abc import Sequence
 
+from torch import nn
+
+from ... import arith
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
-from ...tracing.records import ShapeTrace
+from ...tracing.records import LayerRecord, ShapeTrace
 from ..common import describe
-from ..report import Diagnosis
-from ..source import Operand, Resolver, call_name, failing_node, operands_of, user_traceback
+from ..fixes import layer_fix
+from ..patches import TransformInput
+from ..report import Candidate, Diagnosis
+from .sizes import multiple_input_fix
+from ..source import Operand, Resolver, call_name, edit_at, failing_node, operands_of, user_traceback
 
 _CONCAT = ("cat", "concat", "concatenate", "stack")
 _ELEMENTWISE = ("add", "add_", "sub", "sub_", "mul", "mul_")
-#: Multiples tried when looking for the input-size rule (2^depth of a U-Net).
-_MULTIPLES = (2, 4, 8, 16, 32, 64, 128)
 
 
 _CONCAT_WORDS = re.compile(r"Sizes of tensors must match except in dimension|stack expects each tensor")
@@ -59,9 +65,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     shapes = [o.shape for o in known if o.shape is not None]
     word = name or "cat"
     if concat and len({len(s) for s in shapes}) > 1:
-        return _report(
-            ctx, operands, "concat_rank", f"{word} joins tensors of different ranks", fix=None, facts={}
-        )
+        return _report(ctx, operands, "concat_rank", f"{word} joins tensors of different ranks", [], facts={})
     axis = _mismatched_axis(ctx, node, resolver, shapes=shapes, concat=concat, word=word)
     if axis is None:
         return None
@@ -72,13 +76,14 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         else f"{_op_word(node)} of maps that differ on axis {axis}"
     )
     facts: dict[str, object] = {"axis": axis, "sizes": sizes}
-    fix = None
-    if not concat:
-        fix = _shortcut_fix(ctx, known, facts)
+    candidates: list[Candidate] = []
+    if not concat and tb is not None:
+        candidates += _shortcut_fix(ctx, tb, known, facts)
+        candidates += _token_fix(ctx, known, axis, facts)
     rank = len(shapes[0]) if shapes else len(ctx.model_input_shape() or ())
-    if fix is None and rank >= 3 and axis >= 2:
-        fix = _input_size_fix(ctx, facts)
-    return _report(ctx, operands, "combine_mismatch", what, fix=fix, facts=facts)
+    if not candidates and rank >= 3 and axis >= 2:
+        candidates += multiple_input_fix(ctx, facts)
+    return _report(ctx, operands, "combine_mismatch", what, candidates, facts=facts)
 
 
 def _mismatched_axis(
@@ -160,8 +165,8 @@ def _report(
     operands: Sequence[Operand],
     kind: str,
     what: str,
+    candidates: list[Candidate],
     *,
-    fix: tuple[str, str] | None,
     facts: dict[str, object],
 ) -> Diagnosis:
     running = ctx.innermost
@@ -185,10 +190,8 @@ def _report(
         received_shapes=tuple(o.shape for o in operands if o.shape is not None),
         headline=f"{where} failed: {what}",
         details=details,
-        fix=fix[0] if fix else None,
-        fix_note=fix[1]
-        if fix
-        else "the operands come from the layers above; make their sizes agree on that axis",
+        fix_note="the operands come from the layers above; make their sizes agree on that axis",
+        candidates=candidates,
         facts=facts,
     )
 
@@ -207,8 +210,8 @@ def _inside(ctx: FailureContext, operand: Operand) -> bool:
     return start is not None and made is not None and made > start
 
 
-def _strided(ctx: FailureContext) -> list[str]:
-    """Layers inside the failing call that downsample (stride > 1)."""
+def _strided(ctx: FailureContext) -> list[LayerRecord]:
+    """Leaf calls inside the failing call that downsample (stride > 1)."""
     running = ctx.innermost
     if running is None:
         return []
@@ -220,38 +223,64 @@ def _strided(ctx: FailureContext) -> list[str]:
         module = ctx.view.module(r.name)
         stride = getattr(module, "stride", 1)
         if seen and r.is_leaf and any(s > 1 for s in (stride if isinstance(stride, tuple) else (stride,))):
-            out.append(describe(r))
+            out.append(r)
     return out
 
 
+def _factor(small: Shape, large: Shape) -> int | None:
+    """The stride that takes sides ``large`` to ``small`` (``ceil(n / s)`` per side)."""
+    fits = [st for st in range(2, 9) if all(-(-si // st) == bi for bi, si in zip(small, large, strict=True))]
+    return fits[0] if fits else None
+
+
+def _free_name(module: object, name: str) -> str:
+    while hasattr(module, name):
+        name += "_"
+    return name
+
+
 def _shortcut_fix(
-    ctx: FailureContext, operands: Sequence[Operand], facts: dict[str, object]
-) -> tuple[str, str] | None:
-    """A residual sum whose branch changed channels or size and whose shortcut did not."""
-    branch = next((o for o in operands if _inside(ctx, o)), None)
-    shortcut = next((o for o in operands if not _inside(ctx, o)), None)
-    if branch is None or shortcut is None or branch.shape is None or shortcut.shape is None:
-        return None
+    ctx: FailureContext, tb: types.TracebackType, operands: Sequence[Operand], facts: dict[str, object]
+) -> list[Candidate]:
+    """A residual sum whose branch changed channels or size and whose shortcut did not (a
+    projection to add), or whose branch downsampled more than its projection (a stride to drop)."""
+    inside = [o for o in operands if _inside(ctx, o)]
+    outside = [o for o in operands if not _inside(ctx, o)]
+    if len(operands) != 2 or not inside:
+        return []
+    if outside:
+        branch, shortcut = inside[0], outside[0]
+    else:  # both made in the block: the branch is the one more strided layers lead to
+        branch, shortcut = sorted(operands, key=lambda o: o.shape[2:] if o.shape else ())
+    if branch.shape is None or shortcut.shape is None:
+        return []
     b, s = branch.shape, shortcut.shape
     if len(b) != len(s) or len(b) < 3:
-        return None
+        return []
+    if outside:
+        return _projection(ctx, tb, branch, shortcut, facts)
+    return _double_downsample(ctx, branch, shortcut, facts)
+
+
+def _projection(
+    ctx: FailureContext, tb: types.TracebackType, branch: Operand, shortcut: Operand, facts: dict[str, object]
+) -> list[Candidate]:
+    assert branch.shape is not None and shortcut.shape is not None
+    b, s = branch.shape, shortcut.shape
     dims = len(b) - 2
     stride = 1
     if b[2:] != s[2:]:
-        # the stride of a 1x1 conv that takes the shortcut's sides to the branch's
-        fits = [
-            st for st in range(2, 9) if all(-(-si // st) == bi for bi, si in zip(b[2:], s[2:], strict=True))
-        ]
-        if not fits:
-            return None
-        stride = fits[0]
+        found = _factor(b[2:], s[2:])
+        if found is None:
+            return []
+        stride = found
     conv, norm = f"nn.Conv{dims}d", f"nn.BatchNorm{dims}d"
     projection = (
         f"nn.Sequential({conv}({s[1]}, {b[1]}, kernel_size=1"
         + (f", stride={stride}" if stride > 1 else "")
         + f", bias=False), {norm}({b[1]}))"
     )
-    strided = _strided(ctx)
+    strided = [describe(r) for r in _strided(ctx)]
     why = []
     if stride > 1:
         why.append(
@@ -261,34 +290,100 @@ def _shortcut_fix(
     if b[1] != s[1]:
         why.append(f"the branch has {b[1]} channels and the shortcut {s[1]}")
     facts.update(stride=stride, channels=[s[1], b[1]])
-    return (
-        f"{shortcut.text} = self.downsample({shortcut.text}) with self.downsample = {projection}",
-        "; ".join(why) + ": project the shortcut to match (a ResNet downsample)",
+    owner = tb.tb_frame.f_locals.get("self")
+    attr = _free_name(owner, "downsample")
+    edit = (
+        edit_at(ctx, tb, shortcut.node, f"self.{attr}({shortcut.text})", add=((attr, projection),))
+        if shortcut.node is not None
+        else None
     )
+    if edit is None:
+        return []
+    shown = dataclasses.replace(edit, text=f"{edit.text}   with self.{attr} = {projection}")
+    return [Candidate(shown, note="; ".join(why) + ": project the shortcut to match (a ResNet downsample)")]
 
 
-def _input_size_fix(ctx: FailureContext, facts: dict[str, object]) -> tuple[str, str] | None:
-    """Sizes that differ by rounding: find the multiple the input sides must be (2^depth)."""
-    shape = ctx.model_input_shape()
-    probe = ctx.probe
-    if shape is None or probe is None or len(shape) < 3:
-        return None
-    sides = shape[2:]
-    for m in _MULTIPLES:
-        if all(s % m == 0 for s in sides):
-            continue
-        first = tuple(-(-s // m) * m for s in sides)
-        second = tuple(f + m for f in first)
-        if all(
-            isinstance(probe(ctx.inputs.with_first_shape((*shape[:2], *c))), ShapeTrace)
-            for c in (first, second)
-        ):
-            example = "x".join(map(str, (*shape[:2], *first)))
-            pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(first, sides, strict=True))))
-            facts.update(multiple=m, example=[*shape[:2], *first])
-            return (
-                f"input sides that are multiples of {m}, e.g. {example}",
-                f"the map sizes round down on the way down and double on the way up; pad the "
-                f"input to it: F.pad(x, ({pad}))",
+def _double_downsample(
+    ctx: FailureContext, branch: Operand, shortcut: Operand, facts: dict[str, object]
+) -> list[Candidate]:
+    """The main path downsamples twice (a stride on both convs), its projection once."""
+    assert branch.shape is not None and shortcut.shape is not None
+    factor = _factor(branch.shape[2:], shortcut.shape[2:])
+    if factor is None:
+        return []
+    on_shortcut = shortcut.producer.name if shortcut.producer is not None else None
+    strided = [
+        r
+        for r in _strided(ctx)
+        if on_shortcut is None or not (r.name == on_shortcut or r.name.startswith(on_shortcut + "."))
+    ]
+    convs = [r for r in strided if isinstance(ctx.view.module(r.name), nn.modules.conv._ConvNd)]
+    if len(convs) < 2:
+        return []
+    facts.update(stride=factor, strided=[r.name for r in convs])
+    names = ", ".join(describe(r) for r in convs)
+    out = []
+    for order, r in enumerate(reversed(convs[1:])):  # keep the first stride, as ResNets do
+        module = ctx.view.module(r.name)
+        assert module is not None
+        dims = len(branch.shape) - 2
+        out.append(
+            Candidate(
+                layer_fix(r.name, module, stride=1),
+                note=f"the main path downsamples {len(convs)} times ({names}) and its shortcut "
+                f"{shortcut.text} once: one stride is enough",
+                rank=order,
+                kind="residual_double_downsample",
+                facts={"stride_dims": dims},
             )
-    return None
+        )
+    return out
+
+
+def _token_fix(
+    ctx: FailureContext, operands: Sequence[Operand], axis: int, facts: dict[str, object]
+) -> list[Candidate]:
+    """A learned table (a ViT's position embedding) added to tokens made from the input: the
+    input size whose token count matches the table's."""
+    table = next((o for o in operands if isinstance(o.value, nn.Parameter) and o.shape), None)
+    tokens = next((o for o in operands if o is not table and o.shape), None)
+    running = ctx.innermost
+    shape = ctx.model_input_shape()
+    if table is None or tokens is None or running is None or shape is None or len(shape) < 3 or ctx.probe is None:
+        return []
+    assert table.shape is not None and tokens.shape is not None
+    if axis >= len(table.shape) or axis >= len(tokens.shape):
+        return []
+    want = table.shape[axis]
+    frame = ctx.frame
+    if frame is None:
+        return []
+    dims = len(shape) - 2
+    probe = ctx.probe
+
+    def count(side: int) -> int:
+        result = probe(ctx.inputs.with_first_shape((*shape[:2], *(side,) * dims)))
+        if isinstance(result, ShapeTrace):
+            return want
+        again = result.frame
+        tb = user_traceback(result)
+        if again is None or tb is None or (again.filename, again.lineno) != (frame.filename, frame.lineno):
+            return 0  # fails elsewhere (too small for the patch embedding, say): fewer tokens
+        node = failing_node(tb)
+        found = [o for o in operands_of(node, Resolver(result, tb)) if o.text == tokens.text] if node else []
+        got = found[0].shape if found and found[0].shape is not None else None
+        return got[axis] if got is not None and axis < len(got) else 0
+
+    side = arith.smallest_input(count, want, limit=4096)
+    if side is None or count(side) != want:
+        return []
+    fitted = (*shape[:2], *(side,) * dims)
+    facts.update(tokens=want, input_side=side)
+    return [
+        Candidate(
+            TransformInput(f"an input of {'x'.join(map(str, fitted))}", shape=fitted),
+            note=f"{table.text} holds {want} positions on axis {axis}; {tokens.text} has {tokens.shape[axis]} "
+            f"at {'x'.join(map(str, shape[2:]))} and {want} at {'x'.join(map(str, fitted[2:]))}",
+            kind="position_table_size",
+        )
+    ]

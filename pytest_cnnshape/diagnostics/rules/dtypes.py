@@ -14,8 +14,8 @@ import torch
 
 from ...shapes.tree import format_shape
 from ...tracing.failure import FailureContext
-from ..common import layer_diagnosis
-from ..report import Diagnosis
+from ..common import before_layer, layer_diagnosis
+from ..report import Candidate, Diagnosis
 
 _DTYPE_WORDS = re.compile(
     r"dtype|scalar type|Input type|mixed dtype|Type promoting|expected .* but found", re.IGNORECASE
@@ -55,9 +55,13 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
                     ("received", f"{format_shape(tuple(odd.shape))} {_name(odd.dtype)}"),
                     ("expects", f"{_name(weight.dtype)}, the dtype of its parameters"),
                 ],
-                fix=f"x = x{_cast(weight.dtype)}",
-                fix_note=f"cast the input to the weights' dtype before the call, or the model to "
-                f"the input's: model{_cast(odd.dtype)}",
+                candidates=[
+                    Candidate(
+                        before_layer(ctx, running, "{x}" + _cast(weight.dtype)),
+                        note=f"cast the input to the weights' dtype before the call, or the model to "
+                        f"the input's: model{_cast(odd.dtype)}",
+                    )
+                ],
                 hint="numpy arrays become float64 tensors: torch.from_numpy(a).float()"
                 if odd.dtype == torch.float64
                 else None,
@@ -74,9 +78,13 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
                     ("received", f"{format_shape(tuple(odd.shape))} on {odd.device}"),
                     ("expects", f"tensors on {weight.device}, where its parameters are"),
                 ],
-                fix=f'x = x.to("{weight.device}")',
-                fix_note=f"move the batch to the model's device (or the model to the batch's: "
-                f'model.to("{odd.device}"))',
+                candidates=[
+                    Candidate(
+                        before_layer(ctx, running, "{x}" + f'.to("{weight.device}")'),
+                        note=f"move the batch to the model's device (or the model to the batch's: "
+                        f'model.to("{odd.device}"))',
+                    )
+                ],
                 facts={"input_device": str(odd.device), "weight_device": str(weight.device)},
             )
     return None

@@ -6,8 +6,10 @@ import math
 
 from ...tracing.failure import FailureContext
 from ...tracing.table import inputs_cell
-from ..common import batch_change, describe, received
-from ..report import Diagnosis
+from ..common import BatchChange, batch_change, describe, received
+from ..fixes import layer_fix
+from ..patches import FeedLayer, TransformInput, joined
+from ..report import Candidate, Diagnosis
 
 
 def generic(ctx: FailureContext) -> Diagnosis:
@@ -56,18 +58,47 @@ def with_common_notes(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
             "view(-1, K) folded features into the batch"
         )
         if running is not None and change.after is running.record:
-            # the fold is the cause: undo it rather than resize the layer to the folded rows
-            shape = received(running)
-            per_sample = math.prod(shape) // change.was if shape else None
-            if diagnosis.fix is not None:
-                note += f" (resizing the layer instead would be: {diagnosis.fix})"
-            diagnosis.fix = "x = torch.flatten(x, 1)   (or x.view(x.size(0), -1))"
-            diagnosis.fix_note = (
-                f"keeps the batch of {change.was}: the layer then gets {per_sample} features per sample"
-                if per_sample
-                else None
-            )
+            # the fold is the cause: undo it (and size the layer for one sample) rather
+            # than resize the layer to the folded rows
+            fold = _undo_fold(ctx, change, diagnosis)
+            if fold is not None:
+                diagnosis.candidates.insert(0, fold)
         else:
             note += "; keep it with x.view(x.size(0), -1) or torch.flatten(x, 1)"
         diagnosis.hint = note if diagnosis.hint is None else f"{diagnosis.hint}\n{note}"
     return diagnosis
+
+
+def _undo_fold(ctx: FailureContext, change: BatchChange, diagnosis: Diagnosis) -> Candidate | None:
+    """Flatten per sample what the layer before the fold returned, and size the layer for it."""
+    from torch import nn
+
+    running = ctx.innermost
+    assert running is not None
+    shape = received(running)
+    per_sample = math.prod(shape) // change.was if shape else None
+    name = running.record.name
+    flatten = "x = torch.flatten(x, 1)"
+    if change.before is not None:
+        feed = FeedLayer(
+            f"{flatten}   (in place of the view that folded the batch)",
+            name=name,
+            code=flatten,
+            source=change.before.name,
+        )
+    else:
+        feed = TransformInput(flatten, code=flatten)
+    module = running.module
+    resize: dict[str, int] = {}
+    if per_sample is not None and isinstance(module, nn.Linear) and module.in_features != per_sample:
+        resize = {"in_features": per_sample}
+    elif per_sample is not None and isinstance(module, nn.BatchNorm1d) and module.num_features != per_sample:
+        resize = {"num_features": per_sample}
+    patch = joined(feed, layer_fix(name, module, **resize)) if resize else feed
+    return Candidate(
+        patch,
+        note=f"keeps the batch of {change.was}: the layer then gets {per_sample} features per sample"
+        if per_sample
+        else None,
+        rank=-1,
+    )

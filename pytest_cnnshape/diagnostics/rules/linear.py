@@ -28,8 +28,10 @@ from ..common import (
     received,
     received_line,
 )
-from ..fixes import layer_call, product
-from ..report import Diagnosis
+from ..fixes import layer_call, layer_fix, product
+from ..patches import FeedLayer, ReplaceLayer, joined
+from ..report import Candidate, Diagnosis
+from ..source import edit_call_argument
 
 
 def _lazy_hint(fc: nn.Linear) -> str:
@@ -81,10 +83,10 @@ def _wrong_flatten(
     if map_shape is None or len(map_shape) < 3:
         return None
     right = arith.flatten_size(map_shape, 1, flatten.end_dim)
-    fix = layer_call(flatten, start_dim=1)
+    patch = layer_fix(before.name, flatten, start_dim=1)
     note = f"from dim 1 it gives [{map_shape[0]}, {right}] and keeps the batch axis"
     if right != fc.in_features:
-        fix += f", then {layer_call(fc, in_features=right)}"
+        patch = joined(patch, layer_fix(running.record.name, fc, in_features=right))
         note += f"; {right} = {product(map_shape[1:])}"
     return layer_diagnosis(
         ctx,
@@ -101,8 +103,7 @@ def _wrong_flatten(
             ),
             expects,
         ],
-        fix=fix,
-        fix_note=note,
+        candidates=[Candidate(patch, note=note)],
         facts={"start_dim": flatten.start_dim, "in_features": right},
     )
 
@@ -113,10 +114,28 @@ def _unflattened(
     """A feature map (N, C, H, W) reached the Linear without a flatten."""
     if len(shape) < 3:
         return None
+    running = ctx.innermost
+    assert running is not None
     right = arith.flatten_size(shape, 1)
-    fix = _flatten_advice(ctx)
-    if right != fc.in_features:
-        fix += f", and {layer_call(fc, in_features=right)}"
+    name = running.record.name
+    linear = layer_call(fc, in_features=right)
+    candidates = []
+    edit = edit_call_argument(ctx, running, "torch.flatten({x}, 1)")
+    if edit is not None:
+        candidates.append(
+            Candidate(
+                joined(edit, layer_fix(name, fc, in_features=right)) if right != fc.in_features else edit,
+                note=f"{right} = {product(shape[1:])}",
+            )
+        )
+    code = f"nn.Sequential(nn.Flatten(), {linear})"
+    candidates.append(
+        Candidate(
+            ReplaceLayer(code, name=name, code=code),
+            note=f"{right} = {product(shape[1:])}; {_flatten_advice(ctx)}",
+            rank=1,
+        )
+    )
     return layer_diagnosis(
         ctx,
         "linear_unflattened",
@@ -128,8 +147,7 @@ def _unflattened(
             ),
             expects,
         ],
-        fix=fix,
-        fix_note=f"{right} = {product(shape[1:])}",
+        candidates=candidates,
         hint=None if right == fc.in_features else _lazy_hint(fc),
         facts={"in_features": right},
     )
@@ -160,9 +178,21 @@ def _folded_batch(
             ),
             expects,
         ],
-        fix=f"x = torch.flatten(x, 1)   (or x.view(x.size(0), -1)), and {layer_call(fc, in_features=right)}",
-        fix_note=f"view(-1, {shape[-1]}) folds features into the batch; per sample there are "
-        f"{right} = {product(map_shape[1:])}",
+        candidates=[
+            Candidate(
+                joined(
+                    FeedLayer(
+                        "x = torch.flatten(x, 1)   (in place of the view that folded the batch)",
+                        name=running.record.name,
+                        code="x = torch.flatten(x, 1)",
+                        source=source.name,
+                    ),
+                    *([layer_fix(running.record.name, fc, in_features=right)] if right != fc.in_features else []),
+                ),
+                note=f"view(-1, {shape[-1]}) folds features into the batch; per sample there are "
+                f"{right} = {product(map_shape[1:])}",
+            )
+        ],
         hint=_lazy_hint(fc),
         facts={"in_features": right, "batch": [map_shape[0], shape[0]]},
     )
@@ -184,8 +214,7 @@ def _in_features(ctx: FailureContext, fc: nn.Linear, shape: Shape, expects: tupl
         "linear_in_features",
         "cannot take its input",
         details=[("received", received_line(shape, origin)), expects],
-        fix=layer_call(fc, in_features=features),
-        fix_note=note,
+        candidates=[Candidate(layer_fix(running.record.name, fc, in_features=features), note=note)],
         hint=_lazy_hint(fc),
         facts={"in_features": features},
     )

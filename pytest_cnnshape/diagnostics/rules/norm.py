@@ -10,6 +10,7 @@ needs channels divisible by its groups; LayerNorm normalises the trailing axes.
 
 from __future__ import annotations
 
+import ast
 import math
 
 from torch import nn
@@ -17,8 +18,10 @@ from torch import nn
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
 from ..common import describe, input_of, layer_diagnosis, origin, received, received_line
-from ..fixes import layer_call
-from ..report import Diagnosis
+from ..fixes import layer_fix
+from ..patches import ReplaceLayer, TransformInput
+from ..report import Candidate, Diagnosis
+from ..source import call_site, edit_at
 
 _BN_RANKS = {
     nn.BatchNorm1d: (2, 3),
@@ -86,19 +89,17 @@ def _batch_norm(ctx: FailureContext, bn: nn.Module, shape: Shape) -> Diagnosis |
         return None
     got = shape[1]
     if got != num:
+        running = ctx.innermost
+        assert running is not None
         if len(shape) == 3 and shape[-1] == num:
             return layer_diagnosis(
                 ctx,
                 "batchnorm_channels_last",
                 f"cannot take its input: its {num} features are on the last axis (N, L, C)",
                 details=[("received", received_line(shape)), expects],
-                fix=f"x = {type(bn).__name__.lower()}(x.transpose(1, 2)).transpose(1, 2)",
-                fix_note=f"{type(bn).__name__} normalises axis 1; or use nn.LayerNorm({num}), "
-                "which normalises the last axis",
+                candidates=_transposed(ctx, bn, num),
                 facts={"num_features": num},
             )
-        running = ctx.innermost
-        assert running is not None
         before = origin(ctx, running)
         unit = "features" if len(shape) == 2 else "channels"
         note = (
@@ -114,8 +115,7 @@ def _batch_norm(ctx: FailureContext, bn: nn.Module, shape: Shape) -> Diagnosis |
                 ("received", received_line(shape, f"from {describe(before)}" if before else "")),
                 expects,
             ],
-            fix=layer_call(bn, num_features=got),
-            fix_note=note,
+            candidates=[Candidate(layer_fix(running.record.name, bn, num_features=got), note=note)],
             facts={"num_features": got},
         )
     if (
@@ -123,13 +123,23 @@ def _batch_norm(ctx: FailureContext, bn: nn.Module, shape: Shape) -> Diagnosis |
         and isinstance(bn, nn.modules.batchnorm._BatchNorm)
         and shape[0] * math.prod(shape[2:]) == 1
     ):
+        given = ctx.model_input_shape()
+        candidates = []
+        if given is not None and given[0] == 1:
+            bigger = (2, *given[1:])
+            candidates.append(
+                Candidate(
+                    TransformInput(f"a batch of at least 2: an input of {'x'.join(map(str, bigger))}", shape=bigger),
+                    note="training-mode BatchNorm needs more than one value per channel (or trace with train=False)",
+                )
+            )
         return layer_diagnosis(
             ctx,
             "batchnorm_single_value",
             "cannot compute batch statistics: one value per channel in training mode",
             details=[("received", received_line(shape)), expects],
-            fix="a batch of at least 2 (or trace with train=False)",
-            fix_note="training-mode BatchNorm needs more than one value per channel",
+            fix_note="training-mode BatchNorm needs more than one value per channel; trace with train=False",
+            candidates=candidates,
             facts={"batch": shape[0]},
         )
     return None
@@ -153,8 +163,12 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
                 ),
                 expects,
             ],
-            fix="x = x.unsqueeze(0)",
-            fix_note=f"adds the batch axis: {format_shape(fixed)}",
+            candidates=[
+                Candidate(
+                    TransformInput("x = x.unsqueeze(0)", code="x = x.unsqueeze(0)"),
+                    note=f"adds the batch axis: {format_shape(fixed)}",
+                )
+            ],
             facts={"fixed_shape": list(fixed)},
         )
     right = _for_rank(bn, len(shape))
@@ -167,14 +181,20 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
         )
     features = shape[1]
     where = "in a Linear head " if len(shape) == 2 and name != right else ""
-    fix = f"nn.{right}({features})"
+    code = f"nn.{right}({features})"
+    running = ctx.innermost
+    assert running is not None
     return layer_diagnosis(
         ctx,
         "norm_rank",
         f"cannot take a {len(shape)}-D input: {name} {where}is the wrong class for it",
         details=[("received", received_line(shape)), expects],
-        fix=fix,
-        fix_note=f"{right} normalises {len(shape)}-D input over its {features} features on axis 1",
+        candidates=[
+            Candidate(
+                ReplaceLayer(code, name=running.record.name, code=code),
+                note=f"{right} normalises {len(shape)}-D input over its {features} features on axis 1",
+            )
+        ],
         facts={"class": right, "num_features": features},
     )
 
@@ -202,8 +222,7 @@ def _group_norm(ctx: FailureContext, gn: nn.GroupNorm, shape: Shape) -> Diagnosi
             ("received", received_line(shape)),
             ("expects", f"{gn.num_channels} channels on axis 1, divisible by num_groups={gn.num_groups}"),
         ],
-        fix=layer_call(gn, num_groups=groups, num_channels=got),
-        fix_note=note,
+        candidates=[Candidate(layer_fix(_name(ctx), gn, num_groups=groups, num_channels=got), note=note)],
         facts={"num_channels": got, "num_groups": groups},
     )
 
@@ -224,9 +243,13 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
             f"cannot take its input: it normalises the last axis, and the {normalized[0]} "
             "channels are on axis 1",
             details=[("received", received_line(shape)), expects],
-            fix=f"nn.GroupNorm(1, {normalized[0]})",
-            fix_note="normalises each sample over channels and positions, as LayerNorm does "
-            "for a channels-last tensor; or permute the channels to the last axis",
+            candidates=[
+                Candidate(
+                    ReplaceLayer(code := f"nn.GroupNorm(1, {normalized[0]})", name=_name(ctx), code=code),
+                    note="normalises each sample over channels and positions, as LayerNorm does "
+                    "for a channels-last tensor; or permute the channels to the last axis",
+                )
+            ],
             facts={"normalized_shape": list(shape[-k:])},
         )
     return layer_diagnosis(
@@ -234,7 +257,43 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
         "layernorm_shape",
         f"cannot take its input: its trailing axes are {list(shape[-k:])}, not {list(normalized)}",
         details=[("received", received_line(shape)), expects],
-        fix=layer_call(ln, normalized_shape=tuple(shape[-k:]) if k > 1 else shape[-1]),
-        fix_note=f"normalized_shape must equal the last {k} {'axis' if k == 1 else 'axes'} of the input",
+        candidates=[
+            Candidate(
+                layer_fix(_name(ctx), ln, normalized_shape=tuple(shape[-k:]) if k > 1 else shape[-1]),
+                note=f"normalized_shape must equal the last {k} {'axis' if k == 1 else 'axes'} of the input",
+            )
+        ],
         facts={"normalized_shape": list(shape[-k:])},
     )
+
+
+def _name(ctx: FailureContext) -> str:
+    running = ctx.innermost
+    assert running is not None
+    return running.record.name
+
+
+def _transposed(ctx: FailureContext, bn: nn.Module, num: int) -> list[Candidate]:
+    """BatchNorm1d over the features of an (N, L, C) sequence: transpose around it (in the
+    user's forward line), or normalise the last axis with LayerNorm."""
+    running = ctx.innermost
+    assert running is not None
+    out = []
+    site = call_site(ctx, running)
+    if site is not None:
+        tb, node = site
+        call = ast.unparse(node)
+        argument = ast.unparse(node.args[0])
+        code = call.replace(argument, f"{argument}.transpose(1, 2)", 1) + ".transpose(1, 2)"
+        edit = edit_at(ctx, tb, node, code)
+        if edit is not None:
+            out.append(Candidate(edit, note=f"{type(bn).__name__} normalises axis 1: put the {num} features there"))
+    code = f"nn.LayerNorm({num})"
+    out.append(
+        Candidate(
+            ReplaceLayer(code, name=running.record.name, code=code),
+            note=f"normalises the last axis, where the {num} features are (the usual norm for (N, L, C))",
+            rank=1,
+        )
+    )
+    return out

@@ -20,9 +20,10 @@ from torch import nn
 from ...shapes.tree import format_shape
 from ...tracing.failure import FailureContext
 from ..common import describe
-from ..fixes import layer_call, product
-from ..report import Diagnosis
-from ..source import Resolver, call_name, failing_node, user_traceback
+from ..fixes import layer_fix, product
+from ..patches import joined
+from ..report import Candidate, Diagnosis
+from ..source import Resolver, call_name, edit_at, failing_node, operand_text, user_traceback
 
 _RESHAPES = ("view", "reshape", "flatten", "unflatten", "view_as", "reshape_as")
 _MESSAGES = re.compile(
@@ -64,22 +65,33 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     }
     call = ast.unparse(node)
     if "not compatible" in ctx.message:
+        edit = edit_at(ctx, tb, node, call.replace(".view(", ".reshape(", 1)) if ".view(" in call else None
         return Diagnosis(
             kind="view_not_contiguous",
             **base,
             headline=f"{where} failed: {call} needs a contiguous tensor",
             details=[("tensor", f"{operand.text}  {format_shape(shape)}{made}")],
-            fix=call.replace(".view(", ".reshape(", 1) if ".view(" in call else None,
-            fix_note="after permute/transpose the elements are not in memory order; reshape "
-            "copies when it must (or call .contiguous() before .view)",
+            candidates=[
+                Candidate(
+                    edit,
+                    note="after permute/transpose the elements are not in memory order; reshape "
+                    "copies when it must (or call .contiguous() before .view)",
+                )
+            ]
+            if edit is not None
+            else [],
         )
     batch = shape[0] if len(shape) >= 2 else 1
     per_sample = numel // batch if batch else numel
     linear = _expecting_linear(ctx, node, resolver)
-    fix = "x = torch.flatten(x, 1)   (or x.view(x.size(0), -1))"
     note = f"keeps the batch axis: [{batch}, {per_sample}], {per_sample} = {product(shape[1:])}"
-    if linear is not None and linear.in_features != per_sample:
-        fix += f", and {layer_call(linear, in_features=per_sample)}"
+    candidates = []
+    edit = edit_at(ctx, tb, node, f"torch.flatten({operand_text(target)}, 1)")
+    if edit is not None:
+        patch = edit
+        if linear is not None and linear.in_features != per_sample:
+            patch = joined(edit, layer_fix(ctx.view.name_of(linear), linear, in_features=per_sample))
+        candidates.append(Candidate(patch, note=note))
     return Diagnosis(
         kind="view_size",
         **base,
@@ -88,7 +100,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
             ("tensor", f"{operand.text}  {format_shape(shape)}{made}"),
             ("asks", f"{call}: {_asks(node, resolver, numel)}"),
         ],
-        fix=fix,
+        candidates=candidates,
         fix_note=note,
         hint=f"nn.LazyLinear({linear.out_features}) after torch.flatten(x, 1) infers the size for any input"
         if linear is not None

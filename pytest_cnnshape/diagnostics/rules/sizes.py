@@ -2,9 +2,13 @@
 
 Every stride-2 conv and 2x2 pool halves the map; give a deep stack a small image
 and some layer's kernel no longer fits ("Output size is too small", "Kernel size
-can't be greater than actual input size"). The diagnosis names that layer, shows
-how the size shrank on the way there, and computes the smallest input the whole
-model runs on by tracing it on meta at other sizes (a few milliseconds each).
+can't be greater than actual input size"). The diagnosis names that layer (or the
+``F.max_pool2d`` of forward code), shows how the size shrank on the way there, and
+finds the input that fits by tracing the model on meta at other sizes (a few
+milliseconds each) — per axis: an axis that fits keeps its size, only the ones that
+run out grow (a 128x20 spectrogram needs 128x30, not 30x30). When the layer itself
+is the natural place (a pooling window larger than the last map), its fix is
+offered too: a smaller kernel, an adaptive pooling, padding.
 """
 
 from __future__ import annotations
@@ -16,18 +20,23 @@ from torch import nn
 from ... import arith
 from ...shapes.tree import Shape
 from ...tracing.failure import FailureContext, Prober
+from ...tracing.functional import FunctionalCall, FunctionalOps
 from ...tracing.records import ShapeTrace
-from ..common import describe, input_of, layer_diagnosis, output_of, received
-from ..fixes import layer_call
-from ..report import Diagnosis
+from ..common import input_of, layer_diagnosis, output_of, received
+from ..fixes import layer_fix
+from ..patches import ReplaceLayer, TransformInput
+from ..report import Candidate, Diagnosis
 
 if TYPE_CHECKING:
     from ...tracing.inputs import InputSpec
 
 _WINDOWED = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+_POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
 
 #: The largest input side the minimum-size search tries.
 SEARCH_LIMIT = 8192
+#: Every spatial axis (the failing layer's axes do not map to the input's).
+ALL = -1
 
 
 def spatial_dims(module: nn.Module) -> int | None:
@@ -52,16 +61,50 @@ def runs_out(module: nn.Module, shape: Shape | None) -> tuple[int, ...] | None:
     return out
 
 
+def failed_functional(ctx: FailureContext) -> FunctionalCall | None:
+    """The functional conv or pooling of forward code that ran out of pixels, if that failed."""
+    ops = ctx.observed(FunctionalOps)
+    if ops is None:
+        flow = ctx.flow if ctx.probe is not None else None
+        ops = flow.functional if flow is not None else None
+    call = ops.failed_call if ops is not None else None
+    return call if call is not None and call.runs_out() else None
+
+
+def starved_axes(result: ShapeTrace | FailureContext, dims: int) -> tuple[int, ...] | None:
+    """The input's spatial axes (0 = the first side) that ran out of pixels; None when the
+    run did not fail for lack of pixels; ``(ALL,)`` when they cannot be told apart."""
+    if isinstance(result, ShapeTrace):
+        return None
+    running = result.innermost
+    out: tuple[int, ...] | None = None
+    layer_dims: int | None = None
+    if running is not None and result.in_torch_layer:
+        out = runs_out(running.module, received(running))
+        layer_dims = spatial_dims(running.module)
+    if out is None:
+        ops = result.observed(FunctionalOps)
+        call = ops.failed_call if ops is not None else None
+        if call is not None and call.runs_out():
+            out = call.spatial_output(call.input_shape[-call.dims :])
+            layer_dims = call.dims
+    if out is None or layer_dims is None:
+        return None
+    if layer_dims != dims:
+        return (ALL,)
+    return tuple(i for i, size in enumerate(out) if size < 1)
+
+
 def _sides(shape: Shape, dims: int) -> str:
     return "x".join(str(s) for s in shape[-dims:])
 
 
-def _window(module: nn.Module, dims: int) -> str:
+def _window(settings: dict[str, object], dims: int) -> str:
     """What one window needs: ``kernel 5x5`` (and its dilation/padding when not plain)."""
-    kernel = arith.per_dim(module.kernel_size, dims)
+    kernel = arith.per_dim(settings["kernel_size"], dims)
     text = "kernel " + "x".join(str(k) for k in kernel)
-    dilation = arith.per_dim(getattr(module, "dilation", 1), dims)
-    padding = getattr(module, "padding", 0)
+    dilation = arith.per_dim(settings.get("dilation") or 1, dims)
+    padding = settings.get("padding") or 0
     if any(d != 1 for d in dilation):
         text += f", dilation {'x'.join(map(str, dilation))}"
     if padding not in (0, (0,) * dims, "valid"):
@@ -71,24 +114,31 @@ def _window(module: nn.Module, dims: int) -> str:
 
 
 def size_path(ctx: FailureContext, dims: int, upto: str) -> str:
-    """``32x32 -> 30x30 (conv1 Conv2d) -> 15x15 (pool1 MaxPool2d) -> layer4.pool (MaxPool2d) fails``."""
+    """``32x32 -> 30x30 (conv1 Conv2d) -> 15x15 (F.max_pool2d) -> layer4.pool (MaxPool2d) fails``.
+
+    The layers' sizes from the trace, the functional ops' from the failed run's data
+    flow, in the order they ran.
+    """
     start = ctx.model_input_shape()
     steps = [_sides(start, dims)] if start is not None and len(start) >= dims else []
-    for r in ctx.leaves_before(ctx.innermost.record if ctx.innermost else None):
+    events: list[tuple[float, str]] = []
+    for index, r in enumerate(ctx.records):
+        if not (r.is_leaf and r.finished):
+            continue
         shape_in, shape_out = input_of(r), output_of(r)
         if shape_in is None or shape_out is None or len(shape_out) < dims + 1:
             continue
         if shape_in[-dims:] != shape_out[-dims:] and len(shape_in) == len(shape_out):
-            steps.append(f"{_sides(shape_out, dims)} ({r.label} {r.type})")
+            events.append((index, f"{_sides(shape_out, dims)} ({r.label} {r.type})"))
+    flow = ctx.flow if ctx.probe is not None else None
+    if flow is not None:
+        for call in flow.functional.calls:
+            out = call.output_shape
+            if out is not None and len(out) >= dims + 1 and out[-dims:] != call.input_shape[-dims:]:
+                events.append((call.position - 0.5, f"{_sides(out, dims)} ({call.label})"))
+    steps += [text for _, text in sorted(events, key=lambda e: e[0])]
     steps.append(f"{upto} fails")
     return " -> ".join(steps)
-
-
-def _is_too_small(result: ShapeTrace | FailureContext) -> bool:
-    if isinstance(result, ShapeTrace):
-        return False
-    running = result.innermost
-    return running is not None and runs_out(running.module, received(running)) is not None
 
 
 def smallest_fitting_input(
@@ -97,44 +147,77 @@ def smallest_fitting_input(
     shape: Shape,
     *,
     limit: int = SEARCH_LIMIT,
+    square: bool = True,
 ) -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
-    """The smallest square (cube, length) first input no layer runs out of pixels on.
+    """The smallest first input no layer runs out of pixels on.
 
-    ``shape`` is the first input's ``(N, C, *sides)``; N and C are kept. Output
-    sizes never shrink when the input grows, so "nobody runs out" is monotone in
-    the side and a doubling search plus bisection finds it in O(log side) runs.
-    Also returns the run at that size: the model may still fail there for another
-    reason (a Linear sized for one input, say).
+    ``shape`` is the first input's ``(N, C, *sides)``; N and C are kept. Square (cube,
+    length) by default: the smallest side for all axes. With ``square=False`` each axis
+    keeps its size if it fits and only the axes that run out grow, each to its own
+    minimum. Output sizes never shrink when an input side grows, so "nobody runs out
+    on this axis" is monotone in that side and a doubling search plus bisection finds
+    it in O(log side) runs per axis. Also returns the run at that size: the model may
+    still fail there for another reason (a Linear sized for one input, say).
     """
     if len(shape) < 3:
         return None, None
     dims = len(shape) - 2
-    runs: dict[int, ShapeTrace | FailureContext] = {}
+    runs: dict[Shape, ShapeTrace | FailureContext] = {}
 
-    def at(side: int) -> ShapeTrace | FailureContext:
-        if side not in runs:
-            runs[side] = probe(inputs.with_first_shape((*shape[:2], *(side,) * dims)))
-        return runs[side]
+    def at(candidate: Shape) -> ShapeTrace | FailureContext:
+        if candidate not in runs:
+            runs[candidate] = probe(inputs.with_first_shape(candidate))
+        return runs[candidate]
 
-    side = arith.smallest_input(lambda s: 0 if _is_too_small(at(s)) else 1, 1, limit=limit)
-    if side is None:
-        return None, None
-    return (*shape[:2], *(side,) * dims), at(side)
+    def square_side() -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
+        found = arith.smallest_input(
+            lambda s: 0 if starved_axes(at((*shape[:2], *(s,) * dims)), dims) else 1, 1, limit=limit
+        )
+        if found is None:
+            return None, None
+        best = (*shape[:2], *(found,) * dims)
+        return best, at(best)
+
+    if square:
+        return square_side()
+    current = list(shape)
+    for _ in range(2 * dims + 1):  # each round grows at least one axis to its minimum
+        result = at(tuple(current))
+        starved = starved_axes(result, dims)
+        if not starved:
+            return tuple(current), result
+        if ALL in starved:  # the failing layer's axes do not map onto the input's
+            return square_side()
+        for axis in starved:
+
+            def fits(side: int, axis: int = axis) -> int:
+                trial = list(current)
+                trial[2 + axis] = side
+                return 0 if axis in (starved_axes(at(tuple(trial)), dims) or ()) else 1
+
+            side = arith.smallest_input(fits, 1, start=current[2 + axis], limit=limit)
+            if side is None:
+                return None, None
+            current[2 + axis] = side
+    return None, None
 
 
 def minimum_input(ctx: FailureContext) -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
-    """``smallest_fitting_input`` for the failed run's inputs."""
+    """The input that fits, grown per axis from the failed run's input."""
     shape = ctx.model_input_shape()
     if shape is None or ctx.probe is None:
         return None, None
-    return smallest_fitting_input(ctx.probe, ctx.inputs, shape)
+    return smallest_fitting_input(ctx.probe, ctx.inputs, shape, square=False)
 
 
 def diagnose(ctx: FailureContext) -> Diagnosis | None:
-    """A conv or pooling layer whose window no longer fits the map it received."""
+    """A conv or pooling layer (or functional call) whose window no longer fits its map."""
     running = ctx.innermost
-    if running is None or not ctx.in_torch_layer:
+    if running is None:
         return None
+    if not ctx.in_torch_layer:
+        call = failed_functional(ctx)
+        return _functional(ctx, call) if call is not None else None
     module = running.module
     shape = received(running)
     padding_fix = _pool_padding(ctx, module)
@@ -145,54 +228,144 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         return None
     dims = spatial_dims(module) or 1
     record = running.record
-    minimum, at_minimum = minimum_input(ctx)
+    settings = {k: getattr(module, k, None) for k in ("kernel_size", "dilation", "padding")}
     details = [
         ("received", f"{_sides(shape, dims)} map (shape {list(shape)})"),
-        ("needs", f"{_window(module, dims)}: the output would be {'x'.join(map(str, out))}"),
+        ("needs", f"{_window(settings, dims)}: the output would be {'x'.join(map(str, out))}"),
         ("path", size_path(ctx, dims, f"{record.label} ({record.type})")),
     ]
     facts: dict[str, object] = {"output": list(out)}
-    if minimum is None:
-        return layer_diagnosis(
-            ctx,
-            "input_too_small",
-            "runs out of pixels",
-            details=details,
-            fix_note="no input size up to "
-            f"{SEARCH_LIMIT} makes every layer fit; the stack shrinks the map "
-            "to nothing (check strides and pooling)",
-            facts=facts,
-        )
-    side = minimum[-1]
-    facts.update(min_side=side, min_input=list(minimum))
-    fix = f"an input of at least {'x'.join(map(str, minimum))}"
-    note = f"the smallest {_square(dims)} input on which no layer runs out of pixels"
-    hint = None
-    if isinstance(at_minimum, FailureContext) and at_minimum.innermost is not None:
-        hint = (
-            f"at that size the model still fails elsewhere: "
-            f"{describe(at_minimum.innermost.record)}: "
-            f"{str(at_minimum.exc).strip().splitlines()[0] if str(at_minimum.exc).strip() else ''}"
-        )
+    candidates = _input_candidates(ctx, facts)
+    candidates += _layer_candidates(ctx, module, shape[-dims:], last_pool=_is_last_window(ctx, module, shape[-dims:]))
     return layer_diagnosis(
         ctx,
         "input_too_small",
         f"runs out of pixels: its window does not fit the {_sides(shape, dims)} map it gets",
         details=details,
-        fix=fix,
-        fix_note=note,
-        hint=hint,
+        fix_note="no input size up to "
+        f"{SEARCH_LIMIT} makes every layer fit; the stack shrinks the map "
+        "to nothing (check strides and pooling)",
+        candidates=candidates,
         facts=facts,
     )
 
 
-def _square(dims: int) -> str:
-    return {1: "length of", 2: "square", 3: "cube"}.get(dims, "")
+def _functional(ctx: FailureContext, call: FunctionalCall) -> Diagnosis:
+    """``F.max_pool2d`` (or another functional window) in forward code ran out of pixels."""
+    running = ctx.innermost
+    assert running is not None
+    dims = call.dims
+    out = call.spatial_output(call.input_shape[-dims:]) or ()
+    settings = dict(call.settings)
+    if call.family == "conv":
+        settings["kernel_size"] = tuple(settings["weight"][2:])
+    details = [
+        ("received", f"{_sides(call.input_shape, dims)} map (shape {list(call.input_shape)})"),
+        ("needs", f"{_window(settings, dims)}: the output would be {'x'.join(map(str, out))}"),
+        ("path", size_path(ctx, dims, call.label)),
+    ]
+    facts: dict[str, object] = {"output": list(out), "op": call.name}
+    return layer_diagnosis(
+        ctx,
+        "input_too_small",
+        f"runs out of pixels in its forward(): {call.label} does not fit the "
+        f"{_sides(call.input_shape, dims)} map it gets",
+        details=details,
+        fix_note=f"no input size up to {SEARCH_LIMIT} makes every layer fit",
+        candidates=_input_candidates(ctx, facts),
+        facts=facts,
+    )
+
+
+def _input_candidates(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate]:
+    """The input that fits, grown per axis (the main fix unless the layer is the natural one)."""
+    minimum, _ = minimum_input(ctx)
+    given = ctx.model_input_shape()
+    if minimum is None or given is None:
+        return []
+    facts.update(min_side=max(minimum[2:]), min_input=list(minimum))
+    grown = [i for i in range(2, len(minimum)) if minimum[i] != given[i]]
+    kept = [i for i in range(2, len(minimum)) if minimum[i] == given[i]]
+    if kept:
+        note = (
+            "keeps "
+            + ", ".join(f"axis {i} ({given[i]})" for i in kept)
+            + ", which fit; grows "
+            + ", ".join(f"axis {i} from {given[i]} to {minimum[i]}" for i in grown)
+        )
+    else:
+        note = "the smallest input on which no layer runs out of pixels, every axis grown from " + "x".join(
+            map(str, given[2:])
+        )
+    text = f"an input of at least {'x'.join(map(str, minimum))}"
+    return [Candidate(TransformInput(text, shape=tuple(minimum)), note=note, rank=1, cost=len(grown))]
+
+
+def _is_last_window(ctx: FailureContext, module: nn.Module, sides: Shape) -> bool:
+    """A global pooling: the model's last conv or pooling layer, with a window wider than
+    its map on every axis (an ``AvgPool2d(8)`` written for 8x8 maps, given 5x5)."""
+    if not isinstance(module, _POOLS):
+        return False
+    windowed = [m for m in ctx.view.modules if isinstance(m, _WINDOWED)]
+    kernel = arith.per_dim(module.kernel_size, len(sides))
+    wide = all(k > s for k, s in zip(kernel, sides, strict=True)) and max(kernel) > 2
+    return wide and bool(windowed) and windowed[-1] is module
+
+
+def _layer_candidates(
+    ctx: FailureContext, module: nn.Module, sides: Shape, *, last_pool: bool
+) -> list[Candidate]:
+    """The failing layer changed to fit the map: kernel, adaptive pooling, padding."""
+    running = ctx.innermost
+    assert running is not None
+    name = running.record.name
+    dims = len(sides)
+    rank = 0 if last_pool else 2
+    out: list[Candidate] = []
+    kernel = arith.per_dim(module.kernel_size, dims)
+    if isinstance(module, _POOLS):
+        fitted = tuple(min(k, s) for k, s in zip(kernel, sides, strict=True))
+        padding = arith.per_dim(module.padding, dims)
+        changes: dict[str, object] = {"kernel_size": fitted if len(set(fitted)) > 1 else fitted[0]}
+        if any(p > f // 2 for p, f in zip(padding, fitted, strict=True)):
+            changes["padding"] = 0
+        out.append(
+            Candidate(
+                layer_fix(name, module, **changes),
+                note=f"a window as large as the {'x'.join(map(str, sides))} map it gets",
+                rank=rank,
+            )
+        )
+        adaptive = "AdaptiveAvgPool" if isinstance(module, nn.modules.pooling._AvgPoolNd) else "AdaptiveMaxPool"
+        code = f"nn.{adaptive}{dims}d(1)"
+        out.append(
+            Candidate(
+                ReplaceLayer(code, name=name, code=code),
+                note="pools whatever map it gets to 1 value per channel, at any input size",
+                rank=rank,
+                cost=2,
+            )
+        )
+    elif isinstance(module, nn.modules.conv._ConvNd) and not isinstance(module.padding, str):
+        dilation = arith.per_dim(module.dilation, dims)
+        padding = arith.per_dim(module.padding, dims)
+        needed = tuple(
+            max(p, -(-(d * (k - 1) + 1 - s) // 2)) for k, d, s, p in zip(kernel, dilation, sides, padding, strict=True)
+        )
+        out.append(
+            Candidate(
+                layer_fix(name, module, padding=needed if len(set(needed)) > 1 else needed[0]),
+                note=f"pads the {'x'.join(map(str, sides))} map so that the kernel fits",
+                rank=rank,
+                cost=2,
+            )
+        )
+    return out
 
 
 def _pool_padding(ctx: FailureContext, module: nn.Module) -> Diagnosis | None:
     """Pooling refuses padding above half its kernel (a setting, not a size, error)."""
-    if not isinstance(module, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)):
+    if not isinstance(module, _POOLS):
         return None
     dims = spatial_dims(module) or 1
     kernel = arith.per_dim(module.kernel_size, dims)
@@ -200,12 +373,53 @@ def _pool_padding(ctx: FailureContext, module: nn.Module) -> Diagnosis | None:
     if all(p <= k // 2 for p, k in zip(padding, kernel, strict=True)):
         return None
     fixed = tuple(min(p, k // 2) for p, k in zip(padding, kernel, strict=True))
+    running = ctx.innermost
+    assert running is not None
     return layer_diagnosis(
         ctx,
         "pool_padding",
         "has more padding than half its kernel",
         details=[("has", f"kernel_size={module.kernel_size}, padding={module.padding}")],
-        fix=layer_call(module, padding=fixed if dims > 1 else fixed[0]),
-        fix_note="pooling pads at most kernel_size // 2 on each side",
+        candidates=[
+            Candidate(
+                layer_fix(running.record.name, module, padding=fixed if dims > 1 else fixed[0]),
+                note="pooling pads at most kernel_size // 2 on each side",
+            )
+        ],
         facts={"padding": list(fixed)},
     )
+
+
+#: Multiples tried when looking for the input-size rule (2^depth of a U-Net).
+_MULTIPLES = (2, 4, 8, 16, 32, 64, 128)
+
+
+def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate]:
+    """Sizes that differ by rounding (a U-Net skip, an unpooling): the multiple the input sides
+    must be (2^depth), found by tracing the nearest such sizes."""
+    shape = ctx.model_input_shape()
+    probe = ctx.probe
+    if shape is None or probe is None or len(shape) < 3:
+        return []
+    sides = shape[2:]
+    for m in _MULTIPLES:
+        if all(s % m == 0 for s in sides):
+            continue
+        first = tuple(-(-s // m) * m for s in sides)
+        second = tuple(f + m for f in first)
+        if all(
+            isinstance(probe(ctx.inputs.with_first_shape((*shape[:2], *c))), ShapeTrace)
+            for c in (first, second)
+        ):
+            fitted = (*shape[:2], *first)
+            example = "x".join(map(str, fitted))
+            pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(first, sides, strict=True))))
+            facts.update(multiple=m, example=list(fitted))
+            return [
+                Candidate(
+                    TransformInput(f"input sides that are multiples of {m}, e.g. {example}", shape=fitted),
+                    note="the map sizes round down on the way down and double on the way up; pad "
+                    f"the input to it: F.pad(x, ({pad}))",
+                )
+            ]
+    return []

@@ -137,27 +137,40 @@ def batchnorm_after_dropout(ctx: LintContext) -> Iterator[Finding]:
 
 def softmax_before_cross_entropy(ctx: LintContext) -> Iterator[Finding]:
     observation = ctx.observation
-    if observation is None or not ctx.leaves or not observation.calls[0].returns_last_leaf:
+    if observation is None or not ctx.leaves:
         return
+    root = observation.calls[0]
     last = ctx.leaves[-1]
-    softmax = isinstance(last.module, nn.Softmax)
-    log_softmax = isinstance(last.module, nn.LogSoftmax)
-    if ctx.loss == CROSS_ENTROPY and (softmax or log_softmax):
+    if root.returns_last_leaf and isinstance(last.module, (nn.Softmax, nn.LogSoftmax)):
+        softmax = isinstance(last.module, nn.Softmax)
+        name, kind, where = last.name, last.type, f"{last.name} ({last.type})"
+        remove = f"remove {last.name}"
+        dim = getattr(last.module, "dim", 1)
+    elif root.returned_op in ("softmax", "log_softmax"):
+        softmax = root.returned_op == "softmax"
+        name, kind = "", f"F.{root.returned_op}"
+        where = f"F.{root.returned_op} in its forward()"
+        remove = f"drop the {kind} from forward()"
+        dim = 1
+    else:
+        return
+    if ctx.loss == CROSS_ENTROPY:
         what = "probabilities" if softmax else "log-probabilities"
         yield ctx.finding(
             "softmax-before-cross-entropy",
-            last.name,
-            f"the model ends in {last.name} ({last.type}) and returns {what}, but it is "
+            name,
+            f"the model ends in {where} and returns {what}, but it is "
             "trained with CrossEntropyLoss, which applies log-softmax to raw logits itself",
-            f"remove {last.name} and return the logits; apply softmax where probabilities are "
+            f"{remove} and return the logits; apply softmax where probabilities are "
             "needed (at inference)" + ("" if softmax else ", or keep it and train with NLLLoss"),
         )
     elif ctx.loss == NLL and softmax:
+        replacement = f"nn.LogSoftmax(dim={dim})" if name else f"F.log_softmax(x, dim={dim})"
         yield ctx.finding(
             "softmax-before-cross-entropy",
-            last.name,
-            f"the model ends in {last.name} (Softmax) but is trained with NLLLoss, which "
+            name,
+            f"the model ends in {where} but is trained with NLLLoss, which "
             "expects log-probabilities",
-            f"replace {last.name} by nn.LogSoftmax(dim={last.module.dim}), or remove it and "
+            f"replace {name or kind} by {replacement}, or remove it and "
             "train with CrossEntropyLoss",
         )

@@ -34,6 +34,11 @@ def dropout_probability(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
+def _sequence_first(module: nn.Module) -> bool:
+    seq = (nn.RNNBase, nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+    return isinstance(module, seq) and not getattr(module, "batch_first", False)
+
+
 def batch_dimension_changed(ctx: LintContext) -> Iterator[Finding]:
     observation = ctx.observation
     if observation is None:
@@ -41,9 +46,16 @@ def batch_dimension_changed(ctx: LintContext) -> Iterator[Finding]:
     trace = observation.trace
     first_input = first_shape((*trace.input_shapes, *trace.input_kwargs.values()))
     output = first_shape(trace.output_shape)
-    if not first_input or not output or output[0] == first_input[0]:
+    axis = ctx.batch_dim
+    if not first_input or not output or axis >= len(output):
         return
     batch = first_input[0]
+    # batch_dim: the output's batch axis (and a sequence-first input's, when it has one there)
+    if output[axis] == batch or (axis < len(first_input) and output[axis] == first_input[axis]):
+        return
+    time_major = any(_sequence_first(m) for m in ctx.view.modules) or observation.permuted
+    if axis == 0 and len(output) >= 3 and output[1] == batch and time_major:
+        return  # (T, B, ...) by design: an LSTM with batch_first=False, a CRNN's CTC output
     culprit = next((r for r in trace.layers[1:] if r.input_shape and r.input_shape[0] != batch), None)
     where = ""
     if culprit is not None:
@@ -54,9 +66,11 @@ def batch_dimension_changed(ctx: LintContext) -> Iterator[Finding]:
     yield ctx.finding(
         "batch-dimension-changed",
         culprit.name if culprit is not None else "",
-        f"the input has a batch of {batch} but the output {list(output)} has {output[0]} rows{where}",
+        f"the input has a batch of {batch} but the output {list(output)} has {output[axis]} "
+        f"{'rows' if axis == 0 else f'on axis {axis}'}{where}",
         "keep the batch when reshaping: x.flatten(1) or x.view(x.size(0), -1) instead of "
-        "x.view(-1, N); squeeze a named dimension (x.squeeze(-1)), not all of them",
+        "x.view(-1, N); squeeze a named dimension (x.squeeze(-1)), not all of them; a model "
+        "whose output is sequence-first by design: batch_dim=1",
     )
 
 

@@ -1,0 +1,493 @@
+"""Fixes as patches: the change a diagnosis proposes, applied to a twin of the model.
+
+A rule proposes each fix as a ``Patch``, whose ``text`` is what the user reads and
+pastes and whose application is that very text run:
+
+* ``ReplaceLayer``: the layer at a qualified name becomes the module its constructor
+  call builds (``nn.Linear(in_features=800, out_features=10)``: the shown text is
+  evaluated);
+* ``TransformInput``: the model's first input is transformed by a statement
+  (``x = x.permute(0, 3, 1, 2)``) or given another shape;
+* ``FeedLayer``: forward code hands a layer ``x = <statement>`` of what it received,
+  or of what another layer returned (the view that folded the batch, undone);
+* ``EditSource``: one expression of the user's forward code is replaced
+  (``x.view(-1, 400)`` -> ``torch.flatten(x, 1)``, a shortcut ``x`` ->
+  ``self.downsample(x)``): the method is recompiled from its source with that node
+  swapped and bound to the twin only;
+* ``Patches``: several at once.
+
+``twin(model, patch)`` builds the patched model without touching the user's: every
+module on the path from the root to a changed one is copied shallowly (its own
+registries and hook tables), every other module is shared, so no weight is copied;
+the twin is then traced like the model itself (on meta its tensors are swapped for
+meta twins for the run, as for any trace). A patch that cannot be applied to this
+model (the forward's source is not available, a closure over a cell we cannot
+rebuild) raises ``Unpatchable``: the fix stays unverified and is not shown.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import functools
+import linecache
+import types
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..tracing.inputs import InputSpec, parse_inputs
+
+if TYPE_CHECKING:
+    from ..tracing.modelview import ModelView
+
+#: What a fix changes, for ranking and for saying what an alternative is.
+LAYER, INPUT, CODE = "layer", "input", "code"
+
+#: The names a fix's code may use.
+_NAMESPACE = {"nn": nn, "torch": torch, "F": F}
+
+
+class Unpatchable(Exception):
+    """Internal: this patch cannot be applied to this model; its fix is not verified."""
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(code: str, mode: str) -> types.CodeType:
+    return compile(code, "<cnnshape fix>", mode)
+
+
+def run_statement(code: str, x: Any) -> Any:
+    """``x`` after ``code`` (``x = x.permute(0, 3, 1, 2)``) ran on it."""
+    namespace = dict(_NAMESPACE, x=x)
+    exec(_compiled(code, "exec"), namespace)
+    return namespace["x"]
+
+
+def build_module(code: str, device: torch.device, like: nn.Module | None = None) -> nn.Module:
+    """The module a constructor call builds on ``device``, in ``like``'s dtype and mode."""
+    with torch.device(device):
+        try:
+            module = eval(_compiled(code, "eval"), dict(_NAMESPACE))
+        except Exception as exc:  # a class of the user's, a setting that does not evaluate
+            raise Unpatchable(f"{code} does not build a module: {exc}") from exc
+    if not isinstance(module, nn.Module):
+        raise Unpatchable(f"{code} is not a module")
+    if like is not None:
+        dtype = next((t.dtype for t in (*like.parameters(), *like.buffers()) if t.is_floating_point()), None)
+        if dtype is not None and dtype != torch.float32:
+            module.to(dtype)
+        module.train(like.training)
+    return module
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One change a fix makes; ``text`` is how it is shown."""
+
+    text: str
+
+    @property
+    def kind(self) -> str:
+        """``layer``, ``input`` or ``code``."""
+        raise NotImplementedError
+
+    def parts(self) -> Iterator[Patch]:
+        yield self
+
+    def apply(self, twin: Twin) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ReplaceLayer(Patch):
+    """The layer ``name`` becomes what ``code`` builds (``text`` defaults to ``code``)."""
+
+    name: str = ""
+    code: str = ""
+
+    @property
+    def kind(self) -> str:
+        return LAYER
+
+    def apply(self, twin: Twin) -> None:
+        original = twin.original(self.name)
+        twin.replace(original, build_module(self.code or self.text, twin.device, original))
+
+
+@dataclass(frozen=True)
+class TransformInput(Patch):
+    """The model's first input transformed by ``code`` (a statement on ``x``) or resized."""
+
+    code: str | None = None
+    shape: tuple[int, ...] | None = None
+
+    @property
+    def kind(self) -> str:
+        return INPUT
+
+    def apply(self, twin: Twin) -> None:
+        twin.transform_input(self)
+
+
+@dataclass(frozen=True)
+class FeedLayer(Patch):
+    """Forward code hands layer ``name`` the result of ``code`` (a statement on ``x``).
+
+    ``x`` is what the layer received, or, with ``source``, what the layer ``source``
+    last returned (the map before the reshape that went wrong).
+    """
+
+    name: str = ""
+    code: str = ""
+    source: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return CODE
+
+    def apply(self, twin: Twin) -> None:
+        cell = None
+        if self.source is not None:
+            cell = _Cell()
+            source = twin.original(self.source)
+            twin.replace(source, _Captured(twin.current(source), cell))
+        layer = twin.original(self.name)
+        twin.replace(layer, _Fed(twin.current(layer), self.code, cell))
+
+
+@dataclass(frozen=True)
+class EditSource(Patch):
+    """One expression of a method of module ``owner`` replaced by ``code``.
+
+    ``span`` is the expression's ``(lineno, col, end_lineno, end_col)`` in
+    ``filename`` (as Python records it for each instruction); ``add`` gives the twin's
+    owner new submodules (``("downsample", "nn.Sequential(...)")``) the new code uses.
+    """
+
+    owner: str = ""
+    function: str = ""
+    filename: str = ""
+    span: tuple[int, int, int, int] = (0, 0, 0, 0)
+    code: str = ""
+    add: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return CODE
+
+    def apply(self, twin: Twin) -> None:
+        owner = twin.original(self.owner)
+        method = _method(type(owner), self.function, self.filename)
+        twin.method(owner, self.function, _edited(method, self.span, self.code))
+        for attr, code in self.add:
+            twin.add_child(owner, attr, build_module(code, twin.device, owner))
+
+
+@dataclass(frozen=True)
+class Patches(Patch):
+    """Several changes at once (the Flatten's start_dim and the Linear after it)."""
+
+    items: tuple[Patch, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return self.items[0].kind if self.items else LAYER
+
+    def parts(self) -> Iterator[Patch]:
+        for item in self.items:
+            yield from item.parts()
+
+    def apply(self, twin: Twin) -> None:
+        # layers are replaced before anything wraps them (a FeedLayer around the new Linear)
+        for item in sorted(self.parts(), key=lambda p: not isinstance(p, ReplaceLayer)):
+            item.apply(twin)
+
+
+def joined(*patches: Patch, text: str | None = None) -> Patch:
+    """One patch of several (``text``: how they read together; default: joined by ``, and``)."""
+    items = tuple(p for patch in patches for p in patch.parts())
+    if len(items) == 1 and text is None:
+        return items[0]
+    return Patches(text or ", and ".join(p.text for p in items), items)
+
+
+# -- the twin --------------------------------------------------------------------------
+
+
+class _Cell:
+    """Holds the tensor a captured layer last returned (a plain attribute, no module)."""
+
+    value: Any = None
+
+
+class _Captured(nn.Module):
+    """A layer whose output is also kept for a ``FeedLayer`` further on."""
+
+    def __init__(self, layer: nn.Module, cell: _Cell) -> None:
+        super().__init__()
+        self.layer = layer
+        self.cell = cell
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.layer(*args, **kwargs)
+        self.cell.value = out
+        return out
+
+
+class _Fed(nn.Module):
+    """A layer given ``code`` of its input (or of a captured tensor) instead."""
+
+    def __init__(self, layer: nn.Module, code: str, cell: _Cell | None) -> None:
+        super().__init__()
+        self.layer = layer
+        self.code = code
+        self.cell = cell
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        x = self.cell.value if self.cell is not None else args[0]
+        return self.layer(run_statement(self.code, x), *args[1:], **kwargs)
+
+
+def _shallow(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with its own registries and hook tables, sharing their contents."""
+    twin = module.__class__.__new__(module.__class__)
+    state = dict(vars(module))
+    for key, value in state.items():
+        if type(value) in (dict, OrderedDict):
+            state[key] = type(value)(value)
+    twin.__dict__.update(state)
+    return twin
+
+
+class Twin:
+    """The model with patches applied: changed modules new, every other one shared."""
+
+    def __init__(self, view: ModelView, spec: InputSpec, device: torch.device, dtype: torch.dtype) -> None:
+        self.view, self.spec, self.device, self.dtype = view, spec, device, dtype
+        self._replaced: dict[int, nn.Module] = {}
+        self._methods: dict[int, dict[str, types.FunctionType]] = {}
+        self._added: dict[int, dict[str, nn.Module]] = {}
+
+    def original(self, name: str) -> nn.Module:
+        module = self.view.module(name)
+        if module is None:
+            raise Unpatchable(f"no module named {name!r}")
+        return module
+
+    def current(self, module: nn.Module) -> nn.Module:
+        """What stands at ``module``'s place so far (a replacement, or itself)."""
+        return self._replaced.get(id(module), module)
+
+    def replace(self, module: nn.Module, by: nn.Module) -> None:
+        self._replaced[id(module)] = by
+
+    def method(self, owner: nn.Module, name: str, function: types.FunctionType) -> None:
+        self._methods.setdefault(id(owner), {})[name] = function
+
+    def add_child(self, owner: nn.Module, name: str, child: nn.Module) -> None:
+        self._added.setdefault(id(owner), {})[name] = child
+
+    def transform_input(self, patch: TransformInput) -> None:
+        if patch.shape is not None:
+            self.spec = self.spec.with_first_shape(patch.shape)
+            return
+        assert patch.code is not None
+        first = self.spec.tensors()[:1]
+        shape = self.spec.first_shape()
+        if shape is None:
+            raise Unpatchable("the model has no input tensor to transform")
+        real = first and self.device.type != "meta" and tuple(first[0].shape) == shape
+        x = first[0] if real else torch.empty(shape, dtype=self.spec.first_dtype() or self.dtype, device="meta")
+        try:
+            out = run_statement(patch.code, x)
+        except Exception as exc:  # a device meta cannot stand for, a shape it does not fit
+            raise Unpatchable(f"{patch.code} fails on the input: {exc}") from exc
+        if not isinstance(out, torch.Tensor):
+            raise Unpatchable(f"{patch.code} does not give a tensor")
+        if real:
+            self.spec = _with_first_tensor(self.spec, out)
+        else:
+            self.spec = self.spec.with_first_shape(tuple(out.shape), out.dtype)
+
+    def build(self) -> nn.Module:
+        """The patched root (the model itself when no module changed)."""
+        memo: dict[int, nn.Module] = {}
+
+        def rebuild(module: nn.Module) -> nn.Module:
+            key = id(module)
+            if key in memo:
+                return memo[key]
+            if key in self._replaced:
+                memo[key] = self._replaced[key]
+                return memo[key]
+            children = {
+                name: (rebuild(child) if child is not None else None) for name, child in module._modules.items()
+            }
+            changed = any(children[n] is not c for n, c in module._modules.items())
+            if not (changed or key in self._methods or key in self._added):
+                memo[key] = module
+                return module
+            twin = _shallow(module)
+            twin.__dict__["_modules"] = {**children, **self._added.get(key, {})}
+            for name, function in self._methods.get(key, {}).items():
+                twin.__dict__[name] = types.MethodType(function, twin)
+            memo[key] = twin
+            return twin
+
+        return rebuild(self.view.root)
+
+
+def _with_first_tensor(spec: InputSpec, tensor: torch.Tensor) -> InputSpec:
+    """``spec`` with its first tensor replaced by ``tensor`` (a real input, transformed)."""
+    done = False
+
+    def swap(value: Any) -> Any:
+        nonlocal done
+        if not done and isinstance(value, torch.Tensor):
+            done = True
+            return tensor
+        if isinstance(value, (tuple, list)):
+            return type(value)(swap(v) for v in value)
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        return value
+
+    return InputSpec(tuple(swap(a) for a in spec.args), {k: swap(v) for k, v in spec.kwargs.items()})
+
+
+def twin(
+    view: ModelView, inputs: Any, patch: Patch, device: torch.device, dtype: torch.dtype
+) -> tuple[nn.Module, InputSpec]:
+    """The patched model and inputs: ``patch`` applied to a twin of ``view``'s model."""
+    built = Twin(view, parse_inputs(inputs), device, dtype)
+    patch.apply(built)
+    return built.build(), built.spec
+
+
+def apply(model: nn.Module, inputs: Any, patch: Patch, device: str | torch.device = "cpu") -> tuple[nn.Module, InputSpec]:
+    """A fix applied for real: the patched model (new layers built on ``device``, every
+    other module the user's own) and the inputs it then takes. The model is untouched."""
+    from ..tracing.devices import model_dtype
+    from ..tracing.modelview import ModelView
+
+    return twin(ModelView.of(model), inputs, patch, torch.device(device), model_dtype(model))
+
+
+# -- editing a method's source -----------------------------------------------------------
+
+
+def _method(cls: type, name: str, filename: str) -> types.FunctionType:
+    for klass in cls.__mro__:
+        function = vars(klass).get(name)
+        if isinstance(function, types.FunctionType) and function.__code__.co_filename == filename:
+            return function
+    raise Unpatchable(f"{cls.__name__}.{name} is not a plain method defined in {filename}")
+
+
+def function_of(module: nn.Module, code: types.CodeType) -> str | None:
+    """The name of the plain method of ``module``'s class whose code is ``code``."""
+    for klass in type(module).__mro__:
+        for name, function in vars(klass).items():
+            if isinstance(function, types.FunctionType) and function.__code__ is code:
+                return name
+    return None
+
+
+class _Swap(ast.NodeTransformer):
+    def __init__(self, span: tuple[int, int, int, int], by: ast.expr) -> None:
+        self.span, self.by, self.done = span, by, False
+
+    def visit(self, node: ast.AST) -> Any:
+        where = (
+            getattr(node, "lineno", None),
+            getattr(node, "col_offset", None),
+            getattr(node, "end_lineno", None),
+            getattr(node, "end_col_offset", None),
+        )
+        if not self.done and isinstance(node, ast.expr) and where == self.span:
+            self.done = True
+            return ast.copy_location(self.by, node)
+        return self.generic_visit(node)
+
+
+def _edited(function: types.FunctionType, span: tuple[int, int, int, int], code: str) -> types.FunctionType:
+    """``function`` recompiled from its source with the expression at ``span`` replaced."""
+    filename = function.__code__.co_filename
+    source = "".join(linecache.getlines(filename))
+    try:
+        tree = ast.parse(source)
+        replacement = ast.parse(code, mode="eval").body
+    except SyntaxError as exc:
+        raise Unpatchable(f"cannot parse the source of {function.__qualname__}") from exc
+    found = next(
+        (
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef)
+            and node.name == function.__name__
+            and min([node.lineno, *(d.lineno for d in node.decorator_list)]) == function.__code__.co_firstlineno
+        ),
+        None,
+    )
+    if found is None:
+        raise Unpatchable(f"no source for {function.__qualname__}")
+    node = copy.deepcopy(found)
+    node.decorator_list = []
+    swap = _Swap(span, replacement)
+    node = swap.visit(node)
+    if not swap.done:
+        raise Unpatchable(f"no expression at {span} in {function.__qualname__}")
+    # free variables (``__class__`` for super(), closures) become parameters of an outer
+    # function, called with the original cells' contents
+    free = function.__code__.co_freevars
+    outer = ast.parse(f"def _cnnshape_outer({', '.join(free)}):\n    pass").body[0]
+    assert isinstance(outer, ast.FunctionDef)
+    outer.body = [node, ast.Return(ast.Name(node.name, ast.Load()))]
+    module = ast.Module([outer], type_ignores=[])
+    ast.fix_missing_locations(module)
+    namespace: dict[str, Any] = {}
+    exec(compile(module, filename, "exec"), function.__globals__, namespace)
+    try:
+        cells = [cell.cell_contents for cell in function.__closure__ or ()]
+    except ValueError as exc:  # an empty cell
+        raise Unpatchable(f"{function.__qualname__} closes over an unset variable") from exc
+    edited: types.FunctionType = namespace["_cnnshape_outer"](*cells)
+    edited.__defaults__ = function.__defaults__
+    edited.__kwdefaults__ = function.__kwdefaults__
+    return edited
+
+
+def edited_line(filename: str, span: tuple[int, int, int, int], code: str) -> str:
+    """The source line with the expression at ``span`` replaced: how an edit reads."""
+    line, col, end_line, end_col = span
+    if line != end_line:
+        return code
+    text = linecache.getline(filename, line).rstrip("\n")
+    return (text[:col] + code + text[end_col:]).strip()
+
+
+__all__ = [
+    "CODE",
+    "INPUT",
+    "LAYER",
+    "EditSource",
+    "FeedLayer",
+    "Patch",
+    "Patches",
+    "ReplaceLayer",
+    "TransformInput",
+    "Unpatchable",
+    "apply",
+    "build_module",
+    "edited_line",
+    "function_of",
+    "joined",
+    "run_statement",
+    "twin",
+]
