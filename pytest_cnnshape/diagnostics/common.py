@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..shapes.tree import Shape, first_shape, format_shape
-from ..tracing.lineage import INPUT, Origin
+from ..tracing.lineage import INPUT, LAYER, Origin
 from .report import Diagnosis
 
 if TYPE_CHECKING:
@@ -180,14 +180,31 @@ def layout_may_differ(ctx: FailureContext, running: RunningCall) -> bool:
     found = input_origin(ctx, running)
     if found is None:
         return origin(ctx, running) is None  # no data flow: only if no layer is known to have made it
+    if found.kind == LAYER and 0 <= found.index < len(ctx.records):
+        # layers whose outputs are channels-last by nature (an Embedding's (N, L, E), a
+        # Linear's or an LSTM's (N, L, H)) feed a conv in the wrong layout as often as the input
+        return channels_last_producer(ctx.view.module(ctx.records[found.index].name)) or found.reshaped
     return found.kind == INPUT or found.reshaped
 
 
+def channels_last_producer(module: Any) -> bool:
+    """A layer that returns features on the last axis: Embedding, Linear, RNNs, attention."""
+    from torch import nn
+
+    kinds = (nn.Embedding, nn.Linear, nn.RNNBase, nn.MultiheadAttention, nn.TransformerEncoderLayer)
+    return isinstance(module, kinds)
+
+
 def from_model_input(ctx: FailureContext, running: RunningCall) -> bool:
-    """True when the call received the model's first input, not reshaped on the way."""
+    """True when the call received the model's first input, not reshaped on the way (nor cast:
+    a float64 normalisation buffer makes a float32 batch double in forward code)."""
+    got = next(iter(ctx.tensors_in(running)), None)
+    given = next(iter(ctx.tensors_in(ctx.running[0])), None) if ctx.running else None
+    if got is not None and given is not None and got.dtype != given.dtype:
+        return False
     found = input_origin(ctx, running)
     if found is None:
-        return not ctx.leaves_before(running.record) and bool(list(ctx.tensors_in(running)))
+        return not ctx.leaves_before(running.record) and got is not None
     return found.kind == INPUT and found.index == 0 and not found.reshaped
 
 

@@ -469,7 +469,21 @@ def edited_line(filename: str, span: tuple[int, int, int, int], code: str) -> st
     if line != end_line:
         return code
     text = linecache.getline(filename, line).rstrip("\n")
-    return (text[:col] + code + text[end_col:]).strip()
+    return _without_comment(text[:col] + code + text[end_col:]).strip()
+
+
+def _without_comment(line: str) -> str:
+    """The line without its trailing ``# comment`` (a ``#`` inside a string stays)."""
+    import io
+    import tokenize
+
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline):
+            if token.type == tokenize.COMMENT:
+                return line.strip()[: token.start[1]].rstrip()
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return line
 
 
 __all__ = [

@@ -32,11 +32,12 @@ from ..tracing.devices import meta_limitation
 from ..tracing.failure import FailureContext
 from ..tracing.records import ShapeTrace
 from .common import sequence_first
-from .patches import Patch, Unpatchable, twin
+from .patches import Patch, ReplaceLayer, Unpatchable, build_module, twin
 from .report import Candidate, Diagnosis, ShownFix
 
 if TYPE_CHECKING:
     from ..tracing.inputs import InputSpec
+    from ..tracing.modelview import ModelView
 
 #: Candidates tried per diagnosis at most (each costs one traced forward on meta).
 MAX_ATTEMPTS = 8
@@ -131,7 +132,8 @@ def attempt(ctx: FailureContext, patch: Patch) -> Outcome:
         )
     before, now = ctx.innermost, result.innermost
     moved = (
-        _finished_leaves(result) > _finished_leaves(ctx)
+        _independent(ctx, patch, view)
+        and _finished_leaves(result) > _finished_leaves(ctx)
         and now is not None
         and before is not None
         and (now.record.name.removesuffix(".layer"), now.record.call) != (before.record.name, before.record.call)
@@ -145,6 +147,30 @@ def attempt(ctx: FailureContext, patch: Patch) -> Outcome:
     return Outcome(
         False, False, f"the model would still fail at {_where(result)}: {_first_line(result.exc)}", failure=result
     )
+
+
+_WIDTHS = ("out_channels", "out_features", "num_features", "hidden_size", "normalized_shape")
+
+
+def _independent(ctx: FailureContext, patch: Patch, view: ModelView) -> bool:
+    """Whether a failure further on can be a second, independent problem: not when the fix
+    changed what the failing layer gives the next one (its output channels or features), so
+    that the next layer fails because of the fix itself."""
+    running = ctx.innermost
+    if running is None:
+        return True
+    for part in patch.parts():
+        if not isinstance(part, ReplaceLayer) or part.name != running.record.name:
+            continue
+        original = view.module(part.name)
+        try:
+            built = build_module(part.code or part.text, _META, original)
+        except Unpatchable:
+            return False
+        for width in _WIDTHS:
+            if hasattr(original, width) and getattr(built, width, None) != getattr(original, width):
+                return False
+    return True
 
 
 def _shown(candidate: Candidate, outcome: Outcome) -> ShownFix:

@@ -42,9 +42,21 @@ _NAME = re.compile(
     r"^(conv_transpose|conv|max_pool|avg_pool|adaptive_avg_pool|adaptive_max_pool|max_unpool)([123])d"
     r"(?:_with_indices)?$"
 )
-#: Settings worth showing (the input and weight are shown as shapes).
-_SHOWN = ("kernel_size", "stride", "padding", "output_padding", "dilation", "output_size", "size",
-          "scale_factor", "pad", "upscale_factor", "downscale_factor", "ceil_mode")
+#: Settings worth showing, with the defaults that are left out (as people write the call).
+_SHOWN: dict[str, Any] = {
+    "kernel_size": None,
+    "stride": None,
+    "padding": 0,
+    "output_padding": 0,
+    "dilation": 1,
+    "output_size": None,
+    "size": None,
+    "scale_factor": None,
+    "pad": None,
+    "upscale_factor": None,
+    "downscale_factor": None,
+    "ceil_mode": False,
+}
 
 
 def family(func: Any) -> tuple[str, int | None] | None:
@@ -79,7 +91,11 @@ class FunctionalCall:
     @property
     def label(self) -> str:
         """``F.max_pool2d(kernel_size=2)``: the call as code, its settings as given."""
-        shown = ", ".join(f"{k}={self.settings[k]!r}" for k in _SHOWN if self.settings.get(k) is not None)
+        shown = ", ".join(
+            f"{k}={self.settings[k]!r}"
+            for k, usual in _SHOWN.items()
+            if self.settings.get(k) is not None and self.settings.get(k) != usual
+        )
         return f"F.{self.name}({shown})"
 
     def spatial_output(self, sides: Sequence[int]) -> tuple[int, ...] | None:
@@ -189,6 +205,16 @@ def _call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any,
     )
 
 
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
 def _in_torch_layer(module: Any) -> bool:
     return type(module).__module__.startswith("torch.nn.modules.")
 
@@ -200,6 +226,9 @@ class FunctionalOps:
     calls: list[FunctionalCall] = field(default_factory=list)
     #: The sized op that raised, if the forward failed in one.
     failed_call: FunctionalCall | None = None
+    #: The shapes of the tensors the op of forward code that raised was given (any op:
+    #: ``a + b``, ``torch.cat([a, b])``), in order.
+    failed_shapes: tuple[Shape, ...] = ()
     _entered: int = 0
     _stack: list[bool] = field(default_factory=list)
 
@@ -209,6 +238,7 @@ class FunctionalOps:
         """A forward begins: forget an earlier attempt."""
         self.calls.clear()
         self.failed_call = None
+        self.failed_shapes = ()
         self._entered = 0
         self._stack.clear()
 
@@ -232,5 +262,7 @@ class FunctionalOps:
                 self.calls.append(found)
 
     def failed(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
-        if self.failed_call is None and self._from_forward_code():
-            self.failed_call = _call(func, args, kwargs, None, self._entered)
+        if self.failed_shapes or not self._from_forward_code():
+            return
+        self.failed_shapes = tuple(tuple(t.shape) for t in _tensors((args, kwargs)))
+        self.failed_call = _call(func, args, kwargs, None, self._entered)

@@ -1,8 +1,11 @@
 """Broken CNNs, one classic mistake each, with what their diagnosis must say.
 
 Every case names the failure kind, the layer (or the line of forward() code), the
-shape that layer received and a piece of the fix that carries the right number.
-The diagnostics tests run each on meta and on CPU.
+shape that layer received, a piece of the fix that carries the right number, what
+kind of change that fix is (``layer``, ``input``, ``code``) and where the mistake
+was seen in public (``origin``). The diagnostics tests run each on meta and on
+CPU, and apply the fix shown: the model must then run, on meta and on CPU.
+``field_zoo`` holds the larger corpus re-created from public issue threads.
 """
 
 from __future__ import annotations
@@ -23,9 +26,19 @@ class Broken:
     kind: str
     layer: str
     received: tuple[int, ...]
-    fix: str | None  # a piece of the fix; None: no fix can be derived
+    fix: str | None  # a piece of the fix; None: no fix verifies
     source: str | None = None  # a piece of the user's line, when the failure is in forward()
     facts: dict[str, Any] = field(default_factory=dict)
+    #: What the fix changes: "layer", "input" or "code" (None when there is no fix).
+    fix_kind: str | None = "layer"
+    #: Where this mistake was seen: an issue thread, a tutorial, a paper's code.
+    origin: str = ""
+    #: The kind of the alternative fix that must be shown too (None: none required).
+    alternative: str | None = None
+    #: Trace in training mode (BatchNorm with a batch of one).
+    train: bool = False
+    #: The fix gets the model to its output (False: only past this failure, to a second one).
+    complete: bool = True
 
 
 # --- Linear -------------------------------------------------------------------------
@@ -318,6 +331,8 @@ CORPUS: dict[str, Broken] = {
         "in_features=800",
         "return self.fc(x)",
         {"in_features": 800},
+        fix_kind="layer",
+        origin="https://androidkt.com/fix-runtimeerror-mat1-and-mat2-shapes-cannot-be-multiplied/",
     ),
     "linear_in_sequential": Broken(
         sequential_in_features,
@@ -326,12 +341,28 @@ CORPUS: dict[str, Broken] = {
         "3",
         (2, 1800),
         "nn.Linear(in_features=1800, out_features=10)",
+        fix_kind="layer",
+        origin="https://github.com/MaitreChen/openvino-lenet-sample/issues/1",
     ),
     "linear_unflattened_map": Broken(
-        unflattened, (2, 3, 16, 16), "linear_unflattened", "3", (2, 8, 2, 2), "in_features=32"
+        unflattened,
+        (2, 3, 16, 16),
+        "linear_unflattened",
+        "3",
+        (2, 8, 2, 2),
+        "in_features=32",
+        fix_kind="layer",
+        origin="https://scientyficworld.org/fix-hidden-layer-shape-mismatches-in-pytorch/",
     ),
     "flatten_wrong_start_dim": Broken(
-        flatten_start_dim, (2, 3, 8, 8), "flatten_start_dim", "3", (72,), "nn.Flatten(start_dim=1)"
+        flatten_start_dim,
+        (2, 3, 8, 8),
+        "flatten_start_dim",
+        "3",
+        (72,),
+        "nn.Flatten(start_dim=1)",
+        fix_kind="layer",
+        origin="https://scientyficworld.org/fix-hidden-layer-shape-mismatches-in-pytorch/",
     ),
     "view_folds_batch_into_linear": Broken(
         ViewFoldsBatch,
@@ -339,12 +370,21 @@ CORPUS: dict[str, Broken] = {
         "view_batch_fold",
         "fc",
         (8, 100),
-        "in_features=400",
+        "x = torch.flatten(x, 1)",
         "return self.fc(x)",
+        fix_kind="code",
+        origin="https://github.com/pytorch/pytorch/issues/38469",
     ),
     # Convolutions
     "grayscale_into_rgb": Broken(
-        rgb_model, (4, 1, 32, 32), "conv_in_channels", "0", (4, 1, 32, 32), "in_channels=1, out_channels=16"
+        rgb_model,
+        (4, 1, 32, 32),
+        "conv_in_channels",
+        "0",
+        (4, 1, 32, 32),
+        "in_channels=1, out_channels=16",
+        fix_kind="layer",
+        origin="https://github.com/lucidrains/vit-pytorch/issues/54",
     ),
     "wrong_previous_out_channels": Broken(
         WrongPreviousChannels,
@@ -354,15 +394,38 @@ CORPUS: dict[str, Broken] = {
         (1, 32, 8, 8),
         "in_channels=32",
         "return self.conv2(F.relu(self.conv1(x)))",
+        fix_kind="layer",
+        origin="https://github.com/pytorch/pytorch/issues/9076",
     ),
     "channels_last_image": Broken(
-        rgb_model, (2, 32, 32, 3), "channels_last", "0", (2, 32, 32, 3), "x.permute(0, 3, 1, 2)"
+        rgb_model,
+        (2, 32, 32, 3),
+        "channels_last",
+        "0",
+        (2, 32, 32, 3),
+        "x.permute(0, 3, 1, 2)",
+        fix_kind="input",
+        origin="https://github.com/isl-org/MiDaS/issues/79",
     ),
     "conv1d_given_nlc": Broken(
-        conv1d_model, (8, 100, 2), "channels_last", "0", (8, 100, 2), "x.transpose(1, 2)"
+        conv1d_model,
+        (8, 100, 2),
+        "channels_last",
+        "0",
+        (8, 100, 2),
+        "x.transpose(1, 2)",
+        fix_kind="input",
+        origin="https://github.com/locuslab/TCN/issues/62",
     ),
     "missing_channel_axis": Broken(
-        gray_model, (8, 28, 28), "missing_channel_axis", "0", (8, 28, 28), "x.unsqueeze(1)"
+        gray_model,
+        (8, 28, 28),
+        "missing_channel_axis",
+        "0",
+        (8, 28, 28),
+        "x.unsqueeze(1)",
+        fix_kind="input",
+        origin="https://github.com/jbohnslav/opencv_transforms/issues/6",
     ),
     "depthwise_groups": Broken(
         depthwise,
@@ -371,28 +434,79 @@ CORPUS: dict[str, Broken] = {
         "1",
         (1, 16, 8, 8),
         "in_channels=16, out_channels=16, kernel_size=3, padding=1, groups=16",
+        fix_kind="layer",
+        origin="https://github.com/TheStageAI/TorchIntegral/issues/31",
     ),
     "conv3d_in_channels": Broken(
-        conv3d_channels, (1, 1, 8, 8, 8), "conv_in_channels", "1", (1, 4, 6, 6, 6), "in_channels=4"
+        conv3d_channels,
+        (1, 1, 8, 8, 8),
+        "conv_in_channels",
+        "1",
+        (1, 4, 6, 6, 6),
+        "in_channels=4",
+        fix_kind="layer",
+        origin="https://github.com/facebookarchive/C3D/issues/284",
     ),
     "conv_transpose_in_channels": Broken(
-        transposed_channels, (1, 3, 16, 16), "conv_in_channels", "1", (1, 8, 7, 7), "in_channels=8"
+        transposed_channels,
+        (1, 3, 16, 16),
+        "conv_in_channels",
+        "1",
+        (1, 8, 7, 7),
+        "in_channels=8",
+        fix_kind="layer",
+        origin="https://github.com/pytorch/examples/issues/486",
     ),
     "video_frames_into_conv2d": Broken(
-        video_frames, (2, 5, 3, 16, 16), "conv_extra_axis", "0", (2, 5, 3, 16, 16), "x.flatten(0, 1)"
+        video_frames,
+        (2, 5, 3, 16, 16),
+        "conv_extra_axis",
+        "0",
+        (2, 5, 3, 16, 16),
+        "x.flatten(0, 1)",
+        fix_kind="input",
+        origin="https://github.com/mit-han-lab/temporal-shift-module/issues/212",
     ),
     # Normalisation
     "batchnorm_num_features": Broken(
-        bn_features, (2, 3, 8, 8), "norm_num_features", "1", (2, 32, 6, 6), "num_features=32"
+        bn_features,
+        (2, 3, 8, 8),
+        "norm_num_features",
+        "1",
+        (2, 32, 6, 6),
+        "num_features=32",
+        fix_kind="layer",
+        origin="https://github.com/XPFly1989/FCRN/issues/3",
     ),
     "batchnorm2d_in_linear_head": Broken(
-        bn2d_in_head, (2, 3, 8, 8), "norm_rank", "4", (2, 64), "nn.BatchNorm1d(64)"
+        bn2d_in_head,
+        (2, 3, 8, 8),
+        "norm_rank",
+        "4",
+        (2, 64),
+        "nn.BatchNorm1d(64)",
+        fix_kind="layer",
+        origin="https://github.com/pytorch/pytorch/issues/13223",
     ),
     "batchnorm1d_on_nlc_sequence": Broken(
-        bn1d_sequence, (8, 100, 32), "batchnorm_channels_last", "1", (8, 100, 64), "transpose(1, 2)"
+        bn1d_sequence,
+        (8, 100, 32),
+        "batchnorm_channels_last",
+        "1",
+        (8, 100, 64),
+        "nn.LayerNorm(64)",
+        fix_kind="layer",
+        origin="https://github.com/ruotianluo/self-critical.pytorch/issues/44",
     ),
     "batchnorm1d_on_feature_map": Broken(
-        bn1d_on_map, (2, 3, 8, 8), "norm_rank", "1", (2, 8, 6, 6), "nn.BatchNorm2d(8)"
+        bn1d_on_map,
+        (2, 3, 8, 8),
+        "norm_rank",
+        "1",
+        (2, 8, 6, 6),
+        "nn.BatchNorm2d(8)",
+        fix_kind="layer",
+        origin="https://github.com/es-ude/elastic-ai.creator/issues/304",
     ),
     "missing_batch_axis": Broken(
         unbatched_until_bn,
@@ -402,6 +516,8 @@ CORPUS: dict[str, Broken] = {
         (8, 30, 30),
         "x.unsqueeze(0)",
         facts={"fixed_shape": [1, 3, 32, 32]},
+        fix_kind="input",
+        origin="https://github.com/jbohnslav/opencv_transforms/issues/6",
     ),
     "groupnorm_channels": Broken(
         groupnorm_groups,
@@ -410,22 +526,62 @@ CORPUS: dict[str, Broken] = {
         "1",
         (1, 18, 6, 6),
         "num_groups=3, num_channels=18",
+        fix_kind="layer",
+        origin="https://github.com/pytorch/pytorch/issues/72821",
     ),
     "layernorm_on_conv_map": Broken(
-        layernorm_on_map, (2, 3, 8, 8), "layernorm_channels", "1", (2, 32, 6, 6), "nn.GroupNorm(1, 32)"
+        layernorm_on_map,
+        (2, 3, 8, 8),
+        "layernorm_channels",
+        "1",
+        (2, 32, 6, 6),
+        "nn.GroupNorm(1, 32)",
+        fix_kind="layer",
+        origin="https://github.com/huggingface/pytorch-image-models/pull/1930",
     ),
     "layernorm_wrong_shape": Broken(
-        layernorm_shape, (4, 16), "layernorm_shape", "1", (4, 32), "normalized_shape=32"
+        layernorm_shape,
+        (4, 16),
+        "layernorm_shape",
+        "1",
+        (4, 32),
+        "normalized_shape=32",
+        fix_kind="layer",
+        origin="https://github.com/Lasagne/Lasagne/issues/668",
     ),
     # Sizes
     "lenet_input_too_small": Broken(
-        lenet, (1, 1, 12, 12), "input_too_small", "3", (1, 6, 4, 4), "1x1x16x16", facts={"min_side": 16}
+        lenet,
+        (1, 1, 12, 12),
+        "input_too_small",
+        "3",
+        (1, 6, 4, 4),
+        "1x1x16x16",
+        facts={"min_side": 16},
+        fix_kind="input",
+        origin="https://github.com/pytorch/pytorch/issues/38469",
     ),
     "five_pools_on_16x16": Broken(
-        five_pools, (1, 4, 16, 16), "input_too_small", "9", (1, 4, 1, 1), "1x4x32x32", facts={"min_side": 32}
+        five_pools,
+        (1, 4, 16, 16),
+        "input_too_small",
+        "9",
+        (1, 4, 1, 1),
+        "1x4x32x32",
+        facts={"min_side": 32},
+        fix_kind="input",
+        origin="https://github.com/creafz/pytorch-cnn-finetune/issues/4",
     ),
     "signal_too_short": Broken(
-        signal_stack, (1, 1, 40), "input_too_small", "2", (1, 8, 8), "1x1x56", facts={"min_side": 56}
+        signal_stack,
+        (1, 1, 40),
+        "input_too_small",
+        "2",
+        (1, 8, 8),
+        "1x1x56",
+        facts={"min_side": 56},
+        fix_kind="input",
+        origin="https://github.com/locuslab/TCN/issues/35",
     ),
     "volume_too_small": Broken(
         volume_stack,
@@ -435,9 +591,18 @@ CORPUS: dict[str, Broken] = {
         (1, 4, 1, 1, 1),
         "1x1x10x10x10",
         facts={"min_side": 10},
+        fix_kind="input",
+        origin="https://github.com/DavideA/c3d-pytorch/issues/10",
     ),
     "pool_padding_too_large": Broken(
-        pool_padding, (1, 3, 8, 8), "pool_padding", "1", (1, 8, 6, 6), "padding=1"
+        pool_padding,
+        (1, 3, 8, 8),
+        "pool_padding",
+        "1",
+        (1, 8, 6, 6),
+        "padding=1",
+        fix_kind="layer",
+        origin="https://github.com/mkang315/RCS-YOLO/issues/12",
     ),
     # forward() code
     "unet_skip_not_divisible": Broken(
@@ -449,6 +614,8 @@ CORPUS: dict[str, Broken] = {
         "multiples of 4, e.g. 1x1x36x36",
         "torch.cat([self.up2(b), s2], dim=1)",
         {"multiple": 4},
+        fix_kind="input",
+        origin="https://github.com/bigmb/Unet-Segmentation-Pytorch-Nest-of-Unets/issues/52",
     ),
     "unet_skip_popped_from_a_list": Broken(
         UNetPop,
@@ -459,6 +626,8 @@ CORPUS: dict[str, Broken] = {
         "multiples of 4, e.g. 1x1x32x32",
         "y = fuse(torch.cat([up(y), skips.pop()], dim=1))",
         {"multiple": 4, "axis": 2},
+        fix_kind="input",
+        origin="https://github.com/fepegar/unet/issues/29",
     ),
     "residual_stride_without_shortcut": Broken(
         resnet_stage,
@@ -469,6 +638,8 @@ CORPUS: dict[str, Broken] = {
         "stride=2",
         "return F.relu(out + x)",
         {"stride": 2},
+        fix_kind="code",
+        origin="https://github.com/soapisnotfat/pytorch-cifar10/pull/8",
     ),
     "residual_channels_without_projection": Broken(
         WideningBlock,
@@ -478,6 +649,8 @@ CORPUS: dict[str, Broken] = {
         (1, 32, 8, 8),
         "nn.Conv2d(16, 32, kernel_size=1",
         "out += identity",
+        fix_kind="code",
+        origin="https://github.com/lessw2020/res2net-plus/issues/4",
     ),
     "view_written_for_another_size": Broken(
         ViewWrongSize,
@@ -488,6 +661,8 @@ CORPUS: dict[str, Broken] = {
         "nn.Linear(in_features=400, out_features=10)",
         "x = x.view(-1, 16 * 4 * 4)",
         {"per_sample": 400},
+        fix_kind="code",
+        origin="https://github.com/pytorch/pytorch/issues/38469",
     ),
     "view_after_permute": Broken(
         ViewAfterPermute,
@@ -497,10 +672,19 @@ CORPUS: dict[str, Broken] = {
         (1, 6, 6, 4),
         "y.reshape(y.size(0), -1)",
         "return y.view(y.size(0), -1)",
+        fix_kind="code",
+        origin="https://github.com/Selen-Suyue/DensePolicy2D/issues/3",
     ),
     # dtype
     "float64_input": Broken(
-        rgb_model, float64_input(), "dtype_mismatch", "0", (1, 3, 16, 16), "x = x.float()"
+        rgb_model,
+        float64_input(),
+        "dtype_mismatch",
+        "0",
+        (1, 3, 16, 16),
+        "x = x.float()",
+        fix_kind="input",
+        origin="https://github.com/pytorch/pytorch/issues/2552",
     ),
     "float64_into_linear": Broken(
         lambda: nn.Sequential(nn.Linear(3, 4)),
@@ -509,6 +693,8 @@ CORPUS: dict[str, Broken] = {
         "0",
         (2, 3),
         "x = x.float()",
+        fix_kind="input",
+        origin="https://github.com/OUCMachineLearning/OUCML/issues/24",
     ),
     # nothing to derive
     "custom_check": Broken(
@@ -519,5 +705,6 @@ CORPUS: dict[str, Broken] = {
         (1, 3, 8, 9),
         None,
         'raise ValueError("this model wants even widths")',
+        fix_kind=None,
     ),
 }

@@ -1,76 +1,159 @@
-"""Every broken CNN of the corpus gets its diagnosis: the layer, what it received,
-the fix with the right number, the user's line — the same on meta and on CPU."""
+"""Every broken CNN of the corpus gets its diagnosis: the layer, what it received, the
+fix with the right number, verified, the user's line — the same on meta and on CPU — and
+applying the fix shown makes the model run, on meta and on CPU."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 
 import pytest
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from pytest_cnnshape import ShapeMismatchError, trace
 from pytest_cnnshape.diagnostics import diagnose
+from pytest_cnnshape.diagnostics.patches import Patch, ReplaceLayer, TransformInput, apply
+from pytest_cnnshape.shapes.tree import format_shape
 from tests.corpus.broken_zoo import CORPUS, Broken
+from tests.corpus.field_zoo import FIELD
+
+CASES: dict[str, Broken] = {**CORPUS, **FIELD}
 
 
 def failure(case: Broken, device: str) -> ShapeMismatchError:
     with pytest.raises(ShapeMismatchError) as info:
-        trace(case.factory(), case.inputs, device=device)
+        trace(case.factory(), case.inputs, device=device, train=case.train)
     return info.value
 
 
+@functools.cache
+def diagnosed(name: str, device: str) -> ShapeMismatchError:
+    """One diagnosis per case and device per test process (several tests read it)."""
+    case = CASES[name]
+    try:
+        trace(case.factory(), case.inputs, device=device, train=case.train)
+    except ShapeMismatchError as err:
+        return err
+    raise AssertionError(f"{name} ran on {device}: it is not broken")
+
+
 def test_the_corpus_covers_every_category() -> None:
-    kinds = {case.kind for case in CORPUS.values()}
-    assert len(CORPUS) >= 25
+    kinds = {case.kind for case in CASES.values()}
+    assert len(CASES) >= 80
+    sourced = [name for name, case in CASES.items() if case.origin.startswith("https://")]
+    assert len(sourced) >= 80, sorted(set(CASES) - set(sourced))
+    assert all(case.origin for case in FIELD.values())
     assert {
         "linear_in_features",
         "linear_unflattened",
         "flatten_start_dim",
+        "flatten_batch",
         "conv_in_channels",
         "channels_last",
+        "clip_layout",
         "missing_channel_axis",
         "missing_batch_axis",
         "norm_num_features",
         "norm_rank",
         "groupnorm_channels",
         "layernorm_shape",
+        "batchnorm_single_value",
         "input_too_small",
         "combine_mismatch",
+        "residual_double_downsample",
         "view_size",
         "view_batch_fold",
         "dtype_mismatch",
+        "pixel_shuffle_channels",
+        "max_unpool_size",
+        "position_table_size",
+        "rnn_input_size",
     } <= kinds
+    assert {case.fix_kind for case in CASES.values()} == {"layer", "input", "code", None}
 
 
 @pytest.mark.parametrize("device", ["meta", "cpu"])
-@pytest.mark.parametrize("name", sorted(CORPUS))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_diagnosis(name: str, device: str) -> None:
-    case = CORPUS[name]
-    err = failure(case, device)
+    case = CASES[name]
+    err = diagnosed(name, device)
     assert err.kind == case.kind
     assert err.layer == case.layer
     assert err.received_shapes[0] == case.received
+    diagnosis = err.diagnosis
     if case.fix is None:
-        assert err.fix is None
-        assert re.search(r"^  fix +none derived automatically: ", str(err), re.MULTILINE), str(err)
+        assert err.fix is None and diagnosis.shown is None
+        assert re.search(r"^  fix +none verified: ", str(err), re.MULTILINE), str(err)
     else:
         assert err.fix is not None and case.fix in err.fix, err.fix
+        assert diagnosis.shown is not None and diagnosis.shown.kind == case.fix_kind
+        verdict = "verified: the model then runs to " if case.complete else "partly verified: "
+        assert diagnosis.verified is not None and diagnosis.verified.startswith(verdict), diagnosis.verified
+        assert diagnosis.verified in str(err)
+        assert diagnosis.facts["verified"] is case.complete
+    if case.alternative is not None:
+        assert diagnosis.alternative is not None and diagnosis.alternative.kind == case.alternative
+        assert diagnosis.alternative.kind != diagnosis.shown.kind  # type: ignore[union-attr]
+        assert re.search(r"^  or +", str(err), re.MULTILINE)
     if case.source is not None:
         assert err.source is not None and case.source in err.source, err.source
-        assert err.source.startswith("tests/corpus/broken_zoo.py:")
-    assert case.facts.items() <= err.diagnosis.facts.items()
+        assert err.source.startswith("tests/corpus/")
+    assert case.facts.items() <= diagnosis.facts.items()
     assert isinstance(err.__cause__, Exception)
     text = str(err)
-    assert text.splitlines()[0] == err.diagnosis.headline
+    assert text.splitlines()[0] == diagnosis.headline
     assert "layers up to the failure" in text
     assert err.trace.complete is False and err.trace.layers
 
 
-@pytest.mark.parametrize("name", sorted(CORPUS))
+def _run_text(patch: Patch, case: Broken, device: str) -> None:
+    """The fix as the user would apply it from its text alone, independently of the patch
+    machinery: the constructor call pasted over the layer, the statement run on the input."""
+    model = case.factory()
+    inputs: object = case.inputs
+    if isinstance(patch, ReplaceLayer):
+        parent, _, attr = patch.name.rpartition(".")
+        with torch.device(device):
+            layer = eval(patch.text, {"nn": nn, "torch": torch})
+        owner = model.get_submodule(parent)
+        setattr(owner, attr, layer) if not attr.isdigit() else owner.__setitem__(int(attr), layer)
+    elif isinstance(patch, TransformInput) and patch.code is not None:
+        x = case.inputs if isinstance(case.inputs, torch.Tensor) else torch.randn(case.inputs)
+        namespace = {"x": x, "torch": torch}
+        exec(patch.text, namespace)
+        inputs = namespace["x"]
+    elif isinstance(patch, TransformInput):
+        assert patch.shape is not None and "x".join(map(str, patch.shape)) in patch.text
+        inputs = patch.shape
+    else:
+        return
+    trace(model, inputs, device=device, train=case.train)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.fix is not None))
+def test_applying_the_fix_shown_makes_the_model_run(name: str, device: str) -> None:
+    case = CASES[name]
+    diagnosis = diagnosed(name, "meta").diagnosis
+    for shown in filter(None, (diagnosis.shown, diagnosis.alternative)):
+        model = case.factory()
+        before = copy.deepcopy(model.state_dict())
+        patched, inputs = apply(model, case.inputs, shown.patch, device)
+        result = trace(patched, inputs, device=device, train=case.train)
+        if shown.complete:
+            assert shown.verified == f"verified: the model then runs to {format_shape(result.output_shape)}"
+        after = model.state_dict()
+        assert before.keys() == after.keys()
+        assert all(is_lazy(v) or torch.equal(before[k], v) for k, v in after.items())  # untouched
+        _run_text(shown.patch, case, device)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_meta_and_cpu_agree(name: str) -> None:
-    case = CORPUS[name]
-    meta, cpu = (failure(case, d).diagnosis for d in ("meta", "cpu"))
+    meta, cpu = (diagnosed(name, d).diagnosis for d in ("meta", "cpu"))
     assert (meta.kind, meta.layer, meta.received_shapes, meta.fix, meta.facts, meta.headline) == (
         cpu.kind,
         cpu.layer,
@@ -79,6 +162,8 @@ def test_meta_and_cpu_agree(name: str) -> None:
         cpu.facts,
         cpu.headline,
     )
+    assert meta.verified == cpu.verified
+    assert (meta.alternative and meta.alternative.text) == (cpu.alternative and cpu.alternative.text)
 
 
 def test_the_headline_example_reads_as_documented() -> None:
@@ -101,7 +186,8 @@ def test_the_headline_example_reads_as_documented() -> None:
     ]
     assert lines[2].split()[:3] == ["expects", "[*,", "1152]"]
     assert lines[3].strip() == ("fix       nn.Linear(in_features=800, out_features=10)   # 800 = 32 * 5 * 5")
-    assert lines[5].strip().startswith("at        tests/corpus/broken_zoo.py:")
+    assert lines[4].strip() == "verified: the model then runs to [1, 10]"
+    assert lines[6].strip().startswith("at        tests/corpus/broken_zoo.py:")
     assert "fc          Linear     [1, 800]         <- failed here" in str(err)
 
 
@@ -142,13 +228,17 @@ def test_the_batch_fold_note_accompanies_a_later_failure() -> None:
 
     err = failure(Broken(FoldThenNorm, (2, 1, 5, 5), "", "", (), None), "meta")
     assert err.layer == "norm"
-    assert err.fix == "x = torch.flatten(x, 1)   (or x.view(x.size(0), -1))"
+    # undo the fold and size the layer for one sample -- not resize it to the folded rows
+    assert err.fix == (
+        "x = torch.flatten(x, 1)   (in place of the view that folded the batch), and "
+        "nn.BatchNorm1d(num_features=36)"
+    )
+    assert err.diagnosis.verified == "verified: the model then runs to [2, 36]"
     assert err.diagnosis.fix_note == "keeps the batch of 2: the layer then gets 36 features per sample"
     assert err.diagnosis.hint is not None
     assert err.diagnosis.hint.startswith(
         "the batch changed from 2 to 4 between conv (Conv2d) and norm (BatchNorm1d)"
     )
-    assert "nn.BatchNorm1d(num_features=18)" in err.diagnosis.hint
     assert err.diagnosis.facts["batch_changed"] == [2, 4]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 import re
 import types
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from ... import arith
-from ...shapes.tree import Shape, format_shape
+from ...shapes.tree import Shape, first_shape, format_shape
 from ...tracing.failure import FailureContext
 from ...tracing.records import LayerRecord, ShapeTrace
 from ..common import describe
@@ -60,7 +61,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if not (concat or elementwise):
         return None
     resolver = Resolver(ctx, tb) if tb is not None else None
-    operands = operands_of(node, resolver) if node is not None and resolver is not None else []
+    operands = _with_op_shapes(ctx, operands_of(node, resolver) if node is not None and resolver is not None else [])
     known = [o for o in operands if o.shape is not None]
     shapes = [o.shape for o in known if o.shape is not None]
     word = name or "cat"
@@ -84,6 +85,18 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if not candidates and rank >= 3 and axis >= 2:
         candidates += multiple_input_fix(ctx, facts)
     return _report(ctx, operands, "combine_mismatch", what, candidates, facts=facts)
+
+
+def _with_op_shapes(ctx: FailureContext, operands: list[Operand]) -> list[Operand]:
+    """Operands whose shape the frame does not hold (``self._shortcut(x)``) get the shapes the
+    failing op was given (the failed run's data flow), when they line up one to one."""
+    if all(o.shape is not None for o in operands) or not operands:
+        return operands
+    flow = ctx.flow
+    shapes = flow.functional.failed_shapes if flow is not None else ()
+    if len(shapes) != len(operands):
+        return operands
+    return [o if o.shape is not None else dataclasses.replace(o, shape=s) for o, s in zip(operands, shapes, strict=True)]
 
 
 def _mismatched_axis(
@@ -344,7 +357,12 @@ def _token_fix(
     ctx: FailureContext, operands: Sequence[Operand], axis: int, facts: dict[str, object]
 ) -> list[Candidate]:
     """A learned table (a ViT's position embedding) added to tokens made from the input: the
-    input size whose token count matches the table's."""
+    input size whose token count matches the table's.
+
+    The tokens are the positions of a layer's map (the patch embedding) plus any fixed extra
+    ones (a class token); the count is read from that layer's output in traces at other sizes
+    (not from whether the model runs: a table broadcasts over a single token).
+    """
     table = next((o for o in operands if isinstance(o.value, nn.Parameter) and o.shape), None)
     tokens = next((o for o in operands if o is not table and o.shape), None)
     running = ctx.innermost
@@ -352,27 +370,22 @@ def _token_fix(
     if table is None or tokens is None or running is None or shape is None or len(shape) < 3 or ctx.probe is None:
         return []
     assert table.shape is not None and tokens.shape is not None
-    if axis >= len(table.shape) or axis >= len(tokens.shape):
+    if axis >= len(table.shape) or axis >= len(tokens.shape) or table.shape[axis] == 1:
         return []
-    want = table.shape[axis]
-    frame = ctx.frame
-    if frame is None:
+    want, now = table.shape[axis], tokens.shape[axis]
+    source = _token_source(ctx, tokens, now)
+    if source is None:
         return []
+    name, extra = source
     dims = len(shape) - 2
     probe = ctx.probe
 
     def count(side: int) -> int:
         result = probe(ctx.inputs.with_first_shape((*shape[:2], *(side,) * dims)))
-        if isinstance(result, ShapeTrace):
-            return want
-        again = result.frame
-        tb = user_traceback(result)
-        if again is None or tb is None or (again.filename, again.lineno) != (frame.filename, frame.lineno):
-            return 0  # fails elsewhere (too small for the patch embedding, say): fewer tokens
-        node = failing_node(tb)
-        found = [o for o in operands_of(node, Resolver(result, tb)) if o.text == tokens.text] if node else []
-        got = found[0].shape if found and found[0].shape is not None else None
-        return got[axis] if got is not None and axis < len(got) else 0
+        records = result.layers if isinstance(result, ShapeTrace) else result.records
+        made = next((r for r in records if r.name == name and r.finished), None)
+        out = first_shape(made.output_shape) if made is not None else None
+        return math.prod(out[2:]) + extra if out is not None and len(out) > 2 else 0
 
     side = arith.smallest_input(count, want, limit=4096)
     if side is None or count(side) != want:
@@ -382,8 +395,19 @@ def _token_fix(
     return [
         Candidate(
             TransformInput(f"an input of {'x'.join(map(str, fitted))}", shape=fitted),
-            note=f"{table.text} holds {want} positions on axis {axis}; {tokens.text} has {tokens.shape[axis]} "
+            note=f"{table.text} holds {want} positions on axis {axis}; {tokens.text} has {now} "
             f"at {'x'.join(map(str, shape[2:]))} and {want} at {'x'.join(map(str, fitted[2:]))}",
             kind="position_table_size",
         )
     ]
+
+
+def _token_source(ctx: FailureContext, tokens: Operand, now: int) -> tuple[str, int] | None:
+    """The layer whose map positions the tokens are, and how many fixed tokens come on top."""
+    for r in reversed(ctx.leaves_before()):  # the failure is in forward code: all of them ran
+        out = first_shape(r.output_shape)
+        if out is not None and len(out) >= 3 and tokens.shape is not None and out[0] == tokens.shape[0]:
+            positions = math.prod(out[2:])
+            if 0 <= now - positions <= 8:
+                return r.name, now - positions
+    return None

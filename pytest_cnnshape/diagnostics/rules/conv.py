@@ -22,10 +22,13 @@ from torch import nn
 
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
+from ...tracing.lineage import LAYER
 from ..common import (
     before_layer,
+    channels_last_producer,
     describe,
     from_model_input,
+    input_origin,
     layer_diagnosis,
     layout_may_differ,
     origin,
@@ -92,8 +95,12 @@ def _channels_last(
     layout = _LAYOUTS[dims] if batched else _LAYOUTS[dims].replace("N, ", "")
     sides = shape[1:-1] if batched else shape[:-1]
     # channels are usually fewer than positions; when they are not, the channel count
-    # itself is the likelier mistake
-    likely = all(conv.in_channels < s for s in sides)
+    # itself is the likelier mistake -- unless a layer that puts its features last (an
+    # Embedding, a Linear) made the tensor: then the layout is certain
+    found = input_origin(ctx, running)
+    made = ctx.records[found.index] if found is not None and found.kind == LAYER else None
+    certain = made is not None and channels_last_producer(ctx.view.module(made.name))
+    likely = certain or all(conv.in_channels < s for s in sides)
     return Candidate(
         before_layer(ctx, running, _permutation(dims, batched)),
         note=f"moves the {conv.in_channels} channels to axis {1 if batched else 0}"
@@ -169,7 +176,12 @@ def _channels(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shape) 
     name = running.record.name
     candidates = [Candidate(layer_fix(name, conv, **changes), note=note, rank=1, cost=len(changes))]
     if layout_may_differ(ctx, running):
-        candidates += [c for c in (_channels_last(ctx, conv, shape, True), _clip_layout(ctx, conv, shape)) if c]
+        layouts = [c for c in (_channels_last(ctx, conv, shape, True), _clip_layout(ctx, conv, shape)) if c]
+        if any(c.rank <= 0 for c in layouts):
+            # the channels are plainly elsewhere: reading positions or frames as channels
+            # would run, and be wrong for any other length
+            candidates = []
+        candidates += layouts
     if model_input:
         hint = _image_hint(got, conv.in_channels)
         if hint is not None:

@@ -65,7 +65,43 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         _wrong_flatten(ctx, fc, shape, expects)
         or _unflattened(ctx, fc, shape, expects)
         or _folded_batch(ctx, fc, shape, expects)
+        or _flattened_batch(ctx, fc, shape, expects)
         or _in_features(ctx, fc, shape, expects)
+    )
+
+
+def _flattened_batch(
+    ctx: FailureContext, fc: nn.Linear, shape: Shape, expects: tuple[str, str]
+) -> Diagnosis | None:
+    """``torch.flatten(x)`` without ``start_dim``: the batch went into the one axis too."""
+    running = ctx.innermost
+    assert running is not None
+    source = last_map(ctx, running.record)
+    map_shape = output_of(source) if source is not None else None
+    if source is None or map_shape is None or len(shape) != 1:
+        return None
+    if arith.flatten_size(map_shape, 0) != shape[0] or map_shape[0] == 1:
+        return None
+    right = arith.flatten_size(map_shape, 1)
+    flatten = "x = torch.flatten(x, 1)"
+    patch = FeedLayer(
+        f"{flatten}   (torch.flatten(x) without start_dim=1 flattens the batch too)",
+        name=running.record.name,
+        code=flatten,
+        source=source.name,
+    )
+    if right != fc.in_features:
+        patch = joined(patch, layer_fix(running.record.name, fc, in_features=right))
+    return layer_diagnosis(
+        ctx,
+        "flatten_batch",
+        f"cannot take its input: the batch of {map_shape[0]} was flattened into one vector",
+        details=[
+            ("received", received_line(shape, f"flattened from {describe(source)} -> {format_shape(map_shape)}")),
+            expects,
+        ],
+        candidates=[Candidate(patch, note=f"keeps the batch axis: {right} = {product(map_shape[1:])} per sample")],
+        facts={"in_features": right, "batch": map_shape[0]},
     )
 
 

@@ -38,7 +38,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     name = running.record.name
     layout = "(B, T, F)" if rnn.batch_first else "(T, B, F)"
     expects = ("expects", f"{layout} with F = input_size = {rnn.input_size}")
-    conv_map = _conv_map(ctx)
+    found_map = conv_map = _conv_map(ctx)
     candidates: list[Candidate] = []
     if len(shape) in (2, 3):
         candidates.append(
@@ -48,6 +48,12 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
                 rank=1,
             )
         )
+    if conv_map is not None:
+        producer, mapped = conv_map
+        b, c, h, w = mapped
+        steps = (b, w, c * h) if rnn.batch_first else (w, b, c * h)
+        if shape == steps:
+            conv_map = None  # the map is already a sequence of c * h features: the LSTM is the mistake
     if conv_map is not None:
         producer, mapped = conv_map
         b, c, h, w = mapped
@@ -69,14 +75,19 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     else:
         problem = f"cannot take a {len(shape)}-D input: it wants a sequence {layout}"
     facts: dict[str, object] = {"input_size": shape[-1] if len(shape) in (2, 3) else None}
-    if conv_map is not None:
-        facts["map"] = list(conv_map[1])
+    if found_map is not None:
+        facts["map"] = list(found_map[1])
     return layer_diagnosis(
         ctx,
         "rnn_input_size",
         problem,
         details=[
-            ("received", received_line(shape, f"made from {conv_map[0]} -> {format_shape(conv_map[1])}" if conv_map else "")),
+            (
+                "received",
+                received_line(
+                    shape, f"made from {found_map[0]} -> {format_shape(found_map[1])}" if found_map else ""
+                ),
+            ),
             expects,
         ],
         candidates=candidates,

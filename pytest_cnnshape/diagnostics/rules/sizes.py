@@ -308,7 +308,7 @@ def _is_last_window(ctx: FailureContext, module: nn.Module, sides: Shape) -> boo
         return False
     windowed = [m for m in ctx.view.modules if isinstance(m, _WINDOWED)]
     kernel = arith.per_dim(module.kernel_size, len(sides))
-    wide = all(k > s for k, s in zip(kernel, sides, strict=True)) and max(kernel) > 2
+    wide = all(k > s for k, s in zip(kernel, sides, strict=True)) and max(kernel) >= 4
     return wide and bool(windowed) and windowed[-1] is module
 
 
@@ -329,13 +329,14 @@ def _layer_candidates(
         changes: dict[str, object] = {"kernel_size": fitted if len(set(fitted)) > 1 else fitted[0]}
         if any(p > f // 2 for p, f in zip(padding, fitted, strict=True)):
             changes["padding"] = 0
-        out.append(
-            Candidate(
-                layer_fix(name, module, **changes),
-                note=f"a window as large as the {'x'.join(map(str, sides))} map it gets",
-                rank=rank,
+        if max(fitted) > 1:  # a 1x1 window would pool nothing
+            out.append(
+                Candidate(
+                    layer_fix(name, module, **changes),
+                    note=f"a window as large as the {'x'.join(map(str, sides))} map it gets",
+                    rank=rank,
+                )
             )
-        )
         adaptive = "AdaptiveAvgPool" if isinstance(module, nn.modules.pooling._AvgPoolNd) else "AdaptiveMaxPool"
         code = f"nn.{adaptive}{dims}d(1)"
         out.append(

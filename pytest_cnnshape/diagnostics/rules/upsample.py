@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ...shapes.tree import Shape
+from ...shapes.tree import Shape, first_shape
 from ...tracing.failure import FailureContext
 from ...tracing.functional import FunctionalOps
 from ..common import describe, last_map, layer_diagnosis, origin, output_of, received, received_line
@@ -35,7 +35,9 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     shape = received(running)
     if isinstance(module, nn.PixelShuffle) and shape is not None and len(shape) >= 3:
         return _pixel_shuffle(ctx, module.upscale_factor, shape)
-    if isinstance(module, nn.modules.pooling._MaxUnpoolNd) and "invalid max index" in ctx.message:
+    if isinstance(module, nn.modules.pooling._MaxUnpoolNd) and (
+        "invalid max index" in ctx.message or "shape of indices" in ctx.message
+    ):
         return _unpool(ctx, shape)
     if not ctx.in_torch_layer:
         flow = ctx.flow
@@ -94,6 +96,8 @@ def _pool_of(ctx: FailureContext, pooled: Shape | None) -> tuple[str, Shape] | N
     """The max pooling whose indices the unpooling got: its name and the map it pooled."""
     running = ctx.innermost
     assert running is not None
+    indices = first_shape(running.record.input_shapes[1:2]) if len(running.record.input_shapes) > 1 else None
+    want = indices or pooled
     for r in reversed(ctx.leaves_before(running.record)):
         module = ctx.view.module(r.name)
         out = output_of(r)
@@ -101,8 +105,8 @@ def _pool_of(ctx: FailureContext, pooled: Shape | None) -> tuple[str, Shape] | N
             isinstance(module, nn.modules.pooling._MaxPoolNd)
             and module.return_indices
             and out is not None
-            and pooled is not None
-            and out[-2:] == pooled[-2:]
+            and want is not None
+            and out[-2:] == want[-2:]
         ):
             source = r.input_shapes[0] if r.input_shapes else None
             if isinstance(source, tuple) and all(isinstance(v, int) for v in source):
