@@ -65,12 +65,23 @@ def _rules() -> tuple[Rule, ...]:
 
 
 def diagnose(ctx: FailureContext) -> Diagnosis:
-    """The most specific diagnosis a rule can make; the generic one otherwise.
+    """The most specific diagnosis a rule can make (the generic one otherwise), its fixes
+    verified.
 
     A rule that breaks on an unforeseen model is skipped rather than allowed to
     hide the user's own error (``CNNSHAPE_DEBUG=1`` re-raises, for our tests).
     """
-    from .rules.generic import generic, with_common_notes
+    from .rules.generic import with_common_notes
+    from .verify import settle
+
+    diagnosis = with_common_notes(ctx, recognise(ctx))
+    return settle(ctx, diagnosis)
+
+
+def recognise(ctx: FailureContext) -> Diagnosis:
+    """What the rules make of a failure, before any fix is verified (how a second problem a
+    fix runs into is named)."""
+    from .rules.generic import generic
 
     found = None
     for rule in _rules():
@@ -82,7 +93,4 @@ def diagnose(ctx: FailureContext) -> Diagnosis:
             found = None
         if found is not None:
             break
-    from .verify import settle
-
-    diagnosis = with_common_notes(ctx, found or generic(ctx))
-    return settle(ctx, diagnosis)
+    return found or generic(ctx)

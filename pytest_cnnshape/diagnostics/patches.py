@@ -219,6 +219,14 @@ def joined(*patches: Patch, text: str | None = None) -> Patch:
 
 # -- the twin --------------------------------------------------------------------------
 
+#: The attribute under which a wrapper of the twin holds the layer it wraps.
+WRAPPED = "layer"
+
+
+def unwrapped(text: str) -> str:
+    """A name or headline from a twin, with the layers a fix wrapped under their own names."""
+    return text.replace(f".{WRAPPED} (", " (").removesuffix(f".{WRAPPED}")
+
 
 class _Cell:
     """Holds the tensor a captured layer last returned (a plain attribute, no module)."""
@@ -231,11 +239,11 @@ class _Captured(nn.Module):
 
     def __init__(self, layer: nn.Module, cell: _Cell) -> None:
         super().__init__()
-        self.layer = layer
+        self.add_module(WRAPPED, layer)
         self.cell = cell
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.layer(*args, **kwargs)
+        out = self._modules[WRAPPED](*args, **kwargs)
         self.cell.value = out
         return out
 
@@ -245,13 +253,13 @@ class _Fed(nn.Module):
 
     def __init__(self, layer: nn.Module, code: str, cell: _Cell | None) -> None:
         super().__init__()
-        self.layer = layer
+        self.add_module(WRAPPED, layer)
         self.code = code
         self.cell = cell
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         x = self.cell.value if self.cell is not None else args[0]
-        return self.layer(run_statement(self.code, x), *args[1:], **kwargs)
+        return self._modules[WRAPPED](run_statement(self.code, x), *args[1:], **kwargs)
 
 
 def _shallow(module: nn.Module) -> nn.Module:

@@ -32,7 +32,7 @@ from ..tracing.devices import meta_limitation
 from ..tracing.failure import FailureContext
 from ..tracing.records import ShapeTrace
 from .common import sequence_first
-from .patches import Patch, ReplaceLayer, Unpatchable, build_module, twin
+from .patches import CODE, INPUT, Patch, ReplaceLayer, Unpatchable, build_module, twin, unwrapped
 from .report import Candidate, Diagnosis, ShownFix
 
 if TYPE_CHECKING:
@@ -62,15 +62,28 @@ class Outcome:
     inputs: InputSpec | None = None
 
 
-def keeps_batch(output: ShapeTree, inputs: InputSpec, model: nn.Module) -> bool:
-    """The output's batch is the input's: on axis 0, or axis 1 of a sequence-first model."""
+def keeps_batch(output: ShapeTree, inputs: InputSpec, time_major: bool) -> bool:
+    """The output's batch is the input's: on axis 0, or on axis 1 of a sequence-first model."""
     shape, given = first_shape(output), inputs.first_shape()
     if shape is None or given is None or len(given) < 2 or len(shape) < 1:
         return True
     batch = given[0]
-    return shape[0] == batch or (
-        len(shape) >= 3 and shape[1] == batch and any(sequence_first(m) for m in model.modules())
-    )
+    return shape[0] == batch or (len(shape) >= 3 and shape[1] == batch and time_major)
+
+
+_AXIS_MOVES = frozenset({"permute", "transpose", "movedim", "moveaxis", "swapaxes", "swapdims", "t"})
+
+
+def time_major(ctx: FailureContext) -> bool:
+    """Whether the model is sequence-first by design: a recurrent or attention layer with
+    ``batch_first=False``, or forward code that moves axes (a CRNN's ``(W, B, C)``)."""
+    if any(sequence_first(m) for m in ctx.view.modules):
+        return True
+    flow = ctx.flow
+    if flow is None:
+        return False
+    origins = [o for found in flow.lineage.sources.values() for o in found if o is not None]
+    return any(op in _AXIS_MOVES for o in origins for op in o.ops)
 
 
 def _finished_leaves(ctx: FailureContext) -> int:
@@ -87,13 +100,28 @@ def _where(ctx: FailureContext) -> str:
     if running is None:
         return "its forward()"
     record = running.record
-    name = record.name.removesuffix(".layer")  # a layer a fix wrapped: its own name
+    name = unwrapped(record.name)  # a layer a fix wrapped: its own name
     label = f"{name or '(root)'}" + (f" (call {record.call + 1})" if record.call else "")
     return f"{label} ({record.type})" if ctx.in_torch_layer else f"the forward() of {label} ({record.type})"
 
 
-def attempt(ctx: FailureContext, patch: Patch) -> Outcome:
-    """Apply ``patch`` to a twin of the failed model and trace it (meta first)."""
+def _second_problem(ctx: FailureContext) -> str:
+    """The headline the rules give the failure a fix runs into (its own fixes not tried)."""
+    from . import recognise
+
+    try:
+        return unwrapped(recognise(ctx).headline)
+    except Exception:  # naming the second problem must never break the first one's diagnosis
+        if os.environ.get("CNNSHAPE_DEBUG"):
+            raise
+        return f"{_where(ctx)}: {_first_line(ctx.exc)}"
+
+
+def attempt(ctx: FailureContext, patch: Patch, sequence_first: bool = False) -> Outcome:
+    """Apply ``patch`` to a twin of the failed model and trace it (meta first).
+
+    ``sequence_first``: the output may hold the batch on axis 1 (``time_major``).
+    """
     probe = ctx.probe
     if probe is None:
         return Outcome(False, False, "no second run is possible here")
@@ -114,7 +142,7 @@ def attempt(ctx: FailureContext, patch: Patch) -> Outcome:
     if result is None or spec is None:
         return Outcome(False, False, "it cannot be tried on this model")
     if isinstance(result, ShapeTrace):
-        if not keeps_batch(result.output_shape, spec, view.root):
+        if not keeps_batch(result.output_shape, spec, sequence_first):
             return Outcome(
                 False,
                 False,
@@ -132,16 +160,16 @@ def attempt(ctx: FailureContext, patch: Patch) -> Outcome:
         )
     before, now = ctx.innermost, result.innermost
     moved = (
-        _independent(ctx, patch, view)
+        _independent(ctx, patch, view, result)
         and _finished_leaves(result) > _finished_leaves(ctx)
         and now is not None
         and before is not None
-        and (now.record.name.removesuffix(".layer"), now.record.call) != (before.record.name, before.record.call)
+        and (unwrapped(now.record.name), now.record.call) != (before.record.name, before.record.call)
     )
     if moved:
         text = (
-            f"partly verified: the model then gets past {_where(ctx)} and fails later, at "
-            f"{_where(result)}: {_first_line(result.exc)} (a second problem)"
+            f"partly verified: the model then gets past {_where(ctx)} and fails later: "
+            f"{_second_problem(result)} (a second problem)"
         )
         return Outcome(False, True, text, failure=result, inputs=spec)
     return Outcome(
@@ -152,13 +180,18 @@ def attempt(ctx: FailureContext, patch: Patch) -> Outcome:
 _WIDTHS = ("out_channels", "out_features", "num_features", "hidden_size", "normalized_shape")
 
 
-def _independent(ctx: FailureContext, patch: Patch, view: ModelView) -> bool:
-    """Whether a failure further on can be a second, independent problem: not when the fix
-    changed what the failing layer gives the next one (its output channels or features), so
-    that the next layer fails because of the fix itself."""
+def _independent(ctx: FailureContext, patch: Patch, view: ModelView, later: FailureContext) -> bool:
+    """Whether a failure further on can be a second, independent problem.
+
+    Not after a change of forward code (it reshapes what comes next: the next line may fail
+    because of it), not in forward code after an input change, and not when a layer fix
+    changed what the failing layer gives the next one (its output channels or features).
+    """
     running = ctx.innermost
-    if running is None:
-        return True
+    if running is None or patch.kind == CODE:
+        return False
+    if patch.kind == INPUT:
+        return later.in_torch_layer
     for part in patch.parts():
         if not isinstance(part, ReplaceLayer) or part.name != running.record.name:
             continue
@@ -198,6 +231,7 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     partial: tuple[Candidate, Outcome] | None = None
     failed: list[tuple[Candidate, Outcome]] = []
     tried = 0
+    sequence_first = bool(order) and time_major(ctx)
     for _, candidate in order:
         kind = candidate.patch.kind
         if main is not None and (alternative is not None or kind == main[0].patch.kind):
@@ -205,7 +239,7 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
         if tried >= MAX_ATTEMPTS:
             break
         tried += 1
-        outcome = attempt(ctx, candidate.patch)
+        outcome = attempt(ctx, candidate.patch, sequence_first)
         if outcome.complete:
             if main is None:
                 main = (candidate, outcome)

@@ -15,7 +15,8 @@ that fails on CPU and CUDA would trace cleanly on meta. ``F.linear`` accepts an
 input whose dtype differs from the weight's, and ``F.conv_transpose*d`` accepts
 any number of input channels. Here they raise a RuntimeError as the CPU does (the
 channel message word for word; dtype messages vary between CPU kernels anyway).
-``F.max_unpool*d`` cannot check its indices on meta (they hold no values): the
+Normalisation layers accept parameters of another dtype than the input on meta
+(``mixed dtype (CPU)`` on a real device). ``F.max_unpool*d`` cannot check its indices on meta (they hold no values): the
 mode remembers which map each ``max_pool*d(..., return_indices=True)`` indexed and
 raises, as the CPU does, when an index the pooling can produce falls outside the
 unpooled map (a SegNet decoder without ``output_size=`` on an odd-sized map).
@@ -196,6 +197,43 @@ def _conv_transpose(dims: int) -> Rule:
     return rule
 
 
+_REDUCED = (torch.float16, torch.bfloat16)
+
+
+def _mixed_dtypes(input: Any, *params: Any) -> None:
+    """Real devices refuse a normalisation whose parameters or statistics have another dtype
+    than the input (float32 ones with a float16/bfloat16 input excepted); meta does not."""
+    if not _float_input(input):
+        return
+    for p in params:
+        if (
+            _plain_meta(p)
+            and p.dtype != input.dtype
+            and not (input.dtype in _REDUCED and p.dtype == torch.float32)
+        ):
+            raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+
+
+def _norm_check(positions: tuple[int, ...], names: tuple[str, ...]) -> Rule:
+    """The dtype check of a norm whose tensors sit at ``positions`` (or are passed as ``names``)."""
+
+    def check(*args: Any, **kwargs: Any) -> None:
+        tensors = [args[i] for i in positions if i < len(args)] + [kwargs[n] for n in names if n in kwargs]
+        if args:
+            _mixed_dtypes(args[0], *tensors)
+
+    return check
+
+
+#: Checks a real device makes before the op runs, which meta skips.
+CHECKS: dict[Any, Rule] = {
+    F.batch_norm: _norm_check((1, 2, 3, 4), ("running_mean", "running_var", "weight", "bias")),
+    F.instance_norm: _norm_check((1, 2, 3, 4), ("running_mean", "running_var", "weight", "bias")),
+    F.group_norm: _norm_check((2, 3), ("weight", "bias")),
+    F.layer_norm: _norm_check((2, 3), ("weight", "bias")),
+}
+
+
 def _gelu(input: Any, approximate: str = "none") -> Any:
     if approximate not in ("none", "tanh") or not _float_input(input):
         return None
@@ -334,6 +372,7 @@ class TraceMode(TorchFunctionMode):
     def __init__(self, *, meta: bool, watchers: Sequence[OpWatcher] = ()) -> None:
         super().__init__()
         self.rules = RULES if meta else {}
+        self.checks = CHECKS if meta else {}
         self.unpool = _UnpoolCheck() if meta else None
         self.watchers = tuple(watchers)
         self.failing = tuple(w for w in self.watchers if callable(getattr(w, "failed", None)))
@@ -355,6 +394,9 @@ class TraceMode(TorchFunctionMode):
 
     def _call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         out = None
+        check = self.checks.get(func)
+        if check is not None:
+            check(*args, **kwargs)
         rule = self.rules.get(func)
         if rule is not None:
             try:

@@ -105,3 +105,79 @@ def test_every_suggested_setting_gives_the_wanted_size(layer: nn.Module, size: i
     channels = (1, 1) if isinstance(layer, nn.modules.conv._ConvNd) else ()
     fixed = type(layer)(*channels, **kwargs)
     assert fixed(torch.empty(1, 1, size, device="meta")).shape[-1] == want
+
+
+def dcgan_generator(padding: int = 1) -> nn.Sequential:
+    """pytorch/examples#425's DCGAN generator (channels cut), one transposed conv padded wrong."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(16, 32, 4, 1, 0, bias=False),
+        nn.BatchNorm2d(32),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(32, 16, 4, 2, padding, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(16, 8, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(8, 3, 4, 2, 1, bias=False),
+        nn.Tanh(),
+    )
+
+
+def test_the_blame_walks_back_to_the_first_layer_that_diverged() -> None:
+    model = dcgan_generator(padding=2)
+    text = failure_text(model, (1, 16, 1, 1), (1, 3, 32, 32))
+    # the last ConvTranspose2d did its job (doubling); the one padded wrong did not
+    assert (
+        "dims 2 and 3: diverged at 3 (ConvTranspose2d): it got 4x4 and made 6x6, where 8x8 leads to the "
+        "expected output: (4 - 1)*2 - 2*2 + 1*(4 - 1) + 0 + 1 = 6"
+    ) in text
+    assert (
+        "fix: nn.ConvTranspose2d(in_channels=32, out_channels=16, kernel_size=4, stride=2, padding=1, "
+        "bias=False) gives 8x8 (verified: the output is then [1, 3, 32, 32])"
+    ) in text
+    assert "9 (ConvTranspose2d)" not in text  # no cropping fix at the end
+    assert trace(dcgan_generator(padding=1), (1, 16, 1, 1)).output_shape == (1, 3, 32, 32)
+
+
+def test_a_stride_one_conv_that_shrinks_is_blamed_only_against_same_padded_neighbours() -> None:
+    same = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3, padding=1))
+    assert "last changed by 1 (Conv2d)" in failure_text(same, (1, 3, 32, 32), "B x 8 x H x W")
+    # LeNet-style valid convs shrink on purpose: the pool's rounding is the change to make
+    text = failure_text(nn.Sequential(nn.Conv2d(3, 16, 3), nn.MaxPool2d(2)), (2, 3, 31, 31), "B x 16 x 15 x 15")
+    assert "last changed by 1 (MaxPool2d)" in text and "ceil_mode=True" in text
+
+
+class VAE(nn.Module):
+    """julian-8897/conv-vae-pytorch#1 / nakosung/VQ-VAE#3: the decoder's last layer gives 30x30
+    (the input is 28x28), and the latent heads are sized apart from each other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 4, 2, 1), nn.Flatten())
+        self.mu = nn.Linear(16 * 7 * 7, 20)
+        self.logvar = nn.Linear(16 * 7 * 7, 16)
+        self.fc = nn.Linear(20, 16 * 7 * 7)
+        self.dec = nn.Sequential(nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 0))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.enc(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        recon = self.dec(self.fc(mu).view(-1, 16, 7, 7))
+        return recon, mu, logvar
+
+
+def test_tuple_outputs_are_attributed_per_element() -> None:
+    text = failure_text(VAE(), (2, 1, 28, 28), ("B x 1 x 28 x 28", "B x 20", "B x 20"))
+    assert "output[0]: dims 2 and 3: last changed by dec.2 (ConvTranspose2d)" in text
+    assert "padding=1) gives 28x28 (verified: the output is then [2, 1, 28, 28])" in text
+    assert "output[2]: dim 1: last changed by logvar (Linear): out_features = 16" in text
+    assert "fix: nn.Linear(in_features=784, out_features=20) gives 20 (verified: the output is then [2, 20])" in text
+    assert "output[1]" not in text  # mu is right
+
+
+def test_a_setting_that_gives_the_size_but_not_the_output_is_not_shown() -> None:
+    # the size needed at the last conv cannot be had with its settings: no fix, plainly
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1))
+    text = failure_text(model, (1, 3, 16, 16), "B x 8 x 40 x 40")
+    assert "fix:" not in text

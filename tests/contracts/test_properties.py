@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from torch import nn
 
 from pytest_cnnshape import (
@@ -150,6 +152,34 @@ def test_min_input_size_of_a_fixed_head_model_explains_itself() -> None:
     ):
         min_input_size(fixed, 1)
     assert min_input_size(nn.Sequential(nn.Conv1d(1, 4, 9), nn.MaxPool1d(4)), 1, ndim=1) == 12
+
+
+def test_min_input_size_sees_functional_pooling() -> None:
+    from tests.corpus.field_zoo import FunctionalUNet
+
+    # F.max_pool2d four times in forward(): 16 is the smallest side
+    assert min_input_size(FunctionalUNet(), 1) == 16
+    assert runs(FunctionalUNet(), (1, 1, 16, 16)) and not runs(FunctionalUNet(), (1, 1, 15, 15))
+
+
+@settings(max_examples=20)
+@given(sides=st.lists(st.integers(1, 4), min_size=1, max_size=4), k=st.integers(1, 3))
+def test_min_input_size_of_functional_pooling_agrees_with_the_modules(sides: list[int], k: int) -> None:
+    """The same pooling written as F.max_pool2d in forward and as nn.MaxPool2d layers."""
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, k)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.conv(x)
+            for s in sides:
+                x = F.max_pool2d(x, s)
+            return x
+
+    layers = nn.Sequential(nn.Conv2d(1, 2, k), *(nn.MaxPool2d(s) for s in sides))
+    assert min_input_size(Functional(), 1) == min_input_size(layers, 1) == arith.min_input_size_of(list(layers))
 
 
 def test_batch_invariance() -> None:

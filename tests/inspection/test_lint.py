@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from pytest_cnnshape import Finding, Findings, LintError, assert_no_lint, lint
+from pytest_cnnshape import Finding, Findings, LintError, ShapeMismatchError, assert_no_lint, lint, trace
 from pytest_cnnshape.inspection.catalog import RULE_IDS, RULES
 from pytest_cnnshape.strategies import cnn_stacks
 from tests.corpus.inspection_zoo import (
@@ -321,3 +321,90 @@ def test_no_hook_is_left_behind_when_the_forward_fails() -> None:
     with pytest.raises(Exception, match="mat1 and mat2"):
         lint(model, (1, 1, 32, 32))
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+class FunctionalSoftmax(nn.Module):
+    """A classifier whose forward ends in ``F.softmax`` (the common Keras port), no Softmax layer."""
+
+    def __init__(self, log: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 5)
+        self.log = log
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.fc(torch.flatten(F.adaptive_avg_pool2d(self.conv(x), 1), 1))
+        return F.log_softmax(logits, dim=1) if self.log else F.softmax(logits, dim=1)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_a_functional_softmax_before_cross_entropy_is_found(device: str) -> None:
+    found = lint(FunctionalSoftmax(), (2, 3, 8, 8), loss=nn.CrossEntropyLoss(), device=device)
+    assert [(f.rule, f.layer) for f in found] == [("softmax-before-cross-entropy", "")]
+    assert "F.softmax in its forward()" in found[0].message and "probabilities" in found[0].message
+    assert "drop the F.softmax" in found[0].fix
+    assert [f.rule for f in lint(FunctionalSoftmax(log=True), (2, 3, 8, 8), loss="cross_entropy")] == [
+        "softmax-before-cross-entropy"
+    ]
+    assert lint(FunctionalSoftmax(log=True), (2, 3, 8, 8), loss="nll") == []
+    nll = lint(FunctionalSoftmax(), (2, 3, 8, 8), loss="nll")
+    assert "F.log_softmax(x, dim=1)" in nll[0].fix
+    assert lint(FunctionalSoftmax(), (2, 3, 8, 8), loss=nn.MSELoss()) == []
+
+
+class CRNNHead(nn.Module):
+    """A CRNN's CTC head: (B, C, 1, W) -> (W, B, C) by a permute, then an LSTM (batch_first=False)."""
+
+    def __init__(self, rnn: bool = True) -> None:
+        super().__init__()
+        self.cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.AdaptiveAvgPool2d((1, 12)))
+        self.rnn = nn.LSTM(8, 6) if rnn else None
+        self.fc = nn.Linear(6 if rnn else 8, 11)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = self.cnn(x).squeeze(2).permute(2, 0, 1)  # (W, B, C) for CTC
+        if self.rnn is not None:
+            seq, _ = self.rnn(seq)
+        return F.log_softmax(self.fc(seq), dim=2)
+
+
+class Transposed(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3)).t()  # (C, B): sequence-first by design, nothing shows it
+
+
+@pytest.mark.parametrize("rnn", [True, False])
+def test_a_sequence_first_output_is_not_a_changed_batch(rnn: bool) -> None:
+    model = CRNNHead(rnn)
+    assert lint(model, (3, 1, 16, 48), ignore=["linear-fixed-input-size"]) == []
+    # the diagnosis does not take (T, B, C) for a fold either
+    broken = CRNNHead(rnn)
+    broken.fc = nn.Linear(7, 11)
+    with pytest.raises(ShapeMismatchError) as info:
+        trace(broken, (3, 1, 16, 48))
+    assert "batch changed" not in str(info.value) and info.value.kind == "linear_in_features"
+    assert info.value.fix is not None and "in_features=" in info.value.fix
+
+
+def test_batch_dim_says_where_the_batch_is() -> None:
+    found = lint(Transposed(), (4, 3, 8, 8))
+    assert [f.rule for f in found] == ["batch-dimension-changed"]
+    assert "batch_dim=1" in found[0].fix
+    assert lint(Transposed(), (4, 3, 8, 8), batch_dim=1) == []
+    from tests.corpus.inspection_zoo import FoldsBatch
+
+    assert [f.rule for f in lint(FoldsBatch(), (2, 3, 8, 8), batch_dim=1)] == ["batch-dimension-changed"]
+    with pytest.raises(ValueError, match="batch_dim=-1 must be a whole number >= 0"):
+        lint(Transposed(), (4, 3, 8, 8), batch_dim=-1)
+
+
+def test_a_parametrization_is_not_data_flow() -> None:
+    model = nn.Sequential(
+        nn.utils.parametrizations.spectral_norm(nn.Conv2d(3, 8, 3)),
+        nn.Flatten(),
+        nn.utils.parametrizations.weight_norm(nn.Linear(8 * 6 * 6, 10)),
+    )
+    result = trace(model, (2, 3, 8, 8))
+    assert [r.name for r in result.layers] == ["", "0", "1", "2"]  # no parametrization calls
+    assert all(r.is_leaf for r in result.layers[1:])
+    assert lint(model, (2, 3, 8, 8), ignore=["linear-fixed-input-size"]) == []

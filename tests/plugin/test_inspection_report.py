@@ -276,3 +276,55 @@ def test_it(cnn_shapes):
             "Inspection failed: ShapeMismatchError: *this layer runs once*",
         ]
     )
+
+
+SEQUENCE_FIRST = """
+import torch.nn as nn
+
+
+class SequenceFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, bias=False)
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3)).t()  # (C, B): the batch on axis 1, by design
+"""
+
+SEQUENCE_MODEL = """
+[tool.cnnshape.models.{name}]
+factory = "seqnet.py:SequenceFirst"
+input = "2x3x8x8"
+lint = true
+"""
+
+
+def test_batch_dim_says_a_model_is_sequence_first_per_model_and_per_project(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(seqnet=SEQUENCE_FIRST)
+    pytester.makepyprojecttoml(
+        SEQUENCE_MODEL.format(name="plain") + SEQUENCE_MODEL.format(name="declared") + "batch_dim = 1\n"
+    )
+    result = pytester.runpytest("pyproject.toml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*[[]batch-dimension-changed[]]*", "FAILED pyproject.toml::plain*"])
+    pytester.makepyprojecttoml("[tool.cnnshape]\nlint = { batch_dim = 1 }\n" + SEQUENCE_MODEL.format(name="plain"))
+    pytester.runpytest("pyproject.toml").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "message"),
+    [
+        ("[tool.cnnshape]\nlint = { batchdim = 1 }\n", "*unknown key 'batchdim' (did you mean 'batch_dim'?*"),
+        ("[tool.cnnshape]\nlint = { batch_dim = -1 }\n", "*lint.batch_dim = -1 must be 0 or more*"),
+        (
+            SEQUENCE_MODEL.format(name="m") + "batch_dim = true\n",
+            "*[[]tool.cnnshape.models.m[]] batch_dim = True must be a whole number >= 0*",
+        ),
+    ],
+)
+def test_a_wrong_batch_dim_is_a_usage_error(pytester: pytest.Pytester, pyproject: str, message: str) -> None:
+    pytester.makepyfile(seqnet=SEQUENCE_FIRST)
+    pytester.makepyprojecttoml(pyproject)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

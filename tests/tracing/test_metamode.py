@@ -61,9 +61,16 @@ def test_batch_norm(
     x: torch.Tensor, sizes: tuple[int | None, ...], training: bool, eps: float, param_dtype: torch.dtype
 ) -> None:
     mean, var, weight, bias = (vector(s, param_dtype) for s in sizes)
-    same_with_and_without_shortcuts(
-        lambda: F.batch_norm(x, mean, var, weight, bias, training=training, eps=eps)
-    )
+    call = lambda: F.batch_norm(x, mean, var, weight, bias, training=training, eps=eps)  # noqa: E731
+    if mixed(x.dtype, param_dtype) and any(s is not None for s in sizes):
+        with meta_mode(), pytest.raises(RuntimeError, match="mixed dtype"):
+            call()  # the CPU's check, which meta skips: see the test below
+        return
+    same_with_and_without_shortcuts(call)
+
+
+def mixed(x: torch.dtype, p: torch.dtype) -> bool:
+    return p != x and not (x in (torch.float16, torch.bfloat16) and p == torch.float32)
 
 
 @given(
@@ -209,4 +216,67 @@ def test_conv_transpose_on_meta_refuses_what_the_cpu_refuses(
         meta = shape_or_error(lambda: fn(x.to(META), w.to(META)))
     assert meta[:2] == cpu[:2]
     if cpu[0] == "raised" and "channels" in cpu[2]:
+        assert meta == cpu
+
+
+norm_dtypes = st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16])
+
+
+@given(
+    norm=st.sampled_from(["batch", "instance", "group", "layer"]),
+    x_dtype=norm_dtypes,
+    p_dtype=norm_dtypes,
+    stats_only=st.booleans(),
+)
+def test_norms_on_meta_refuse_mixed_dtypes_as_the_cpu_does(
+    norm: str, x_dtype: torch.dtype, p_dtype: torch.dtype, stats_only: bool
+) -> None:
+    def run(device: str) -> tuple[Any, ...]:
+        x = torch.zeros(2, 4, 5, 5, dtype=x_dtype, device=device)
+        v = torch.ones(4, dtype=p_dtype, device=device)
+        w = None if stats_only else v
+        calls = {
+            "batch": lambda: F.batch_norm(x, v, v, w, w),
+            "instance": lambda: F.instance_norm(x, weight=v, bias=v),
+            "group": lambda: F.group_norm(x, 2, v, v),
+            "layer": lambda: F.layer_norm(x, (5,), torch.ones(5, dtype=p_dtype, device=device)),
+        }
+        return shape_or_error(calls[norm])
+
+    cpu = run("cpu")
+    with meta_mode():
+        meta = run("meta")
+    assert meta[:2] == cpu[:2]  # the same outcome; the CPU words it per dtype pair
+
+
+@given(
+    dims=st.integers(1, 3),
+    sides=st.lists(st.integers(2, 9), min_size=3, max_size=3),
+    kernel=st.integers(1, 3),
+    stride=st.integers(1, 3),
+    ceil_mode=st.booleans(),
+    given_size=st.booleans(),
+)
+def test_max_unpool_on_meta_refuses_what_the_cpu_refuses(
+    dims: int, sides: list[int], kernel: int, stride: int, ceil_mode: bool, given_size: bool
+) -> None:
+    # values rising with the position put each window's maximum at its last position: the
+    # largest index a pooling can produce, which the CPU checks against the unpooled map
+    pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[dims - 1]
+    unpool = (F.max_unpool1d, F.max_unpool2d, F.max_unpool3d)[dims - 1]
+    shape = (1, 2, *sides[:dims])
+    x = torch.arange(float(torch.Size(shape).numel())).view(shape)
+
+    def run(t: torch.Tensor) -> tuple[Any, ...]:
+        def call() -> torch.Tensor:
+            y, i = pool(t, kernel, stride, ceil_mode=ceil_mode, return_indices=True)
+            return unpool(y, i, kernel, stride, output_size=shape[2:] if given_size else None)
+
+        return shape_or_error(call)
+
+    cpu = run(x)
+    with meta_mode():
+        meta = run(x.to(META))
+    assert meta[:2] == cpu[:2]
+    if cpu[0] == "raised" and "invalid max index" in cpu[2]:
         assert meta == cpu

@@ -18,8 +18,11 @@ from torch.nn.parameter import is_lazy
 from ... import arith
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
+from ...tracing.lineage import INPUT, LAYER
 from ..common import (
+    channels_last_producer,
     describe,
+    input_origin,
     input_of,
     last_map,
     layer_diagnosis,
@@ -105,6 +108,9 @@ def _flattened_batch(
     )
 
 
+_AXIS_MOVES = frozenset({"permute", "transpose", "movedim", "moveaxis", "swapaxes", "swapdims"})
+
+
 def _wrong_flatten(
     ctx: FailureContext, fc: nn.Linear, shape: Shape, expects: tuple[str, str]
 ) -> Diagnosis | None:
@@ -147,11 +153,23 @@ def _wrong_flatten(
 def _unflattened(
     ctx: FailureContext, fc: nn.Linear, shape: Shape, expects: tuple[str, str]
 ) -> Diagnosis | None:
-    """A feature map (N, C, H, W) reached the Linear without a flatten."""
+    """A feature map (N, C, H, W) reached the Linear without a flatten.
+
+    Not a sequence (N, L, C) or (T, B, C): a Linear works on its last axis by design, as
+    on what an LSTM, an Embedding or another Linear returns (``tracing.lineage``).
+    """
     if len(shape) < 3:
         return None
     running = ctx.innermost
     assert running is not None
+    found = input_origin(ctx, running)
+    if found is not None and found.kind == LAYER and 0 <= found.index < len(ctx.records):
+        if channels_last_producer(ctx.view.module(ctx.records[found.index].name)):
+            return None
+    elif found is not None and found.kind == INPUT and len(shape) == 3:
+        return None  # (N, L, C) straight from the input: a sequence
+    if found is not None and any(op in _AXIS_MOVES for op in found.ops):
+        return None  # a map made into a sequence on purpose (a CRNN's (W, B, C))
     right = arith.flatten_size(shape, 1)
     name = running.record.name
     linear = layer_call(fc, in_features=right)
