@@ -13,6 +13,7 @@ offered too: a smaller kernel, an adaptive pooling, padding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -148,6 +149,7 @@ def smallest_fitting_input(
     *,
     limit: int = SEARCH_LIMIT,
     square: bool = True,
+    failed: FailureContext | None = None,
 ) -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
     """The smallest first input no layer runs out of pixels on.
 
@@ -155,14 +157,18 @@ def smallest_fitting_input(
     length) by default: the smallest side for all axes. With ``square=False`` each axis
     keeps its size if it fits and only the axes that run out grow, each to its own
     minimum. Output sizes never shrink when an input side grows, so "nobody runs out
-    on this axis" is monotone in that side and a doubling search plus bisection finds
-    it in O(log side) runs per axis. Also returns the run at that size: the model may
-    still fail there for another reason (a Linear sized for one input, say).
+    on this axis" is monotone in that side and a bisection finds it in O(log side) runs
+    per axis; the failing layer's own formula bounds the range (its map shrank from the
+    input by a known ratio), and axes that run out alike grow together. ``failed`` is the
+    run at ``shape`` when it is already known. Also returns the run at the size found:
+    the model may still fail there for another reason (a Linear sized for one input).
     """
     if len(shape) < 3:
         return None, None
     dims = len(shape) - 2
     runs: dict[Shape, ShapeTrace | FailureContext] = {}
+    if failed is not None:
+        runs[tuple(shape)] = failed
 
     def at(candidate: Shape) -> ShapeTrace | FailureContext:
         if candidate not in runs:
@@ -188,18 +194,109 @@ def smallest_fitting_input(
             return tuple(current), result
         if ALL in starved:  # the failing layer's axes do not map onto the input's
             return square_side()
-        for axis in starved:
+        bounds = _bounds(result, current, starved)
+        for group in _alike(current, starved, bounds):
 
-            def fits(side: int, axis: int = axis) -> int:
+            def fits(side: int, group: tuple[int, ...] = group) -> bool:
                 trial = list(current)
-                trial[2 + axis] = side
-                return 0 if axis in (starved_axes(at(tuple(trial)), dims) or ()) else 1
+                for axis in group:
+                    trial[2 + axis] = side
+                return not set(group) & set(starved_axes(at(tuple(trial)), dims) or ())
 
-            side = arith.smallest_input(fits, 1, start=current[2 + axis], limit=limit)
+            side = _bisect(fits, current[2 + group[0]], bounds.get(group[0]), limit)
             if side is None:
                 return None, None
-            current[2 + axis] = side
+            for axis in group:
+                current[2 + axis] = side
     return None, None
+
+
+def _bounds(
+    result: ShapeTrace | FailureContext, current: list[int], starved: tuple[int, ...]
+) -> dict[int, tuple[int, int]]:
+    """Per starved axis, a guess of the input sides between which the failing layer's window
+    starts to fit: the sides its map needs, scaled by how much the map shrank from the input."""
+    if not isinstance(result, FailureContext):
+        return {}
+    running = result.innermost
+    sides: Shape | None = None
+    needs: list[int] = []
+    if running is not None and result.in_torch_layer and spatial_dims(running.module):
+        got = received(running)
+        dims = spatial_dims(running.module) or 1
+        sides = got[-dims:] if got is not None else None
+        if sides is not None:
+            needs = [
+                arith.smallest_input(
+                    lambda n, a=a: (arith.spatial_output_of(running.module, _with(sides, a, n)) or (0,) * dims)[a],
+                    1,
+                )
+                or 0
+                for a in range(dims)
+            ]
+    else:
+        ops = result.observed(FunctionalOps)
+        call = ops.failed_call if ops is not None else None
+        if call is not None:
+            sides = call.input_shape[-call.dims :]
+            needs = [
+                arith.smallest_input(
+                    lambda n, a=a: (call.spatial_output(_with(sides, a, n)) or (0,) * call.dims)[a], 1
+                )
+                or 0
+                for a in range(call.dims)
+            ]
+    if sides is None or len(needs) != len(current) - 2:
+        return {}
+    out = {}
+    for axis in starved:
+        if sides[axis] > 0 and needs[axis] > 0:
+            out[axis] = (
+                (needs[axis] - 1) * current[2 + axis] // sides[axis],
+                -(-needs[axis] * current[2 + axis] // sides[axis]),
+            )
+    return out
+
+
+def _with(sides: Shape, axis: int, size: int) -> tuple[int, ...]:
+    changed = list(sides)
+    changed[axis] = size
+    return tuple(changed)
+
+
+def _alike(
+    current: list[int], starved: tuple[int, ...], bounds: dict[int, tuple[int, int]]
+) -> list[tuple[int, ...]]:
+    """Starved axes grouped when they start at the same side with the same bounds (a square
+    input into square layers): each group is searched once."""
+    groups: dict[tuple[int, tuple[int, int] | None], list[int]] = {}
+    for axis in starved:
+        groups.setdefault((current[2 + axis], bounds.get(axis)), []).append(axis)
+    return [tuple(g) for g in groups.values()]
+
+
+def _bisect(
+    fits: Callable[[int], bool], low: int, guess: tuple[int, int] | None, limit: int
+) -> int | None:
+    """The smallest side above ``low`` (which does not fit) that fits; ``guess``: sides below and
+    at which it should start to fit (checked: a wrong guess costs a run, never the answer)."""
+    high = low * 2
+    if guess is not None:
+        below, high = guess
+        if low < below < high and not fits(below):
+            low = below
+    high = max(high, low + 1)
+    while not fits(high):
+        if high >= limit:
+            return None
+        low, high = high, min(high * 2, limit)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if fits(mid):
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 def minimum_input(ctx: FailureContext) -> tuple[Shape | None, ShapeTrace | FailureContext | None]:
@@ -207,7 +304,9 @@ def minimum_input(ctx: FailureContext) -> tuple[Shape | None, ShapeTrace | Failu
     shape = ctx.model_input_shape()
     if shape is None or ctx.probe is None:
         return None, None
-    return smallest_fitting_input(ctx.probe, ctx.inputs, shape, square=False)
+    flow = ctx.flow
+    known = flow.context if flow is not None else ctx
+    return smallest_fitting_input(ctx.probe, ctx.inputs, shape, square=False, failed=known)
 
 
 def diagnose(ctx: FailureContext) -> Diagnosis | None:
