@@ -120,9 +120,13 @@ def cost() -> None:
         extra, forward = statistics.median(times[1:]), statistics.median(failed_at[1:])
         extras.append(extra)
         forwards.append(forward)
-        print(f"  {name:24s} diagnosis {extra * 1000:7.1f} ms   failed forward {forward * 1000:6.1f} ms   {fixed}")
-    print(f"  median extra time of a diagnosis: {statistics.median(extras) * 1000:.1f} ms "
-          f"(goal: under 1000 ms); {statistics.median(extras) / statistics.median(forwards):.1f}x the failed forward")
+        timing = f"diagnosis {extra * 1000:7.1f} ms   failed forward {forward * 1000:6.1f} ms"
+        print(f"  {name:24s} {timing}   {fixed}")
+    median, reference = statistics.median(extras), statistics.median(forwards)
+    print(
+        f"  median extra time of a diagnosis: {median * 1000:.1f} ms (goal: under 1000 ms); "
+        f"{median / reference:.1f}x the failed forward"
+    )
 
 
 def main() -> None:

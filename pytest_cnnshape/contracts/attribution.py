@@ -20,7 +20,7 @@ named as before. A dimension changed by forward code between two layers
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +131,9 @@ def _scale(module: nn.Module, axis: int) -> float:
     return float(per_dim(module.scale_factor, axis + 1)[axis])
 
 
-def _settings(module: nn.Module, axis: int, size: int, want: int, *, dim: int | None = None) -> dict[str, Any] | None:
+def _settings(
+    module: nn.Module, axis: int, size: int, want: int, *, dim: int | None = None
+) -> dict[str, Any] | None:
     """The smallest change of the layer's settings that makes ``size`` come out as ``want``
     (on spatial ``axis``; ``dim=1``: the channels)."""
     from torch import nn
@@ -282,7 +284,9 @@ def _regular(module: nn.Module, axis: int, size: int, out: int) -> bool:
 
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         return out == size * _setting(module, "stride", axis)
-    if isinstance(module, nn.modules.conv._ConvNd | nn.modules.pooling._MaxPoolNd | nn.modules.pooling._AvgPoolNd):
+    if isinstance(
+        module, nn.modules.conv._ConvNd | nn.modules.pooling._MaxPoolNd | nn.modules.pooling._AvgPoolNd
+    ):
         k = _setting(module, "kernel_size", axis)
         s = _setting(module, "stride", axis, k)
         return out == size if s == 1 else out in (size // s, -(-size // s))
@@ -309,68 +313,82 @@ class Blame:
     settings: dict[str, Any]
 
 
-def _walk_back(
-    trace: ShapeTrace, leaves: list[int], dim: int, want: int, view: ModelView
-) -> Blame | None:
-    """Propagate ``want`` back along the path; the earliest layer that can give the needed
-    size from what it received, doing its regular job, is where the size diverged."""
-    final = first_shape(trace.layers[leaves[-1]].output_shape) if leaves else None
-    if final is None or dim < 2 or dim >= len(final):
-        return None
-    rank = len(final)
-    run: list[tuple[LayerRecord, nn.Module | None, Shape, Shape]] = []
-    for index in reversed(leaves):  # the trailing stretch of the path at the output's rank
+#: One layer on an output's path: its record, module, and the shapes it got and made.
+Step = tuple["LayerRecord", "nn.Module | None", Shape, Shape]
+
+
+def _stretch(trace: ShapeTrace, leaves: list[int], rank: int, view: ModelView) -> list[Step]:
+    """The trailing stretch of the path whose layers keep the output's rank."""
+    run: list[Step] = []
+    for index in reversed(leaves):
         record = trace.layers[index]
         got, made = first_shape(record.input_shapes), first_shape(record.output_shape)
         if got is None or made is None or len(got) != rank or len(made) != rank:
             break
         run.insert(0, (record, view.module(record.name), got, made))
+    return run
+
+
+def _carried(later: list[Step], sides: tuple[int, ...], axis: int) -> int | None:
+    """The size ``sides`` turns into on ``axis`` through the layers ``later`` (their formulas)."""
+    current = sides
+    for _, module, got, made in later:
+        nxt = _spatial(module, current) if module is not None else None
+        if nxt is None:
+            if got[2:] != made[2:]:
+                return None  # a layer whose size rule is unknown changes the sides
+            nxt = current
+        if min(nxt) < 1:
+            return None
+        current = nxt
+    return current[axis]
+
+
+def _shrinks_by_design(module: nn.Module, axis: int, same_padded: bool) -> bool:
+    """A stride-1 conv or pool without padding shrinks the map on purpose (LeNet, the original
+    U-Net), unless the path's other stride-1 layers keep their size."""
+    stride = _setting(module, "stride", axis, _setting(module, "kernel_size", axis))
+    return (
+        _regular_kind(module)
+        and stride == 1
+        and _setting(module, "padding", axis, 0) == 0
+        and not same_padded
+    )
+
+
+def _walk_back(trace: ShapeTrace, leaves: list[int], dim: int, want: int, view: ModelView) -> Blame | None:
+    """Propagate ``want`` back along the path; the earliest layer that can give the needed
+    size from what it received, doing its regular job, is where the size diverged."""
+    final = first_shape(trace.layers[leaves[-1]].output_shape) if leaves else None
+    if final is None or dim < 2 or dim >= len(final):
+        return None
+    run = _stretch(trace, leaves, len(final), view)
     axis = dim - 2
-    # a stride-1 conv without padding shrinks the map on purpose (LeNet, the original U-Net)
-    # unless the path's other stride-1 convs keep their size: then it is the odd one out
     same_padded = any(
         m is not None and _regular_kind(m) and _setting(m, "stride", axis, 1) == 1 and g[dim] == o[dim]
         for _, m, g, o in run
     )
     for k, (record, module, got, made) in enumerate(run):
-        if module is None or got[dim] == made[dim] and not _regular_kind(module):
+        if module is None or (got[dim] == made[dim] and not _regular_kind(module)):
             continue
-        valid_by_design = (
-            _regular_kind(module)
-            and _setting(module, "stride", axis, _setting(module, "kernel_size", axis)) == 1
-            and _setting(module, "padding", axis, 0) == 0
-            and not same_padded
-        )
-        if valid_by_design:
+        if _shrinks_by_design(module, axis, same_padded):
             continue
-        later = run[k + 1 :]
-
-        def gives(size: int, later: list[tuple[LayerRecord, nn.Module | None, Shape, Shape]] = later) -> int | None:
-            sides = list(made[2:])
-            sides[axis] = size
-            current: tuple[int, ...] | None = tuple(sides)
-            for _, m, g, o in later:
-                if current is None:
-                    return None
-                nxt = _spatial(m, current) if m is not None else None
-                if nxt is None:
-                    if g[2:] != o[2:]:
-                        return None  # a layer whose size rule is unknown changes the sides
-                    nxt = current
-                if min(nxt) < 1:
-                    return None
-                current = nxt
-            return current[axis] if current is not None else None
-
         bound = 2 * max(want, made[dim], got[dim]) + 16
-        needed = [t for t in range(1, bound) if gives(t) == want]
-        for t in needed:
-            if not _regular(module, axis, got[dim], t) or t == made[dim]:
+        for t in range(1, bound):
+            if t == made[dim] or not _regular(module, axis, got[dim], t):
+                continue
+            if _carried(run[k + 1 :], _with_side(made[2:], axis, t), axis) != want:
                 continue
             settings = _settings(module, axis, got[dim], t)
             if settings:
                 return Blame(record, module, dim, got[dim], made[dim], t, settings)
     return None
+
+
+def _with_side(sides: Shape, axis: int, size: int) -> tuple[int, ...]:
+    changed = list(sides)
+    changed[axis] = size
+    return tuple(changed)
 
 
 def _regular_kind(module: nn.Module) -> bool:
@@ -400,7 +418,11 @@ def _merged(module: nn.Module, per_axis: dict[int, dict[str, Any]], dims: int) -
 
 
 def _verify(
-    attribution: Attribution | None, name: str, module: nn.Module, settings: dict[str, Any], mismatch: OutputMismatch
+    attribution: Attribution | None,
+    name: str,
+    module: nn.Module,
+    settings: dict[str, Any],
+    mismatch: OutputMismatch,
 ) -> str | None:
     """Apply the setting to a twin and trace it: the text, or None when the output still
     does not match (or the twin cannot be built)."""
@@ -415,7 +437,13 @@ def _verify(
 
     probe = attribution.probe
     try:
-        root, spec = twin(attribution.view, attribution.inputs, layer_fix(name, module, **settings), torch.device("meta"), probe.dtype)
+        root, spec = twin(
+            attribution.view,
+            attribution.inputs,
+            layer_fix(name, module, **settings),
+            torch.device("meta"),
+            probe.dtype,
+        )
     except Unpatchable:
         return None
     result = probe(spec, root=root, where=torch.device("meta"))
@@ -438,20 +466,32 @@ def explain(
 
     if not mismatch.checks:
         return []
-    view = attribution.view if attribution is not None else (ModelView.of(model) if model is not None else None)
+    view = (
+        attribution.view if attribution is not None else (ModelView.of(model) if model is not None else None)
+    )
     final = _at(trace.output_shape, mismatch.path) if mismatch.path else first_shape(trace.output_shape)
     if final is None:
         return []
-    element = _leaf_paths(trace.output_shape).index(mismatch.path) if mismatch.path in _leaf_paths(trace.output_shape) else 0
+    element = (
+        _leaf_paths(trace.output_shape).index(mismatch.path)
+        if mismatch.path in _leaf_paths(trace.output_shape)
+        else 0
+    )
     leaves = attribution.path(element) if attribution is not None else []
     if not leaves:
-        leaves = [i for i, r in enumerate(trace.layers) if r.is_leaf and r.finished] if not mismatch.path else []
-    groups: dict[str, tuple[list[int], list[str]]] = {}  # key -> (dims, lines)
+        leaves = (
+            [i for i, r in enumerate(trace.layers) if r.is_leaf and r.finished] if not mismatch.path else []
+        )
+    groups: dict[str, tuple[list[int], Sequence[str]]] = {}  # key -> (dims, lines)
     walked: dict[str, tuple[LayerRecord, nn.Module, dict[int, dict[str, Any]], list[Blame]]] = {}
     for check in mismatch.checks:
         if check.ok or check.actual is None or check.expected_value is None:
             continue
-        blame = _walk_back(trace, leaves, check.index, check.expected_value, view) if view is not None and leaves else None
+        blame = (
+            _walk_back(trace, leaves, check.index, check.expected_value, view)
+            if view is not None and leaves
+            else None
+        )
         if blame is not None:
             entry = walked.setdefault(blame.record.name, (blame.record, blame.module, {}, []))
             entry[2][check.index - 2] = blame.settings
@@ -459,20 +499,26 @@ def explain(
             continue
         change = last_change(trace, check.index, leaves if mismatch.path else None)
         if change is not None:
-            text = _explanation(change, check.expected_value, view, attribution, mismatch)
-            groups.setdefault("\n".join(text), ([], text))[0].append(check.index)
+            told = _explanation(change, check.expected_value, view, attribution, mismatch)
+            groups.setdefault("\n".join(told), ([], told))[0].append(check.index)
     for name, (record, module, per_axis, blames) in walked.items():
         dims = len(first_shape(record.output_shape) or ()) - 2
         settings = _merged(module, per_axis, max(dims, 1))
         changed = last_change(trace, blames[0].dim, leaves if mismatch.path else None)
         last = changed is not None and changed.record is record
-        text = _diverged(record, module, blames, settings, attribution, mismatch, last)
-        groups.setdefault(name + "\n".join(text), ([], text))[0].extend(b.dim for b in blames)
+        diverged = _diverged(
+            record, module, blames, settings, attribution=attribution, mismatch=mismatch, last=last
+        )
+        groups.setdefault(name + "\n".join(diverged), ([], diverged))[0].extend(b.dim for b in blames)
     lines = []
     where = f"output{mismatch.path}: " if mismatch.path else ""
-    for found, text in groups.values():
-        dims = sorted(found)
-        label = f"dim {dims[0]}" if len(dims) == 1 else "dims " + ", ".join(map(str, dims[:-1])) + f" and {dims[-1]}"
+    for found_dims, text in groups.values():
+        numbers = sorted(found_dims)
+        label = (
+            f"dim {numbers[0]}"
+            if len(numbers) == 1
+            else "dims " + ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
+        )
         lines.append(f"  {where}{label}: {text[0]}")
         lines.extend(f"    {more}" for more in text[1:])
     return lines
@@ -483,6 +529,7 @@ def _diverged(
     module: nn.Module,
     blames: list[Blame],
     settings: dict[str, Any],
+    *,
     attribution: Attribution | None,
     mismatch: OutputMismatch,
     last: bool,
@@ -496,7 +543,9 @@ def _diverged(
     sizes = "x".join(str(b.before) for b in blames), "x".join(str(b.after) for b in blames)
     needed = "x".join(str(b.needed) for b in blames)
     if last:
-        first = f"last changed by {_name(record)}" + (f": {rule}" if rule else f", from {sizes[0]} to {sizes[1]}")
+        first = f"last changed by {_name(record)}" + (
+            f": {rule}" if rule else f", from {sizes[0]} to {sizes[1]}"
+        )
     else:
         first = (
             f"diverged at {_name(record)}: it got {sizes[0]} and made {sizes[1]}, where {needed} leads to "
@@ -509,12 +558,12 @@ def _diverged(
     return [first, f"fix: {call} gives {needed} ({verified})"]
 
 
-def _name(record: LayerRecord | None) -> str:
-    return "the model input" if record is None else f"{record.label} ({record.type})"
-
-
 def _explanation(
-    change: Change, want: int, view: ModelView | None, attribution: Attribution | None, mismatch: OutputMismatch
+    change: Change,
+    want: int,
+    view: ModelView | None,
+    attribution: Attribution | None,
+    mismatch: OutputMismatch,
 ) -> tuple[str, ...]:
     """What changed a dimension and, where a setting can be found and verified, the fix."""
     from ..diagnostics.fixes import layer_call

@@ -208,7 +208,9 @@ def from_model_input(ctx: FailureContext, running: RunningCall) -> bool:
     return found.kind == INPUT and found.index == 0 and not found.reshaped
 
 
-def before_layer(ctx: FailureContext, running: RunningCall, expression: str, *, text: str | None = None) -> Patch:
+def before_layer(
+    ctx: FailureContext, running: RunningCall, expression: str, *, text: str | None = None
+) -> Patch:
     """A change of what a layer receives: ``expression`` of ``{x}`` (``{x}.permute(0, 3, 1, 2)``).
 
     At the model input when the layer gets the input itself; in the user's forward

@@ -126,17 +126,20 @@ def _norm_wrappers(module: nn.Module) -> list[str]:
     """How the layer's weight reparametrizations are written, innermost first, each with
     ``{}`` for the layer: ``nn.utils.parametrizations.spectral_norm({})``."""
     out: list[str] = []
-    holder = module._modules.get("parametrizations")
+    holder: Any = module._modules.get("parametrizations")
     if holder is not None:
         for tensor, chain in holder.items():
             named = "" if tensor == "weight" else f", name={tensor!r}"
-            for p in chain:
-                func = {"_SpectralNorm": "spectral_norm", "_WeightNorm": "weight_norm", "_Orthogonal": "orthogonal"}.get(
-                    type(p).__name__
-                )
+            for p in list(chain):
+                func = {
+                    "_SpectralNorm": "spectral_norm",
+                    "_WeightNorm": "weight_norm",
+                    "_Orthogonal": "orthogonal",
+                }.get(type(p).__name__)
                 if func is not None:
                     out.append(f"nn.utils.parametrizations.{func}({{}}{named})")
-    for hook in module._forward_pre_hooks.values():
+    hooks: list[Any] = list(module._forward_pre_hooks.values())
+    for hook in hooks:
         kind = type(hook)
         if kind.__module__ == "torch.nn.utils.spectral_norm" and kind.__name__ == "SpectralNorm":
             named = "" if hook.name == "weight" else f", name={hook.name!r}"

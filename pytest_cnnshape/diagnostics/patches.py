@@ -234,7 +234,17 @@ class _Cell:
     value: Any = None
 
 
-class _Captured(nn.Module):
+class _Wrapper(nn.Module):
+    """A layer of the twin that holds the user's layer under ``WRAPPED``."""
+
+    @property
+    def wrapped(self) -> nn.Module:
+        layer = self._modules[WRAPPED]
+        assert layer is not None
+        return layer
+
+
+class _Captured(_Wrapper):
     """A layer whose output is also kept for a ``FeedLayer`` further on."""
 
     def __init__(self, layer: nn.Module, cell: _Cell) -> None:
@@ -243,12 +253,12 @@ class _Captured(nn.Module):
         self.cell = cell
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        out = self._modules[WRAPPED](*args, **kwargs)
+        out = self.wrapped(*args, **kwargs)
         self.cell.value = out
         return out
 
 
-class _Fed(nn.Module):
+class _Fed(_Wrapper):
     """A layer given ``code`` of its input (or of a captured tensor) instead."""
 
     def __init__(self, layer: nn.Module, code: str, cell: _Cell | None) -> None:
@@ -259,7 +269,7 @@ class _Fed(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         x = self.cell.value if self.cell is not None else args[0]
-        return self._modules[WRAPPED](run_statement(self.code, x), *args[1:], **kwargs)
+        return self.wrapped(run_statement(self.code, x), *args[1:], **kwargs)
 
 
 def _shallow(module: nn.Module) -> nn.Module:
@@ -311,7 +321,11 @@ class Twin:
         if shape is None:
             raise Unpatchable("the model has no input tensor to transform")
         real = first and self.device.type != "meta" and tuple(first[0].shape) == shape
-        x = first[0] if real else torch.empty(shape, dtype=self.spec.first_dtype() or self.dtype, device="meta")
+        x = (
+            first[0]
+            if real
+            else torch.empty(shape, dtype=self.spec.first_dtype() or self.dtype, device="meta")
+        )
         try:
             out = run_statement(patch.code, x)
         except Exception as exc:  # a device meta cannot stand for, a shape it does not fit
@@ -335,7 +349,8 @@ class Twin:
                 memo[key] = self._replaced[key]
                 return memo[key]
             children = {
-                name: (rebuild(child) if child is not None else None) for name, child in module._modules.items()
+                name: (rebuild(child) if child is not None else None)
+                for name, child in module._modules.items()
             }
             changed = any(children[n] is not c for n, c in module._modules.items())
             if not (changed or key in self._methods or key in self._added):
@@ -378,7 +393,9 @@ def twin(
     return built.build(), built.spec
 
 
-def apply(model: nn.Module, inputs: Any, patch: Patch, device: str | torch.device = "cpu") -> tuple[nn.Module, InputSpec]:
+def apply(
+    model: nn.Module, inputs: Any, patch: Patch, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, InputSpec]:
     """A fix applied for real: the patched model (new layers built on ``device``, every
     other module the user's own) and the inputs it then takes. The model is untouched."""
     from ..tracing.devices import model_dtype
@@ -439,7 +456,8 @@ def _edited(function: types.FunctionType, span: tuple[int, int, int, int], code:
             for node in ast.walk(tree)
             if isinstance(node, ast.FunctionDef)
             and node.name == function.__name__
-            and min([node.lineno, *(d.lineno for d in node.decorator_list)]) == function.__code__.co_firstlineno
+            and min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            == function.__code__.co_firstlineno
         ),
         None,
     )

@@ -20,11 +20,10 @@ verifies the diagnosis keeps its facts and says so, naming what was tried.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from ..errors import UnverifiedFixError
 from ..shapes.tree import ShapeTree, first_shape, format_shape
@@ -173,7 +172,10 @@ def attempt(ctx: FailureContext, patch: Patch, sequence_first: bool = False) -> 
         )
         return Outcome(False, True, text, failure=result, inputs=spec)
     return Outcome(
-        False, False, f"the model would still fail at {_where(result)}: {_first_line(result.exc)}", failure=result
+        False,
+        False,
+        f"the model would still fail at {_where(result)}: {_first_line(result.exc)}",
+        failure=result,
     )
 
 
@@ -217,6 +219,42 @@ def _shown(candidate: Candidate, outcome: Outcome) -> ShownFix:
     )
 
 
+@dataclass
+class _Choice:
+    """What the candidates' outcomes give: the fix, an alternative, a partial one, the misses."""
+
+    main: tuple[Candidate, Outcome] | None = None
+    alternative: tuple[Candidate, Outcome] | None = None
+    partial: tuple[Candidate, Outcome] | None = None
+    failed: list[tuple[Candidate, Outcome]] = field(default_factory=list)
+
+
+def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
+    """Try the candidates in order of belief until a fix and one of another kind verified."""
+    order = sorted(enumerate(candidates), key=lambda item: (item[1].rank, item[1].cost, item[0]))
+    choice = _Choice()
+    sequence_first = bool(order) and time_major(ctx)
+    tried = 0
+    for _, candidate in order:
+        kind = candidate.patch.kind
+        main = choice.main
+        if main is not None and (choice.alternative is not None or kind == main[0].patch.kind):
+            continue
+        if tried >= MAX_ATTEMPTS:
+            break
+        tried += 1
+        outcome = attempt(ctx, candidate.patch, sequence_first)
+        if outcome.complete and main is None:
+            choice.main = (candidate, outcome)
+        elif outcome.complete:
+            choice.alternative = (candidate, outcome)
+        elif outcome.further and choice.partial is None:
+            choice.partial = (candidate, outcome)
+        else:
+            choice.failed.append((candidate, outcome))
+    return choice
+
+
 def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     """Verify the diagnosis's candidates; show the best verified one (and another kind)."""
     if diagnosis.fix is not None and diagnosis.shown is None and os.environ.get("CNNSHAPE_DEBUG"):
@@ -225,35 +263,11 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
             "Candidate so that it is verified"
         )
     diagnosis.fix = None
-    order = sorted(enumerate(diagnosis.candidates), key=lambda item: (item[1].rank, item[1].cost, item[0]))
-    main: tuple[Candidate, Outcome] | None = None
-    alternative: tuple[Candidate, Outcome] | None = None
-    partial: tuple[Candidate, Outcome] | None = None
-    failed: list[tuple[Candidate, Outcome]] = []
-    tried = 0
-    sequence_first = bool(order) and time_major(ctx)
-    for _, candidate in order:
-        kind = candidate.patch.kind
-        if main is not None and (alternative is not None or kind == main[0].patch.kind):
-            continue
-        if tried >= MAX_ATTEMPTS:
-            break
-        tried += 1
-        outcome = attempt(ctx, candidate.patch, sequence_first)
-        if outcome.complete:
-            if main is None:
-                main = (candidate, outcome)
-            elif alternative is None and kind != main[0].patch.kind:
-                alternative = (candidate, outcome)
-        elif outcome.further and partial is None:
-            partial = (candidate, outcome)
-        else:
-            failed.append((candidate, outcome))
-    if main is None and partial is not None:
-        main = partial
+    choice = _choose(ctx, diagnosis.candidates)
+    main = choice.main or choice.partial
     if main is None:
-        if failed:
-            candidate, outcome = failed[0]
+        if choice.failed:
+            candidate, outcome = choice.failed[0]
             diagnosis.fix_note = f"{candidate.patch.text} was tried: {outcome.text}" + (
                 f"; {diagnosis.fix_note}" if diagnosis.fix_note else ""
             )
@@ -271,6 +285,6 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
         diagnosis.hint = candidate.hint if diagnosis.hint is None else f"{candidate.hint}\n{diagnosis.hint}"
     diagnosis.facts.update(candidate.facts)
     diagnosis.facts["verified"] = outcome.complete
-    if alternative is not None:
-        diagnosis.alternative = _shown(*alternative)
+    if choice.alternative is not None and choice.main is not None:
+        diagnosis.alternative = _shown(*choice.alternative)
     return diagnosis

@@ -67,7 +67,9 @@ def record_inspection(
     """``inspect_model``, stored in a ModelEntry's ``extras`` under ``render.EXTRAS_KEY``."""
     from .render import EXTRAS_KEY
 
-    data = extras[EXTRAS_KEY] = inspect_model(model, inputs, device=device, ignore=ignore, batch_dim=batch_dim)
+    data = extras[EXTRAS_KEY] = inspect_model(
+        model, inputs, device=device, ignore=ignore, batch_dim=batch_dim
+    )
     return data
 
 

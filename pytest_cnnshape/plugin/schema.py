@@ -168,7 +168,9 @@ def _positive(value: Any, key: str, place: Place) -> Any:
 
 def _axis(value: Any, key: str, place: Place) -> Any:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise place.error(f"{place.assign(key, value)} must be a whole number >= 0, e.g. {place.example(key)}")
+        raise place.error(
+            f"{place.assign(key, value)} must be a whole number >= 0, e.g. {place.example(key)}"
+        )
     return value
 
 

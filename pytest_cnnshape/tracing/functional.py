@@ -27,7 +27,16 @@ Shape = tuple[int, ...]
 #: The positional parameters of each family, as torch.nn.functional declares them.
 _PARAMETERS: dict[str, tuple[str, ...]] = {
     "conv": ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
-    "conv_transpose": ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"),
+    "conv_transpose": (
+        "input",
+        "weight",
+        "bias",
+        "stride",
+        "padding",
+        "output_padding",
+        "groups",
+        "dilation",
+    ),
     "max_pool": ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
     "avg_pool": ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
     "adaptive_avg_pool": ("input", "output_size"),
@@ -100,71 +109,14 @@ class FunctionalCall:
 
     def spatial_output(self, sides: Sequence[int]) -> tuple[int, ...] | None:
         """The output sides for input sides ``sides``, from its settings (None: unknown)."""
-        s = self.settings
-        dims = len(sides)
-        per = arith.per_dim
+        rule = _RULES.get(self.family)
+        if rule is None:
+            return None
         try:
-            if self.family in ("conv", "conv_transpose"):
-                kernel = tuple(s["weight"][2:])
-                stride, dilation = per(s.get("stride", 1), dims), per(s.get("dilation", 1), dims)
-                padding = s.get("padding", 0)
-                if self.family == "conv":
-                    if padding == "same":
-                        return tuple(sides)
-                    padding = per(0 if padding == "valid" else padding, dims)
-                    return tuple(
-                        arith.conv_output_size(n, k, stride=st, padding=p, dilation=d)
-                        for n, k, st, p, d in zip(sides, kernel, stride, padding, dilation, strict=True)
-                    )
-                outpad = per(s.get("output_padding", 0), dims)
-                return tuple(
-                    arith.conv_transpose_output_size(n, k, stride=st, padding=p, output_padding=op, dilation=d)
-                    for n, k, st, p, op, d in zip(
-                        sides, kernel, stride, per(padding, dims), outpad, dilation, strict=True
-                    )
-                )
-            if self.family in ("max_pool", "avg_pool"):
-                from torch import nn
-
-                cls = {
-                    ("max_pool", 1): nn.MaxPool1d, ("max_pool", 2): nn.MaxPool2d, ("max_pool", 3): nn.MaxPool3d,
-                    ("avg_pool", 1): nn.AvgPool1d, ("avg_pool", 2): nn.AvgPool2d, ("avg_pool", 3): nn.AvgPool3d,
-                }[(self.family, self.dims)]
-                keys = ("kernel_size", "stride", "padding", "ceil_mode") + (
-                    ("dilation",) if self.family == "max_pool" else ()
-                )
-                pool = cls(**{k: s[k] for k in keys if s.get(k) is not None})
-                return arith.spatial_output_of(pool, sides)
-            if self.family.startswith("adaptive"):
-                return tuple(n if o is None else int(o) for n, o in zip(sides, per(s["output_size"], dims), strict=True))
-            if self.family == "max_unpool":
-                if s.get("output_size") is not None:
-                    return tuple(int(v) for v in tuple(s["output_size"])[-dims:])
-                kernel = per(s["kernel_size"], dims)
-                stride = per(s.get("stride") or s["kernel_size"], dims)
-                padding = per(s.get("padding", 0), dims)
-                return tuple((n - 1) * st - 2 * p + k for n, k, st, p in zip(sides, kernel, stride, padding, strict=True))
-            if self.family == "interpolate":
-                if s.get("size") is not None:
-                    return tuple(int(v) for v in per(s["size"], dims))
-                import math
-
-                return tuple(math.floor(n * f) for n, f in zip(sides, per(s["scale_factor"], dims), strict=True))
-            if self.family == "pad":
-                pad = tuple(s["pad"])
-                out = list(sides)
-                for i in range(len(pad) // 2):  # pairs from the last dimension backwards
-                    axis = dims - 1 - i
-                    if axis >= 0:
-                        out[axis] += pad[2 * i] + pad[2 * i + 1]
-                return tuple(out)
-            if self.family == "pixel_shuffle":
-                return tuple(n * int(s["upscale_factor"]) for n in sides)
-            if self.family == "pixel_unshuffle":
-                return tuple(n // int(s["downscale_factor"]) for n in sides)
+            out: tuple[int, ...] | None = rule(self, tuple(sides))
         except (KeyError, TypeError, ValueError, IndexError):
             return None
-        return None
+        return out
 
     def runs_out(self) -> bool:
         """True when its window no longer fits its input (a conv or pooling that raised)."""
@@ -172,6 +124,104 @@ class FunctionalCall:
             return False
         out = self.spatial_output(self.input_shape[-self.dims :])
         return out is not None and min(out) < 1
+
+
+Sides = tuple[int, ...]
+
+
+def _conv(call: FunctionalCall, sides: Sides) -> Sides:
+    s, dims, per = call.settings, len(sides), arith.per_dim
+    kernel = tuple(s["weight"][2:])
+    stride, dilation = per(s.get("stride", 1), dims), per(s.get("dilation", 1), dims)
+    padding = s.get("padding", 0)
+    if padding == "same":
+        return sides
+    padding = per(0 if padding == "valid" else padding, dims)
+    return tuple(
+        arith.conv_output_size(n, k, stride=st, padding=p, dilation=d)
+        for n, k, st, p, d in zip(sides, kernel, stride, padding, dilation, strict=True)
+    )
+
+
+def _conv_transpose(call: FunctionalCall, sides: Sides) -> Sides:
+    s, dims, per = call.settings, len(sides), arith.per_dim
+    kernel = tuple(s["weight"][2:])
+    return tuple(
+        arith.conv_transpose_output_size(n, k, stride=st, padding=p, output_padding=op, dilation=d)
+        for n, k, st, p, op, d in zip(
+            sides,
+            kernel,
+            per(s.get("stride", 1), dims),
+            per(s.get("padding", 0), dims),
+            per(s.get("output_padding", 0), dims),
+            per(s.get("dilation", 1), dims),
+            strict=True,
+        )
+    )
+
+
+def _pool(call: FunctionalCall, sides: Sides) -> Sides | None:
+    from torch import nn
+
+    maximum = call.family == "max_pool"
+    cls = (
+        (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d) if maximum else (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+    )[call.dims - 1]
+    keys = ("kernel_size", "stride", "padding", "ceil_mode") + (("dilation",) if maximum else ())
+    pool = cls(**{k: call.settings[k] for k in keys if call.settings.get(k) is not None})
+    return arith.spatial_output_of(pool, sides)
+
+
+def _adaptive(call: FunctionalCall, sides: Sides) -> Sides:
+    sizes = arith.per_dim(call.settings["output_size"], len(sides))
+    return tuple(n if o is None else int(o) for n, o in zip(sides, sizes, strict=True))
+
+
+def _unpool(call: FunctionalCall, sides: Sides) -> Sides:
+    s, dims, per = call.settings, len(sides), arith.per_dim
+    if s.get("output_size") is not None:
+        return tuple(int(v) for v in tuple(s["output_size"])[-dims:])
+    kernel = per(s["kernel_size"], dims)
+    stride = per(s.get("stride") or s["kernel_size"], dims)
+    padding = per(s.get("padding", 0), dims)
+    return tuple((n - 1) * st - 2 * p + k for n, k, st, p in zip(sides, kernel, stride, padding, strict=True))
+
+
+def _interpolate(call: FunctionalCall, sides: Sides) -> Sides:
+    import math
+
+    s, dims = call.settings, len(sides)
+    if s.get("size") is not None:
+        return tuple(int(v) for v in arith.per_dim(s["size"], dims))
+    return tuple(
+        math.floor(n * f) for n, f in zip(sides, arith.per_dim(s["scale_factor"], dims), strict=True)
+    )
+
+
+def _pad(call: FunctionalCall, sides: Sides) -> Sides:
+    pad = tuple(call.settings["pad"])
+    out = list(sides)
+    for i in range(len(pad) // 2):  # pairs from the last dimension backwards
+        axis = len(sides) - 1 - i
+        if axis >= 0:
+            out[axis] += pad[2 * i] + pad[2 * i + 1]
+    return tuple(out)
+
+
+#: The size rule of each family, from its settings.
+_RULES: dict[str, Any] = {
+    "conv": _conv,
+    "conv_transpose": _conv_transpose,
+    "max_pool": _pool,
+    "avg_pool": _pool,
+    "adaptive_avg_pool": _adaptive,
+    "adaptive_max_pool": _adaptive,
+    "max_unpool": _unpool,
+    "interpolate": _interpolate,
+    "pad": _pad,
+    "pixel_shuffle": lambda call, sides: tuple(n * int(call.settings["upscale_factor"]) for n in sides),
+    "pixel_unshuffle": lambda call, sides: tuple(n // int(call.settings["downscale_factor"]) for n in sides),
+}
 
 
 def _shape_of(value: Any) -> Any:
@@ -184,7 +234,9 @@ def _shape_of(value: Any) -> Any:
     return repr(value)
 
 
-def _call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, position: int) -> FunctionalCall | None:
+def _call(
+    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, position: int
+) -> FunctionalCall | None:
     found = family(func)
     if found is None or not args or not isinstance(args[0], torch.Tensor):
         return None

@@ -65,7 +65,7 @@ class InputSpec:
         for value in (*self.args, *self.kwargs.values()):
             leaf = _first_leaf(value)
             if leaf is not None:
-                return leaf.dtype if isinstance(leaf, ShapeLeaf) else leaf.dtype
+                return leaf.dtype  # type: ignore[no-any-return]
         return None
 
     def with_first_shape(self, shape: Shape, dtype: torch.dtype | None = None) -> InputSpec:

@@ -16,8 +16,9 @@ input whose dtype differs from the weight's, and ``F.conv_transpose*d`` accepts
 any number of input channels. Here they raise a RuntimeError as the CPU does (the
 channel message word for word; dtype messages vary between CPU kernels anyway).
 Normalisation layers accept parameters of another dtype than the input on meta
-(``mixed dtype (CPU)`` on a real device). ``F.max_unpool*d`` cannot check its indices on meta (they hold no values): the
-mode remembers which map each ``max_pool*d(..., return_indices=True)`` indexed and
+(``mixed dtype (CPU)`` on a real device). ``F.max_unpool*d`` cannot check its
+indices on meta (they hold no values): the mode remembers which map each
+``max_pool*d(..., return_indices=True)`` indexed and
 raises, as the CPU does, when an index the pooling can produce falls outside the
 unpooled map (a SegNet decoder without ``output_size=`` on an odd-sized map).
 """

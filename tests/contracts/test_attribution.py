@@ -144,7 +144,9 @@ def test_a_stride_one_conv_that_shrinks_is_blamed_only_against_same_padded_neigh
     same = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3, padding=1))
     assert "last changed by 1 (Conv2d)" in failure_text(same, (1, 3, 32, 32), "B x 8 x H x W")
     # LeNet-style valid convs shrink on purpose: the pool's rounding is the change to make
-    text = failure_text(nn.Sequential(nn.Conv2d(3, 16, 3), nn.MaxPool2d(2)), (2, 3, 31, 31), "B x 16 x 15 x 15")
+    text = failure_text(
+        nn.Sequential(nn.Conv2d(3, 16, 3), nn.MaxPool2d(2)), (2, 3, 31, 31), "B x 16 x 15 x 15"
+    )
     assert "last changed by 1 (MaxPool2d)" in text and "ceil_mode=True" in text
 
 
@@ -158,7 +160,9 @@ class VAE(nn.Module):
         self.mu = nn.Linear(16 * 7 * 7, 20)
         self.logvar = nn.Linear(16 * 7 * 7, 16)
         self.fc = nn.Linear(20, 16 * 7 * 7)
-        self.dec = nn.Sequential(nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 0))
+        self.dec = nn.Sequential(
+            nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 0)
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.enc(x)
@@ -172,7 +176,10 @@ def test_tuple_outputs_are_attributed_per_element() -> None:
     assert "output[0]: dims 2 and 3: last changed by dec.2 (ConvTranspose2d)" in text
     assert "padding=1) gives 28x28 (verified: the output is then [2, 1, 28, 28])" in text
     assert "output[2]: dim 1: last changed by logvar (Linear): out_features = 16" in text
-    assert "fix: nn.Linear(in_features=784, out_features=20) gives 20 (verified: the output is then [2, 20])" in text
+    assert (
+        "fix: nn.Linear(in_features=784, out_features=20) gives 20 (verified: the output is then [2, 20])"
+        in text
+    )
     assert "output[1]" not in text  # mu is right
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -179,7 +178,9 @@ def test_min_input_size_of_functional_pooling_agrees_with_the_modules(sides: lis
             return x
 
     layers = nn.Sequential(nn.Conv2d(1, 2, k), *(nn.MaxPool2d(s) for s in sides))
-    assert min_input_size(Functional(), 1) == min_input_size(layers, 1) == arith.min_input_size_of(list(layers))
+    assert (
+        min_input_size(Functional(), 1) == min_input_size(layers, 1) == arith.min_input_size_of(list(layers))
+    )
 
 
 def test_batch_invariance() -> None:

@@ -484,7 +484,10 @@ class Down(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.maxpool_conv = nn.Sequential(
-            nn.MaxPool2d(2), nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1)
+            nn.MaxPool2d(2),
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -589,7 +592,9 @@ class FunctionalUNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.enc = nn.ModuleList([nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)])
+        self.enc = nn.ModuleList(
+            [nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)]
+        )
         self.bottom = nn.Conv2d(8, 8, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -611,11 +616,19 @@ class UNet3(nn.Module):
         conv = nn.Conv2d if dims == 2 else nn.Conv3d
         up = nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
         pool = nn.MaxPool2d if dims == 2 else nn.MaxPool3d
-        self.e1, self.e2, self.e3 = conv(1, 4, 3, padding=1), conv(4, 8, 3, padding=1), conv(8, 8, 3, padding=1)
+        self.e1, self.e2, self.e3 = (
+            conv(1, 4, 3, padding=1),
+            conv(4, 8, 3, padding=1),
+            conv(8, 8, 3, padding=1),
+        )
         self.pool = pool(2)
         self.mid = conv(8, 8, 3, padding=1)
         self.u3, self.u2, self.u1 = up(8, 8, 2, stride=2), up(8, 8, 2, stride=2), up(8, 4, 2, stride=2)
-        self.d3, self.d2, self.d1 = conv(16, 8, 3, padding=1), conv(16, 8, 3, padding=1), conv(8, 4, 3, padding=1)
+        self.d3, self.d2, self.d1 = (
+            conv(16, 8, 3, padding=1),
+            conv(16, 8, 3, padding=1),
+            conv(8, 4, 3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e1 = self.e1(x)
@@ -641,7 +654,9 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+        self.shortcut = nn.Sequential(
+            nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

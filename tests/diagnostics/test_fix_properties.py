@@ -71,7 +71,9 @@ def broken_stacks(draw: st.DrawFn) -> tuple[nn.Module, Any, str]:
 @pytest.mark.parametrize("device", ["meta", "cpu"])
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(case=broken_stacks())
-def test_every_fix_shown_is_verified_and_makes_the_model_run(case: tuple[nn.Module, Any, str], device: str) -> None:
+def test_every_fix_shown_is_verified_and_makes_the_model_run(
+    case: tuple[nn.Module, Any, str], device: str
+) -> None:
     model, inputs, mistake = case
     try:
         trace(model, inputs, device=device)

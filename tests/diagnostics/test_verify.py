@@ -55,7 +55,9 @@ def test_layers_are_replaced_on_every_path_to_them_and_inputs_transformed() -> N
     patched, _ = apply(model, (1, 3, 8, 8), ReplaceLayer(text, name="0.0", code=text), "meta")
     assert patched[0][0] is patched[1][0] and patched[0][0] is not shared
     assert model[0][0] is shared and model[1][0] is shared
-    _, inputs = apply(model, (1, 8, 8, 3), TransformInput("x = x.permute(0, 3, 1, 2)", code="x = x.permute(0, 3, 1, 2)"))
+    _, inputs = apply(
+        model, (1, 8, 8, 3), TransformInput("x = x.permute(0, 3, 1, 2)", code="x = x.permute(0, 3, 1, 2)")
+    )
     assert inputs.first_shape() == (1, 3, 8, 8)
     tensor = torch.randn(1, 8, 8, 3, dtype=torch.float64)
     _, inputs = apply(model, tensor, TransformInput("x = x.float()", code="x = x.float()"), "cpu")
@@ -70,7 +72,7 @@ def test_a_feed_takes_what_another_layer_returned() -> None:
     patch = err.diagnosis.patch
     assert isinstance(patch, FeedLayer) and patch.source == "pool" and patch.name == "fc"
     model = CORPUS["view_folds_batch_into_linear"].factory()
-    patched, inputs = apply(model, (2, 1, 16, 16), patch, "cpu")
+    patched, _ = apply(model, (2, 1, 16, 16), patch, "cpu")
     x = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
         expected = model.fc(torch.flatten(model.pool(model.conv(x)), 1))
@@ -172,10 +174,12 @@ def test_debug_mode_refuses_a_fix_a_rule_did_not_verify(monkeypatch: pytest.Monk
     from pytest_cnnshape.diagnostics.rules import linear
 
     def sloppy(ctx: object) -> report.Diagnosis:
-        return report.Diagnosis("linear_in_features", "fc", "Linear", (), "fc (Linear) is wrong", fix="nn.Linear(1, 2)")
+        return report.Diagnosis(
+            "linear_in_features", "fc", "Linear", (), "fc (Linear) is wrong", fix="nn.Linear(1, 2)"
+        )
 
     monkeypatch.setattr(linear, "diagnose", sloppy)
-    with pytest.raises(UnverifiedFixError, match="set the fix 'nn.Linear\\(1, 2\\)'"):
+    with pytest.raises(UnverifiedFixError, match=r"set the fix 'nn.Linear\(1, 2\)'"):
         trace(CORPUS["linear_after_torch_flatten"].factory(), (1, 1, 28, 28), device="meta")
     monkeypatch.delenv("CNNSHAPE_DEBUG")
     err = raised(CORPUS["linear_after_torch_flatten"].factory(), (1, 1, 28, 28))

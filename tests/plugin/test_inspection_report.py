@@ -299,7 +299,9 @@ lint = true
 """
 
 
-def test_batch_dim_says_a_model_is_sequence_first_per_model_and_per_project(pytester: pytest.Pytester) -> None:
+def test_batch_dim_says_a_model_is_sequence_first_per_model_and_per_project(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(seqnet=SEQUENCE_FIRST)
     pytester.makepyprojecttoml(
         SEQUENCE_MODEL.format(name="plain") + SEQUENCE_MODEL.format(name="declared") + "batch_dim = 1\n"
@@ -307,7 +309,9 @@ def test_batch_dim_says_a_model_is_sequence_first_per_model_and_per_project(pyte
     result = pytester.runpytest("pyproject.toml")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*[[]batch-dimension-changed[]]*", "FAILED pyproject.toml::plain*"])
-    pytester.makepyprojecttoml("[tool.cnnshape]\nlint = { batch_dim = 1 }\n" + SEQUENCE_MODEL.format(name="plain"))
+    pytester.makepyprojecttoml(
+        "[tool.cnnshape]\nlint = { batch_dim = 1 }\n" + SEQUENCE_MODEL.format(name="plain")
+    )
     pytester.runpytest("pyproject.toml").assert_outcomes(passed=1)
 
 

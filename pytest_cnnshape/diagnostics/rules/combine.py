@@ -28,8 +28,8 @@ from ..common import describe
 from ..fixes import layer_fix
 from ..patches import TransformInput
 from ..report import Candidate, Diagnosis
-from .sizes import multiple_input_fix
 from ..source import Operand, Resolver, call_name, edit_at, failing_node, operands_of, user_traceback
+from .sizes import multiple_input_fix
 
 _CONCAT = ("cat", "concat", "concatenate", "stack")
 _ELEMENTWISE = ("add", "add_", "sub", "sub_", "mul", "mul_")
@@ -61,7 +61,9 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if not (concat or elementwise):
         return None
     resolver = Resolver(ctx, tb) if tb is not None else None
-    operands = _with_op_shapes(ctx, operands_of(node, resolver) if node is not None and resolver is not None else [])
+    operands = _with_op_shapes(
+        ctx, operands_of(node, resolver) if node is not None and resolver is not None else []
+    )
     known = [o for o in operands if o.shape is not None]
     shapes = [o.shape for o in known if o.shape is not None]
     word = name or "cat"
@@ -96,7 +98,10 @@ def _with_op_shapes(ctx: FailureContext, operands: list[Operand]) -> list[Operan
     shapes = flow.functional.failed_shapes if flow is not None else ()
     if len(shapes) != len(operands):
         return operands
-    return [o if o.shape is not None else dataclasses.replace(o, shape=s) for o, s in zip(operands, shapes, strict=True)]
+    return [
+        o if o.shape is not None else dataclasses.replace(o, shape=s)
+        for o, s in zip(operands, shapes, strict=True)
+    ]
 
 
 def _mismatched_axis(
@@ -367,7 +372,14 @@ def _token_fix(
     tokens = next((o for o in operands if o is not table and o.shape), None)
     running = ctx.innermost
     shape = ctx.model_input_shape()
-    if table is None or tokens is None or running is None or shape is None or len(shape) < 3 or ctx.probe is None:
+    if (
+        table is None
+        or tokens is None
+        or running is None
+        or shape is None
+        or len(shape) < 3
+        or ctx.probe is None
+    ):
         return []
     assert table.shape is not None and tokens.shape is not None
     if axis >= len(table.shape) or axis >= len(tokens.shape) or table.shape[axis] == 1:

@@ -107,7 +107,8 @@ def _channels_last(
         + ("" if batched else " and adds the batch axis"),
         rank=0 if likely else 2,
         kind="channels_last",
-        headline=f"{describe(running.record)} cannot take its input: the channels are on the last axis {layout}",
+        headline=f"{describe(running.record)} cannot take its input: the channels are on the last "
+        f"axis {layout}",
         facts={"channels": conv.in_channels, "layout": layout},
     )
 
@@ -250,7 +251,10 @@ def _rank(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shape) -> D
             "cannot take its input: it has neither a batch nor a channel axis",
             details=[("received", received_line(shape)), _expects(conv)],
             candidates=[
-                Candidate(before_layer(ctx, running, "{x}[None, None]"), note=f"gives {format_shape((1, 1, *shape))}")
+                Candidate(
+                    before_layer(ctx, running, "{x}[None, None]"),
+                    note=f"gives {format_shape((1, 1, *shape))}",
+                )
             ],
             facts={"fixed_shape": [1, 1, *shape]},
         )

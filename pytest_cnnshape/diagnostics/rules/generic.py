@@ -8,7 +8,7 @@ from ...tracing.failure import FailureContext
 from ...tracing.table import inputs_cell
 from ..common import BatchChange, batch_change, describe, received
 from ..fixes import layer_fix
-from ..patches import FeedLayer, TransformInput, joined
+from ..patches import FeedLayer, Patch, TransformInput, joined
 from ..report import Candidate, Diagnosis
 
 
@@ -79,6 +79,7 @@ def _undo_fold(ctx: FailureContext, change: BatchChange, diagnosis: Diagnosis) -
     per_sample = math.prod(shape) // change.was if shape else None
     name = running.record.name
     flatten = "x = torch.flatten(x, 1)"
+    feed: Patch
     if change.before is not None:
         feed = FeedLayer(
             f"{flatten}   (in place of the view that folded the batch)",

@@ -22,8 +22,8 @@ from ...tracing.lineage import INPUT, LAYER
 from ..common import (
     channels_last_producer,
     describe,
-    input_origin,
     input_of,
+    input_origin,
     last_map,
     layer_diagnosis,
     output_of,
@@ -32,7 +32,7 @@ from ..common import (
     received_line,
 )
 from ..fixes import layer_call, layer_fix, product
-from ..patches import FeedLayer, ReplaceLayer, joined
+from ..patches import FeedLayer, Patch, ReplaceLayer, joined
 from ..report import Candidate, Diagnosis
 from ..source import edit_call_argument
 
@@ -87,7 +87,7 @@ def _flattened_batch(
         return None
     right = arith.flatten_size(map_shape, 1)
     flatten = "x = torch.flatten(x, 1)"
-    patch = FeedLayer(
+    patch: Patch = FeedLayer(
         f"{flatten}   (torch.flatten(x) without start_dim=1 flattens the batch too)",
         name=running.record.name,
         code=flatten,
@@ -100,10 +100,15 @@ def _flattened_batch(
         "flatten_batch",
         f"cannot take its input: the batch of {map_shape[0]} was flattened into one vector",
         details=[
-            ("received", received_line(shape, f"flattened from {describe(source)} -> {format_shape(map_shape)}")),
+            (
+                "received",
+                received_line(shape, f"flattened from {describe(source)} -> {format_shape(map_shape)}"),
+            ),
             expects,
         ],
-        candidates=[Candidate(patch, note=f"keeps the batch axis: {right} = {product(map_shape[1:])} per sample")],
+        candidates=[
+            Candidate(patch, note=f"keeps the batch axis: {right} = {product(map_shape[1:])} per sample")
+        ],
         facts={"in_features": right, "batch": map_shape[0]},
     )
 
@@ -125,7 +130,7 @@ def _wrong_flatten(
     if map_shape is None or len(map_shape) < 3:
         return None
     right = arith.flatten_size(map_shape, 1, flatten.end_dim)
-    patch = layer_fix(before.name, flatten, start_dim=1)
+    patch: Patch = layer_fix(before.name, flatten, start_dim=1)
     note = f"from dim 1 it gives [{map_shape[0]}, {right}] and keeps the batch axis"
     if right != fc.in_features:
         patch = joined(patch, layer_fix(running.record.name, fc, in_features=right))
@@ -241,7 +246,11 @@ def _folded_batch(
                         code="x = torch.flatten(x, 1)",
                         source=source.name,
                     ),
-                    *([layer_fix(running.record.name, fc, in_features=right)] if right != fc.in_features else []),
+                    *(
+                        [layer_fix(running.record.name, fc, in_features=right)]
+                        if right != fc.in_features
+                        else []
+                    ),
                 ),
                 note=f"view(-1, {shape[-1]}) folds features into the batch; per sample there are "
                 f"{right} = {product(map_shape[1:])}",

@@ -81,7 +81,7 @@ def unbatched_conv(ctx: FailureContext) -> tuple[str, Shape] | None:
 
 def _batch_norm(ctx: FailureContext, bn: nn.Module, shape: Shape) -> Diagnosis | None:
     ranks = _ranks(bn)
-    num = bn.num_features
+    num = int(bn.num_features)  # type: ignore[arg-type]
     expects = ("expects", f"{_family(bn)} over {num} features on axis 1")
     if ranks is not None and len(shape) not in ranks:
         return _bn_rank(ctx, bn, shape, expects)
@@ -129,8 +129,11 @@ def _batch_norm(ctx: FailureContext, bn: nn.Module, shape: Shape) -> Diagnosis |
             bigger = (2, *given[1:])
             candidates.append(
                 Candidate(
-                    TransformInput(f"a batch of at least 2: an input of {'x'.join(map(str, bigger))}", shape=bigger),
-                    note="training-mode BatchNorm needs more than one value per channel (or trace with train=False)",
+                    TransformInput(
+                        f"a batch of at least 2: an input of {'x'.join(map(str, bigger))}", shape=bigger
+                    ),
+                    note="training-mode BatchNorm needs more than one value per channel (or trace "
+                    "with train=False)",
                 )
             )
         return layer_diagnosis(
@@ -287,7 +290,9 @@ def _transposed(ctx: FailureContext, bn: nn.Module, num: int) -> list[Candidate]
         code = call.replace(argument, f"{argument}.transpose(1, 2)", 1) + ".transpose(1, 2)"
         edit = edit_at(ctx, tb, node, code)
         if edit is not None:
-            out.append(Candidate(edit, note=f"{type(bn).__name__} normalises axis 1: put the {num} features there"))
+            out.append(
+                Candidate(edit, note=f"{type(bn).__name__} normalises axis 1: put the {num} features there")
+            )
     code = f"nn.LayerNorm({num})"
     out.append(
         Candidate(

@@ -21,7 +21,7 @@ from ...shapes.tree import format_shape
 from ...tracing.failure import FailureContext
 from ..common import describe
 from ..fixes import layer_fix, product
-from ..patches import joined
+from ..patches import Patch, joined
 from ..report import Candidate, Diagnosis
 from ..source import Resolver, call_name, edit_at, failing_node, operand_text, user_traceback
 
@@ -88,7 +88,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     candidates = []
     edit = edit_at(ctx, tb, node, f"torch.flatten({operand_text(target)}, 1)")
     if edit is not None:
-        patch = edit
+        patch: Patch = edit
         if linear is not None and linear.in_features != per_sample:
             patch = joined(edit, layer_fix(ctx.view.name_of(linear), linear, in_features=per_sample))
         candidates.append(Candidate(patch, note=note))

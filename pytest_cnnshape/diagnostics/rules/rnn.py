@@ -15,7 +15,7 @@ import math
 
 from torch import nn
 
-from ...shapes.tree import Shape, format_shape
+from ...shapes.tree import Shape, first_shape, format_shape
 from ...tracing.failure import FailureContext
 from ...tracing.lineage import LAYER
 from ..common import input_origin, layer_diagnosis, received, received_line
@@ -61,7 +61,12 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
             code = "b, c, h, w = x.shape; x = x.permute(0, 3, 1, 2).reshape(b, w, c * h)"
         else:
             code = "b, c, h, w = x.shape; x = x.permute(3, 0, 1, 2).reshape(w, b, c * h)"
-        feed = FeedLayer(f"{code}   (the map of {producer} as {w} steps of {c * h} features)", name=name, code=code, source=producer)
+        feed = FeedLayer(
+            f"{code}   (the map of {producer} as {w} steps of {c * h} features)",
+            name=name,
+            code=code,
+            source=producer,
+        )
         patch = feed if c * h == rnn.input_size else joined(feed, layer_fix(name, rnn, input_size=c * h))
         candidates.append(
             Candidate(
@@ -71,7 +76,9 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
             )
         )
     if len(shape) in (2, 3):
-        problem = f"cannot take its input: it expects {rnn.input_size} features per step, received {shape[-1]}"
+        problem = (
+            f"cannot take its input: it expects {rnn.input_size} features per step, received {shape[-1]}"
+        )
     else:
         problem = f"cannot take a {len(shape)}-D input: it wants a sequence {layout}"
     facts: dict[str, object] = {"input_size": shape[-1] if len(shape) in (2, 3) else None}
@@ -105,10 +112,9 @@ def _conv_map(ctx: FailureContext) -> tuple[str, Shape] | None:
     if found is None or found.kind != LAYER:
         return None
     record = ctx.records[found.index]
-    out = record.output_shape
-    if not (isinstance(out, tuple) and len(out) == 4 and all(isinstance(v, int) for v in out)):
+    out = first_shape(record.output_shape)
+    if out is None or len(out) != 4:
         return None
     if shape is not None and math.prod(shape) != math.prod(out):
         return None
     return record.name, out
-

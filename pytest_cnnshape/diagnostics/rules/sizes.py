@@ -186,14 +186,25 @@ def smallest_fitting_input(
 
     if square:
         return square_side()
+    grown = _grow(at, shape, limit)
+    if grown == ALL:
+        return square_side()
+    if not isinstance(grown, tuple):
+        return None, None
+    return grown, at(grown)
+
+
+def _grow(at: Callable[[Shape], ShapeTrace | FailureContext], shape: Shape, limit: int) -> Shape | int | None:
+    """Grow the axes that run out, each to its minimum (``ALL``: they cannot be told apart)."""
+    dims = len(shape) - 2
     current = list(shape)
     for _ in range(2 * dims + 1):  # each round grows at least one axis to its minimum
         result = at(tuple(current))
         starved = starved_axes(result, dims)
         if not starved:
-            return tuple(current), result
+            return tuple(current)
         if ALL in starved:  # the failing layer's axes do not map onto the input's
-            return square_side()
+            return ALL
         bounds = _bounds(result, current, starved)
         for group in _alike(current, starved, bounds):
 
@@ -205,10 +216,10 @@ def smallest_fitting_input(
 
             side = _bisect(fits, current[2 + group[0]], bounds.get(group[0]), limit)
             if side is None:
-                return None, None
+                return None
             for axis in group:
                 current[2 + axis] = side
-    return None, None
+    return None
 
 
 def _bounds(
@@ -224,28 +235,16 @@ def _bounds(
     if running is not None and result.in_torch_layer and spatial_dims(running.module):
         got = received(running)
         dims = spatial_dims(running.module) or 1
+        module = running.module
         sides = got[-dims:] if got is not None else None
         if sides is not None:
-            needs = [
-                arith.smallest_input(
-                    lambda n, a=a: (arith.spatial_output_of(running.module, _with(sides, a, n)) or (0,) * dims)[a],
-                    1,
-                )
-                or 0
-                for a in range(dims)
-            ]
+            needs = _needs(lambda s: arith.spatial_output_of(module, s), sides)
     else:
         ops = result.observed(FunctionalOps)
         call = ops.failed_call if ops is not None else None
         if call is not None:
             sides = call.input_shape[-call.dims :]
-            needs = [
-                arith.smallest_input(
-                    lambda n, a=a: (call.spatial_output(_with(sides, a, n)) or (0,) * call.dims)[a], 1
-                )
-                or 0
-                for a in range(call.dims)
-            ]
+            needs = _needs(call.spatial_output, sides)
     if sides is None or len(needs) != len(current) - 2:
         return {}
     out = {}
@@ -256,6 +255,19 @@ def _bounds(
                 -(-needs[axis] * current[2 + axis] // sides[axis]),
             )
     return out
+
+
+def _needs(rule: Callable[[tuple[int, ...]], tuple[int, ...] | None], sides: Shape) -> list[int]:
+    """Per axis, the smallest side on which a window with size rule ``rule`` gives an output."""
+
+    def needed(axis: int) -> int:
+        def out(n: int) -> int:
+            given = rule(_with(sides, axis, n))
+            return given[axis] if given is not None else 0
+
+        return arith.smallest_input(out, 1) or 0
+
+    return [needed(axis) for axis in range(len(sides))]
 
 
 def _with(sides: Shape, axis: int, size: int) -> tuple[int, ...]:
@@ -275,9 +287,7 @@ def _alike(
     return [tuple(g) for g in groups.values()]
 
 
-def _bisect(
-    fits: Callable[[int], bool], low: int, guess: tuple[int, int] | None, limit: int
-) -> int | None:
+def _bisect(fits: Callable[[int], bool], low: int, guess: tuple[int, int] | None, limit: int) -> int | None:
     """The smallest side above ``low`` (which does not fit) that fits; ``guess``: sides below and
     at which it should start to fit (checked: a wrong guess costs a run, never the answer)."""
     high = low * 2
@@ -335,7 +345,9 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     ]
     facts: dict[str, object] = {"output": list(out)}
     candidates = _input_candidates(ctx, facts)
-    candidates += _layer_candidates(ctx, module, shape[-dims:], last_pool=_is_last_window(ctx, module, shape[-dims:]))
+    candidates += _layer_candidates(
+        ctx, module, shape[-dims:], last_pool=_is_last_window(ctx, module, shape[-dims:])
+    )
     return layer_diagnosis(
         ctx,
         "input_too_small",
@@ -436,7 +448,9 @@ def _layer_candidates(
                     rank=rank,
                 )
             )
-        adaptive = "AdaptiveAvgPool" if isinstance(module, nn.modules.pooling._AvgPoolNd) else "AdaptiveMaxPool"
+        adaptive = (
+            "AdaptiveAvgPool" if isinstance(module, nn.modules.pooling._AvgPoolNd) else "AdaptiveMaxPool"
+        )
         code = f"nn.{adaptive}{dims}d(1)"
         out.append(
             Candidate(
@@ -450,7 +464,8 @@ def _layer_candidates(
         dilation = arith.per_dim(module.dilation, dims)
         padding = arith.per_dim(module.padding, dims)
         needed = tuple(
-            max(p, -(-(d * (k - 1) + 1 - s) // 2)) for k, d, s, p in zip(kernel, dilation, sides, padding, strict=True)
+            max(p, -(-(d * (k - 1) + 1 - s) // 2))
+            for k, d, s, p in zip(kernel, dilation, sides, padding, strict=True)
         )
         out.append(
             Candidate(

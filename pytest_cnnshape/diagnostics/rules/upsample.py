@@ -81,7 +81,9 @@ def _pixel_shuffle(ctx: FailureContext, factor: int, shape: Shape) -> Diagnosis 
     return layer_diagnosis(
         ctx,
         "pixel_shuffle_channels",
-        problem if ctx.in_torch_layer else f"failed in its forward(): {problem.removeprefix('cannot take its input: ')}",
+        problem
+        if ctx.in_torch_layer
+        else f"failed in its forward(): {problem.removeprefix('cannot take its input: ')}",
         details=[
             ("received", received_line(shape, where)),
             ("expects", f"C * {square} channels on axis -3 for C output channels"),
@@ -108,8 +110,8 @@ def _pool_of(ctx: FailureContext, pooled: Shape | None) -> tuple[str, Shape] | N
             and want is not None
             and out[-2:] == want[-2:]
         ):
-            source = r.input_shapes[0] if r.input_shapes else None
-            if isinstance(source, tuple) and all(isinstance(v, int) for v in source):
+            source = first_shape(r.input_shapes[:1])
+            if source is not None:
                 return describe(r), source
     return None
 
@@ -128,7 +130,8 @@ def _unpool(ctx: FailureContext, shape: Shape | None) -> Diagnosis:
         stride = module.stride if isinstance(module.stride, tuple) else (module.stride,) * dims
         padding = module.padding if isinstance(module.padding, tuple) else (module.padding,) * dims
         out = tuple(
-            (n - 1) * s - 2 * p + k for n, k, s, p in zip(shape[-dims:], kernel, stride, padding, strict=False)
+            (n - 1) * s - 2 * p + k
+            for n, k, s, p in zip(shape[-dims:], kernel, stride, padding, strict=False)
         )
         sides = "x".join(map(str, source[-dims:]))
         details.append(

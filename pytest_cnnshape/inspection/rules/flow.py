@@ -169,8 +169,6 @@ def softmax_before_cross_entropy(ctx: LintContext) -> Iterator[Finding]:
         yield ctx.finding(
             "softmax-before-cross-entropy",
             name,
-            f"the model ends in {where} but is trained with NLLLoss, which "
-            "expects log-probabilities",
-            f"replace {name or kind} by {replacement}, or remove it and "
-            "train with CrossEntropyLoss",
+            f"the model ends in {where} but is trained with NLLLoss, which expects log-probabilities",
+            f"replace {name or kind} by {replacement}, or remove it and train with CrossEntropyLoss",
         )
