@@ -108,6 +108,7 @@ def _second_problem(ctx: FailureContext) -> str:
     """The headline the rules give the failure a fix runs into (its own fixes not tried)."""
     from . import recognise
 
+    ctx.probe = None  # a name is all that is wanted: no searches, no re-runs
     try:
         return unwrapped(recognise(ctx).headline)
     except Exception:  # naming the second problem must never break the first one's diagnosis
@@ -174,7 +175,7 @@ def attempt(ctx: FailureContext, patch: Patch, sequence_first: bool = False) -> 
     return Outcome(
         False,
         False,
-        f"the model would still fail at {_where(result)}: {_first_line(result.exc)}",
+        f"the model would still fail: {_second_problem(result)}",
         failure=result,
     )
 
@@ -269,7 +270,7 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
         if choice.failed:
             candidate, outcome = choice.failed[0]
             diagnosis.fix_note = f"{candidate.patch.text} was tried: {outcome.text}" + (
-                f"; {diagnosis.fix_note}" if diagnosis.fix_note else ""
+                f" ({diagnosis.fix_note})" if diagnosis.fix_note else ""
             )
         diagnosis.facts.setdefault("verified", False)
         return diagnosis

@@ -26,7 +26,8 @@ MARKER = "cnn_model"
 #: a test checks that it names every field.
 MARKER_HELP = (
     f"{MARKER}(factory, input=..., output=..., dims=..., max_params=..., device=..., kwargs=..., "
-    "name=..., train=..., baseline=..., baseline_output_only=..., lint=..., contract=...): attach "
+    "name=..., train=..., baseline=..., baseline_output_only=..., lint=..., contract=..., "
+    "batch_dim=...): attach "
     "a CNN shape contract to this test (pytest-cnnshape); fixtures cnn_model and cnn_trace build "
     "and trace it; baseline=True also compares it with its committed shape baseline; "
     "contract={'input': 'B x 3 x H x W', 'output': 'B x 10'} checks it over many sizes"

@@ -261,16 +261,16 @@ FIELDS: tuple[Field, ...] = (
     Field("baseline_output_only", "baseline_output_only = true", "baseline_output_only=True", _flag),
     Field("lint", "lint = true", "lint=True", _flag),
     Field(
-        "batch_dim",
-        "batch_dim = 1   # the output is sequence-first, (T, B, C)",
-        "batch_dim=1",
-        _axis,
-    ),
-    Field(
         "contract",
         'contract = { input = "B x 3 x H x W", output = "B x 10", min_side = 32 }',
         "contract={'input': 'B x 3 x H x W', 'output': 'B x 10'}",
         _contract,
+    ),
+    Field(
+        "batch_dim",
+        "batch_dim = 1   # the output is sequence-first, (T, B, C)",
+        "batch_dim=1",
+        _axis,
     ),
 )
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}

@@ -19,6 +19,8 @@ from ... import arith
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
 from ...tracing.lineage import INPUT, LAYER
+from ...tracing.recorder import RunningCall
+from ...tracing.records import LayerRecord
 from ..common import (
     channels_last_producer,
     describe,
@@ -73,14 +75,19 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     )
 
 
+def _before(ctx: FailureContext) -> tuple[RunningCall, LayerRecord | None, Shape | None]:
+    """The failing call, the last layer before it that returned a feature map, and that map."""
+    running = ctx.innermost
+    assert running is not None
+    source = last_map(ctx, running.record)
+    return running, source, output_of(source) if source is not None else None
+
+
 def _flattened_batch(
     ctx: FailureContext, fc: nn.Linear, shape: Shape, expects: tuple[str, str]
 ) -> Diagnosis | None:
     """``torch.flatten(x)`` without ``start_dim``: the batch went into the one axis too."""
-    running = ctx.innermost
-    assert running is not None
-    source = last_map(ctx, running.record)
-    map_shape = output_of(source) if source is not None else None
+    running, source, map_shape = _before(ctx)
     if source is None or map_shape is None or len(shape) != 1:
         return None
     if arith.flatten_size(map_shape, 0) != shape[0] or map_shape[0] == 1:
@@ -216,10 +223,7 @@ def _folded_batch(
     ctx: FailureContext, fc: nn.Linear, shape: Shape, expects: tuple[str, str]
 ) -> Diagnosis | None:
     """Forward code reshaped the map with ``view(-1, K)``: the batch axis took the rest."""
-    running = ctx.innermost
-    assert running is not None
-    source = last_map(ctx, running.record)
-    map_shape = output_of(source) if source is not None else None
+    running, source, map_shape = _before(ctx)
     if map_shape is None or map_shape[0] == shape[0] or len(shape) != 2:
         return None
     if arith.flatten_size(map_shape, 0) != arith.flatten_size(shape, 0):
