@@ -145,3 +145,94 @@ def markdown_lines(extras: Mapping[str, Any]) -> list[str]:
         where = finding["layer"] or "(root)"
         lines.append(f"  - `{finding['rule']}` `{where}`: {finding['message']}. Fix: {finding['fix']}")
     return lines
+
+
+# -- memory (``estimate_memory``'s ``to_dict()``) ---------------------------------------
+
+
+def optimizer_text(optimizer: Mapping[str, Any]) -> str:
+    """``195.2 MiB (Adam: 483 state tensors for 161 parameters)`` or ``not counted (...)``."""
+    size = "not counted" if optimizer["bytes"] is None else human_bytes(optimizer["bytes"])
+    return f"{size} ({optimizer['note']})"
+
+
+def memory_totals(data: Mapping[str, Any]) -> list[str]:
+    """The lines under the memory table: what the peaks are made of."""
+    mode = "train" if data["train"] else "eval"
+    return [
+        f"Params {human_bytes(data['param_bytes'])} · buffers {human_bytes(data['buffer_bytes'])} · "
+        f"grads {human_bytes(data['grad_bytes'])} · optimizer state {optimizer_text(data['optimizer'])}",
+        f"Saved for backward {human_bytes(data['saved_activation_bytes'])} in {data['saved_tensors']:,} "
+        f"tensors · backward transient {human_bytes(data['backward_transient_bytes'])}"
+        + (f" at {data['transient_at']}" if data["transient_at"] else ""),
+        f"Peak training {human_bytes(data['peak_training_bytes'])} · peak inference "
+        f"{human_bytes(data['peak_inference_bytes'])}"
+        + (f" (at {data['inference_peak_at']})" if data["inference_peak_at"] else "")
+        + f"    estimated for {data['input']} on {data['device']} ({data['dtype']}, {mode} mode)",
+    ]
+
+
+def _call_label(layer: Mapping[str, Any]) -> str:
+    name = layer["name"] or "(root)"
+    return name if not layer["call"] else f"{name} (call {layer['call'] + 1})"
+
+
+def memory_text(data: Mapping[str, Any], max_depth: int | None = None) -> str:
+    """Per call: its output and what autograd saves (its own calls included), then the totals."""
+    from ..tracing.table import grid, indent
+
+    saved = data["saved_activation_bytes"]
+    rows = [
+        [
+            indent(layer["depth"]) + _call_label(layer),
+            layer["type"],
+            human_bytes(layer["output_bytes"]),
+            human_bytes(layer["saved_total"]),
+            f"{100 * layer['saved_total'] / saved:.1f}%" if saved else "-",
+        ]
+        for layer in data["layers"]
+        if max_depth is None or layer["depth"] <= max_depth
+    ]
+    body = grid(rows, ("Layer", "Type", "Output", "Saved for backward", "Share"))
+    return "\n".join([body, *memory_totals(data)])
+
+
+def largest_consumers(data: Mapping[str, Any], count: int = 5) -> list[str]:
+    """The calls that keep the most for backward themselves, largest first, one line each."""
+    from ..tracing.table import grid
+
+    saved = data["saved_activation_bytes"] or 1
+    ranked = sorted(data["layers"], key=lambda layer: -layer["saved_bytes"])[:count]
+    rows = [
+        [
+            _call_label(layer) + ("" if layer["is_leaf"] else " (its own forward code)"),
+            layer["type"],
+            human_bytes(layer["saved_bytes"]),
+            f"{100 * layer['saved_bytes'] / saved:.1f}%",
+            human_bytes(layer["output_bytes"]),
+        ]
+        for layer in ranked
+        if layer["saved_bytes"]
+    ]
+    if not rows:
+        return []
+    return grid(rows, ("Layer", "Type", "Saved", "Share", "Output")).splitlines()
+
+
+def memory_line(data: Mapping[str, Any]) -> str:
+    """``Memory at 64x3x224x224: training peak 5.6 GiB (...) · inference peak 1.1 GiB``."""
+    weights = data["param_bytes"] + data["buffer_bytes"] + data["grad_bytes"]
+    optimizer = data["optimizer"]
+    state = "not counted" if optimizer["bytes"] is None else human_bytes(optimizer["bytes"])
+    line = (
+        f"Memory at {data['input']}: training peak {human_bytes(data['peak_training_bytes'])} "
+        f"(saved activations {human_bytes(data['saved_activation_bytes'])}, weights and grads "
+        f"{human_bytes(weights)}, optimizer state {state}, backward transient "
+        f"{human_bytes(data['backward_transient_bytes'])}) · inference peak "
+        f"{human_bytes(data['peak_inference_bytes'])}"
+    )
+    budget = data.get("budget")
+    if budget is not None:
+        verdict = "over" if data["peak_training_bytes"] > budget else "within"
+        line += f" · {verdict} max_memory {human_bytes(budget)}"
+    return line

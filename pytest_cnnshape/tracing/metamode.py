@@ -15,6 +15,10 @@ that fails on CPU and CUDA would trace cleanly on meta. ``F.linear`` accepts an
 input whose dtype differs from the weight's, and ``F.conv_transpose*d`` accepts
 any number of input channels. Here they raise a RuntimeError as the CPU does (the
 channel message word for word; dtype messages vary between CPU kernels anyway).
+
+With autograd on (a training-memory pass), a shortcut whose inputs require grad
+answers with the graph node torch would record, saving what torch saves
+(``saves``); an op whose saves are not known there runs torch's kernel.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+
+from .saves import needs_graph, with_graph
 
 Rule = Callable[..., Any]
 
@@ -267,6 +273,8 @@ class TraceMode(TorchFunctionMode):
                 out = rule(*args, **kwargs)
             except TypeError:  # a call shape the rule does not know: let torch judge it
                 out = None
+            if out is not None and needs_graph(args, kwargs):
+                out = with_graph(func, out, args, kwargs)
         if out is None:
             out = func(*args, **kwargs)
         if self.watchers and not _is_attribute_read(func):
