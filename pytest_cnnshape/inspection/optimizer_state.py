@@ -98,27 +98,29 @@ class OptimizerSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
-def parse_optimizer(text: str, what: str = "optimizer") -> OptimizerSpec:
-    """``"SGD(momentum=0.9, nesterov=True)"`` -> OptimizerSpec; torch-free (checks the syntax only)."""
+def parse_optimizer(text: str, what: str | None = None) -> OptimizerSpec:
+    """``"SGD(momentum=0.9, nesterov=True)"`` -> OptimizerSpec; torch-free (checks the syntax only).
+
+    Errors start with ``what``, how the value was written (``optimizer='SGD('``).
+    """
+    what = what or f"optimizer={text!r}"
     example = "e.g. 'AdamW' or 'SGD(momentum=0.9)'"
     source = text.strip().removeprefix("torch.optim.")
     try:
         node = ast.parse(source, mode="eval").body
     except SyntaxError:
-        raise SpecError(f"{what}={text!r} is not an optimizer name; {example}") from None
+        raise SpecError(f"{what} is not an optimizer name; {example}") from None
     kwargs: dict[str, Any] = {}
     if isinstance(node, ast.Call):
         if node.args:
-            raise SpecError(f"{what}={text!r}: give settings by name, {example}")
+            raise SpecError(f"{what}: give settings by name, {example}")
         try:
             kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
         except ValueError:
-            raise SpecError(
-                f"{what}={text!r}: settings must be literals (numbers, True/False); {example}"
-            ) from None
+            raise SpecError(f"{what}: settings must be literals (numbers, True/False); {example}") from None
         node = node.func
     if not isinstance(node, ast.Name):
-        raise SpecError(f"{what}={text!r} is not a torch.optim class name; {example}")
+        raise SpecError(f"{what} is not a torch.optim class name; {example}")
     return OptimizerSpec(node.id, kwargs)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 #: Key of the inspection data in ``ModelEntry.extras``.
 EXTRAS_KEY = "inspection"
+#: Key of the memory estimate (``estimate_memory(...).to_dict()`` and its budget).
+MEMORY_KEY = "memory"
 
 
 def human_bytes(n: int) -> str:
@@ -95,18 +97,48 @@ def lint_count(lint: Mapping[str, Any]) -> str:
 
 
 def overview_cells(extras: Mapping[str, Any]) -> list[str]:
-    """The report overview's ``MACs`` and ``Lint`` cells of one model (``-`` without data)."""
+    """The report overview's ``MACs``, ``Memory`` and ``Lint`` cells of one model (``-`` without data)."""
     data = extras.get(EXTRAS_KEY) or {}
     flops, lint = data.get("flops"), data.get("lint")
-    return [si(flops["total_macs"]) if flops else "-", str(len(lint["findings"])) if lint else "-"]
+    return [
+        si(flops["total_macs"]) if flops else "-",
+        memory_cell(extras.get(MEMORY_KEY)),
+        str(len(lint["findings"])) if lint else "-",
+    ]
+
+
+def memory_cell(memory: Mapping[str, Any] | None) -> str:
+    """``5.6 GiB`` (the estimated training peak), ``5.6 GiB / 6.0 GiB`` against a budget."""
+    if not memory:
+        return "-"
+    if "error" in memory:
+        return "?"
+    cell = human_bytes(memory["peak_training_bytes"])
+    if memory.get("budget") is not None:
+        cell += f" / {human_bytes(memory['budget'])}"
+    return cell
 
 
 def section_lines(extras: Mapping[str, Any], *, why: bool = False) -> list[str]:
-    """Lines under a model's layer table: params, shared, MACs, regularization, lint.
+    """Lines under a model's layer table: params, shared, MACs, regularization, lint, memory.
 
     Rules that did not run (no optimizer or loss in a test report) are in the JSON
     report's ``skipped``, not repeated under every model.
     """
+    return _inspection_lines(extras, why=why) + memory_lines(extras)
+
+
+def memory_lines(extras: Mapping[str, Any]) -> list[str]:
+    """The memory estimate's line (it depends on the input, unlike the architecture's)."""
+    memory = extras.get(MEMORY_KEY)
+    if not memory:
+        return []
+    if "error" in memory:
+        return [f"Memory: not estimated: {memory['error']}"]
+    return [memory_line(memory)]
+
+
+def _inspection_lines(extras: Mapping[str, Any], *, why: bool = False) -> list[str]:
     from .findings import Findings
 
     data = extras.get(EXTRAS_KEY)
@@ -128,7 +160,20 @@ def section_lines(extras: Mapping[str, Any], *, why: bool = False) -> list[str]:
 
 
 def markdown_lines(extras: Mapping[str, Any]) -> list[str]:
-    """The same, as Markdown (after a blank line): a list, the findings with their fixes."""
+    """The same, as Markdown (after a blank line): a list, the findings with their fixes,
+    the memory estimate and the calls that keep the most for backward."""
+    lines = _inspection_markdown(extras)
+    memory = extras.get(MEMORY_KEY)
+    if memory:
+        lines += ["", *(f"- {line}" for line in memory_lines(extras))]
+        consumers = [] if "error" in memory else largest_consumers(memory)
+        if consumers:
+            lines += ["", "Largest consumers of training memory (saved for backward):", "", "```text"]
+            lines += [*consumers, "```"]
+    return lines
+
+
+def _inspection_markdown(extras: Mapping[str, Any]) -> list[str]:
     data = extras.get(EXTRAS_KEY)
     if not data:
         return []

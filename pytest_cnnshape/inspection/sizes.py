@@ -30,20 +30,22 @@ EXAMPLE = "e.g. '6 GiB', '512 MiB', '8GB' or a whole number of bytes"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
-def parse_size(value: Any, what: str = "size") -> int:
+def parse_size(value: Any, what: str | None = None) -> int:
     """Bytes of ``value``: a positive int, or a number with a unit of bytes.
 
-    Raises SpecError naming ``what``, the value and how to write it.
+    Raises SpecError starting with ``what`` (how the value was written, e.g.
+    ``max_memory='6G'``), saying how to write it.
     """
+    what = what or f"size {value!r}"
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise SpecError(f"{what}={value!r} is not a size; {EXAMPLE}")
+        raise SpecError(f"{what} is not a size; {EXAMPLE}")
     if isinstance(value, int):
         if value <= 0:
-            raise SpecError(f"{what}={value!r} must be a positive number of bytes; {EXAMPLE}")
+            raise SpecError(f"{what} must be a positive number of bytes; {EXAMPLE}")
         return value
     match = _SIZE.match(value.replace("_", ""))
     if match is None:
-        raise SpecError(f"{what}={value!r} is not a size; {EXAMPLE}")
+        raise SpecError(f"{what} is not a size; {EXAMPLE}")
     number, unit = match.groups()
     factor = UNITS.get(unit.lower() or "b")
     if factor is None:
@@ -52,10 +54,10 @@ def parse_size(value: Any, what: str = "size") -> int:
         if unit.lower() in ("k", "m", "g", "t", "ki", "mi", "gi", "ti"):
             hint = f" (write '{number} {prefix}iB' for 1024-based or '{number} {prefix}B' for 1000-based)"
         raise SpecError(
-            f"{what}={value!r}: {unit!r} is not a unit of bytes{hint}; use B, KiB, MiB, GiB, TiB "
+            f"{what}: {unit!r} is not a unit of bytes{hint}; use B, KiB, MiB, GiB, TiB "
             f"or KB, MB, GB, TB; {EXAMPLE}"
         )
     size = int(Fraction(number) * factor)
     if size <= 0:
-        raise SpecError(f"{what}={value!r} must be at least one byte; {EXAMPLE}")
+        raise SpecError(f"{what} must be at least one byte; {EXAMPLE}")
     return size

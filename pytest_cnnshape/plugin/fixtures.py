@@ -91,9 +91,10 @@ class CnnShapes:
         entry.trace = result.to_dict()
         entry.input = inputs_text(entry.trace, entry.input)
         if self._run.inspect:
-            from ..inspection.collect import record_inspection
+            from ..inspection.collect import record_inspection, record_memory
 
             record_inspection(entry.extras, model, inputs, device=device, ignore=self._run.lint_ignore)
+            record_memory(entry.extras, model, inputs, device=device)
         self.traces.append(result)
         return result
 
@@ -108,8 +109,15 @@ class CnnShapes:
         device: str | None = None,
         train: bool = False,
         max_params: int | None = None,
+        max_memory: int | str | None = None,
+        batch: int | None = None,
+        optimizer: Any = None,
     ) -> ShapeTrace:
-        """Trace and assert the output shape (symbolic ``expected`` allowed); return the trace."""
+        """Trace and assert the output shape (symbolic ``expected`` allowed); return the trace.
+
+        ``max_memory="6 GiB"`` also fails the test when the estimated peak memory of a
+        training step (at ``batch``, with ``optimizer``'s state) is larger.
+        """
         __tracebackhide__ = True
         check = parse_check(
             {
@@ -120,6 +128,9 @@ class CnnShapes:
                 "device": device,
                 "train": train,
                 "max_params": max_params,
+                "max_memory": max_memory,
+                "batch": batch,
+                "optimizer": optimizer,
             },
             fixture_place("assert_output"),
             model=model,
