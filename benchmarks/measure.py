@@ -66,6 +66,60 @@ def saved_tensors(model: nn.Module, *inputs: torch.Tensor, train: bool = True) -
     return SavedTensors(sum(found.values()), len(found), grads)
 
 
+def inference_peak(model: nn.Module, *inputs: torch.Tensor) -> int:
+    """The most bytes of tensors alive at once in an eval forward under ``no_grad`` on the CPU.
+
+    Every tensor a torch function returns (and the inputs, held throughout) is
+    followed by a weak reference; a storage counts while any of its tensors is alive,
+    keyed by its data pointer; the model's weights are left out.
+    """
+    import weakref
+
+    from torch.overrides import TorchFunctionMode
+
+    model.eval()
+    weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+    live: dict[int, list[int]] = {}
+    refs: dict[int, Any] = {}
+    totals = {"current": 0, "peak": 0}
+
+    def freed(ptr: int, tid: int) -> None:
+        refs.pop(tid, None)
+        entry = live[ptr]
+        entry[1] -= 1
+        if not entry[1]:
+            totals["current"] -= entry[0]
+            del live[ptr]
+
+    def follow(t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if id(t) in refs or ptr in weights or not storage.nbytes():
+            return
+        if ptr in live:
+            live[ptr][1] += 1
+        else:
+            live[ptr] = [storage.nbytes(), 1]
+            totals["current"] += storage.nbytes()
+            totals["peak"] = max(totals["peak"], totals["current"])
+        refs[id(t)] = weakref.ref(t, lambda _, ptr=ptr, tid=id(t): freed(ptr, tid))
+
+    class Follow(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            with torch._C.DisableTorchFunction():
+                for t in _tensors(out):
+                    follow(t)
+            return out
+
+    for x in inputs:
+        follow(x)
+    with torch.no_grad(), Follow():
+        model(*inputs)
+    refs.clear()
+    return totals["peak"]
+
+
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     """Bytes of every tensor in an optimizer's state."""
     total = 0

@@ -8,12 +8,16 @@ themselves: the forward runs once on meta with autograd recording, inside
 ``torch.autograd.graph.saved_tensors_hooks``, and every tensor autograd saves is
 counted by its storage, each storage once (views and in-place results share one),
 parameters and buffers left out. Nothing is allocated and no weight is copied;
-the model is left as every trace leaves it (the pass *is* a trace, with
-observers of the tracer's own recorder and op watchers).
+the model is left as every trace leaves it (the pass *is* a trace, watched by an
+observer of the tracer's own recorder and an op watcher of its TorchFunctionMode).
 
-A second, inference pass (eval mode, ``no_grad``, the same trace) follows each
-tensor the forward's torch functions return by weak reference, and finds the most
-bytes alive at once.
+The same pass gives the inference peak: the hook hands autograd a placeholder
+instead of each saved tensor (keeping only the storage, so identities stay
+unique), so tensors die when the forward drops them, as they do under
+``no_grad``; weak references to every tensor the torch functions return find the
+most bytes alive at once. Dropout, the identity in eval mode, counts as its input.
+``tests/inspection/test_memory.py`` checks the figure against a real eval forward
+under ``no_grad``.
 
 ``peak_training_bytes`` adds up what a training step holds at its fullest, at the
 start of backward: parameters, buffers, one gradient per trainable parameter that
@@ -22,8 +26,10 @@ activations, and the largest transient of the backward pass. That transient is
 estimated per op of the forward as the gradient flowing into it (the size of its
 output) plus the gradients it produces for its inputs (the sizes of its inputs that
 require grad, parameters excluded: their gradients are counted already); the
-largest such sum is taken. Allocator rounding, cuDNN workspaces, CUDA's context
-and the loss are not included.
+largest such sum is taken. The sum is an upper bound of the step's tensors (by the
+time backward reaches the large early maps, the late layers' saved tensors are
+freed); allocator rounding, convolution workspaces (cuDNN's, or the CPU's im2col
+buffers), CUDA's context and the loss are not included.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import is_lazy
 
@@ -211,6 +218,12 @@ def _reached(output: Any) -> set[int]:
     return reached
 
 
+def _unwatched() -> Any:
+    """Our own bookkeeping (``t.numel()``, ``t.untyped_storage()``) runs outside the trace's
+    TorchFunctionMode: it is not the model's work, and no op watcher should pay for it."""
+    return torch._C.DisableTorchFunction()
+
+
 class _Calls:
     """The running calls as record indices: which call an op or a save belongs to."""
 
@@ -229,96 +242,59 @@ class _Calls:
         return self.stack[-1] if self.stack else 0
 
 
-# -- the training pass -----------------------------------------------------------------
+# -- the pass ---------------------------------------------------------------------------
+
+#: Ops that are the identity in eval mode: their training-mode result is, for the
+#: inference peak, the input itself.
+_EVAL_IDENTITY = frozenset(
+    {F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout}
+)
 
 
-class _TrainingPass:
-    """Observer and op watcher of the training forward; ``pack`` is the saved-tensors hook."""
+class _Saved:
+    """What the graph holds instead of a saved tensor: its storage's identity only, so the
+    forward's tensors die when the forward drops them, as without autograd."""
 
-    def __init__(self) -> None:
-        self.started()
+    __slots__ = ("key",)
 
-    def started(self) -> None:
-        """A forward begins (a meta attempt, then maybe a real fallback): start afresh."""
-        self.calls = _Calls()
-        self.active = False
-        self.weights: set[int] = set()
-        self.lazy = False
-        #: storage -> (bytes, index of the call that saved it first)
-        self.saved: dict[int, tuple[int, int]] = {}
-        #: The saved tensors themselves, so no storage is freed (and its identity
-        #: reused) while the pass runs.
-        self.keep: list[torch.Tensor] = []
-        self.outputs: dict[int, int] = {}
-        self.transient = (0, 0)
-        self.params: list[ParamInfo] = []
-        self.buffer_bytes = 0
-
-    def entered(self, call: RunningCall) -> None:
-        if call.index == 0:
-            self.active = True
-            self.weights, self.lazy = _weight_keys(call.module)
-        elif self.lazy:  # lazy layers materialise in their own pre-hook, before ours
-            self.weights |= _weight_keys(call.module)[0]
-        self.calls.enter(call)
-
-    def left(self, call: RunningCall, output: Any) -> None:
-        self.calls.leave(call)
-        self.outputs[call.index] = sum(_size(t) for t in {id(t): t for t in _tensors(output)}.values())
-        if call.index == 0:
-            self.active = False
-            self._weights_of(call.module, _reached(output))
-
-    def _weights_of(self, root: nn.Module, reached: set[int]) -> None:
-        self.params = [
-            ParamInfo(name, tuple(p.shape), p.dtype, p.requires_grad, p.requires_grad and id(p) in reached)
-            for name, p in root.named_parameters()
-        ]
-        self.buffer_bytes = sum(_size(b) for b in root.buffers())
-
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        if self.active:
-            key, size = _storage(t)
-            if key not in self.saved and key not in self.weights and not _is_weight(t):
-                self.saved[key] = (size, self.calls.current)
-                self.keep.append(t)
-        return t
-
-    def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
-        if not self.active:
-            return
-        if isinstance(result, torch.Tensor):
-            if result.grad_fn is None:
-                return
-            size = _size(result)
-        else:
-            outs = [t for t in _tensors(result) if t.grad_fn is not None]
-            if not outs:
-                return
-            size = sum(_size(t) for t in outs)
-        size += sum(_size(t) for t in _tensors((args, kwargs)) if t.requires_grad and not _is_weight(t))
-        if size > self.transient[0]:
-            self.transient = (size, self.calls.current)
+    def __init__(self, key: int) -> None:
+        self.key = key
 
 
-def _unpack(t: torch.Tensor) -> torch.Tensor:
-    return t
+def _unpack(saved: _Saved) -> torch.Tensor:
+    raise RuntimeError(
+        "estimate_memory keeps no saved tensors, so a forward that runs backward itself "
+        "(autograd.grad inside forward) cannot be estimated"
+    )
 
 
-# -- the inference pass ----------------------------------------------------------------
+class _MemoryPass:
+    """Observer, op watcher and saved-tensors hook of the one training forward.
 
-
-class _InferencePass:
-    """Follows every tensor an eval forward makes; the most bytes alive at once."""
+    Counts what autograd saves (``pack``), each call's output, the backward transient
+    per op, and, by weak references to every tensor the torch functions return, the
+    most bytes alive at once: the inference peak.
+    """
 
     def __init__(self) -> None:
         self.refs: dict[int, weakref.ref[torch.Tensor]] = {}
         self.started()
 
     def started(self) -> None:
+        """A forward begins (a meta attempt, then maybe a real fallback): start afresh."""
         self.close()
         self.calls = _Calls()
+        self.active = False
         self.weights: set[int] = set()
+        self.lazy = False
+        #: storage -> (bytes, index of the call that saved it first)
+        self.saved: dict[int, tuple[int, int]] = {}
+        #: The saved storages, so none is freed (and its identity reused) during the pass.
+        self.keep: list[torch.UntypedStorage] = []
+        self.outputs: dict[int, int] = {}
+        self.transient = (0, 0)
+        self.params: list[ParamInfo] = []
+        self.buffer_bytes = 0
         #: storage -> [bytes, tensors alive on it]
         self.live: dict[int, list[int]] = {}
         #: id of a weak reference -> (id of its tensor, its storage)
@@ -327,29 +303,88 @@ class _InferencePass:
         self.peak = (0, 0)
 
     def close(self) -> None:
-        """Stop following: dropping the weak references drops their callbacks."""
+        """Stop following tensors (dropping the weak references drops their callbacks)
+        and let go of the saved storages."""
         self.refs = {}
+        self.keep = []
+
+    # -- module calls (tracing.recorder.Observer) --
 
     def entered(self, call: RunningCall) -> None:
-        if call.index == 0:
-            self.weights = _weight_keys(call.module)[0]
-            for t in _tensors((call.args, call.kwargs)):
-                self._follow(t)
-        self.calls.enter(call)
+        with _unwatched():
+            if call.index == 0:
+                self.active = True
+                self.weights, self.lazy = _weight_keys(call.module)
+                for t in _tensors((call.args, call.kwargs)):
+                    self._follow(t)  # the inputs: held by the caller throughout
+            elif self.lazy:  # lazy layers materialise in their own pre-hook, before ours
+                self.weights |= _weight_keys(call.module)[0]
+            self.calls.enter(call)
 
     def left(self, call: RunningCall, output: Any) -> None:
-        for t in _tensors(output):
-            self._follow(t)
-        self.calls.leave(call)
+        with _unwatched():
+            tensors = _tensors(output)
+            for t in tensors:
+                self._follow(t)
+            self.calls.leave(call)
+            self.outputs[call.index] = sum(_size(t) for t in {id(t): t for t in tensors}.values())
+            if call.index == 0:
+                self.active = False
+                self._weights_of(call.module, _reached(output))
+
+    def _weights_of(self, root: nn.Module, reached: set[int]) -> None:
+        self.params = [
+            ParamInfo(name, tuple(p.shape), p.dtype, p.requires_grad, p.requires_grad and id(p) in reached)
+            for name, p in root.named_parameters()
+        ]
+        self.buffer_bytes = sum(_size(b) for b in root.buffers())
+
+    # -- what autograd saves (torch.autograd.graph.saved_tensors_hooks) --
+
+    def pack(self, t: torch.Tensor) -> _Saved:
+        # Called inside the op that saves (the trace's TorchFunctionMode is off there).
+        if _is_weight(t):
+            return _Saved(0)
+        key, size = _storage(t)
+        if self.active and key not in self.saved and key not in self.weights:
+            self.saved[key] = (size, self.calls.current)
+            self.keep.append(t.untyped_storage())
+        return _Saved(key)
+
+    # -- every torch function (tracing.metamode.OpWatcher) --
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
-        for t in _tensors(result):
-            self._follow(t)
+        if not self.active:
+            return
+        outs = _tensors(result)
+        alias = None
+        if func in _EVAL_IDENTITY and args and isinstance(args[0], torch.Tensor):
+            alias = _storage(args[0])[0]
+        recorded = 0
+        for t in outs:
+            self._follow(t, alias)
+            if t.grad_fn is not None:
+                recorded += _size(t)
+        if recorded:
+            for a in (*args, *kwargs.values()):
+                for t in (
+                    (a,)
+                    if isinstance(a, torch.Tensor)
+                    else _tensors(a)
+                    if isinstance(a, (list, tuple))
+                    else ()
+                ):
+                    if t.requires_grad and not _is_weight(t):
+                        recorded += _size(t)
+            if recorded > self.transient[0]:
+                self.transient = (recorded, self.calls.current)
 
-    def _follow(self, t: torch.Tensor) -> None:
+    def _follow(self, t: torch.Tensor, key: int | None = None) -> None:
+        """Count ``t`` alive until it is freed (``key``: the storage it stands for)."""
         if id(t) in self.refs:
             return
-        key, size = _storage(t)
+        own, size = _storage(t)
+        key = own if key is None else key
         if key in self.weights:
             return
         entry = self.live.get(key)
@@ -377,9 +412,9 @@ class _InferencePass:
 # -- the estimate ----------------------------------------------------------------------
 
 
-def _layers(trace: ShapeTrace, training: _TrainingPass) -> tuple[LayerMemory, ...]:
+def _layers(trace: ShapeTrace, memory: _MemoryPass) -> tuple[LayerMemory, ...]:
     own = [0] * len(trace.layers)
-    for size, index in training.saved.values():
+    for size, index in memory.saved.values():
         own[index] += size
     total = list(own)
     stack: list[int] = []
@@ -396,7 +431,7 @@ def _layers(trace: ShapeTrace, training: _TrainingPass) -> tuple[LayerMemory, ..
             depth=r.depth,
             call=r.call,
             is_leaf=r.is_leaf,
-            output_bytes=training.outputs.get(i, 0),
+            output_bytes=memory.outputs.get(i, 0),
             saved_bytes=own[i],
             saved_total=total[i],
         )
@@ -436,21 +471,18 @@ def estimate_memory(
     from ..tracing.tracer import check_model
 
     model = check_model(model)
-    training = _TrainingPass()
-    with torch.autograd.graph.saved_tensors_hooks(training.pack, _unpack):
-        trace = watched(model, inputs, (training,), device=device, dtype=dtype, train=train, grad=True)
-    inference = _InferencePass()
+    memory = _MemoryPass()
     try:
-        evaluated = watched(model, inputs, (inference,), device=device, dtype=dtype, train=False)
+        with torch.autograd.graph.saved_tensors_hooks(memory.pack, _unpack):
+            trace = watched(model, inputs, (memory,), device=device, dtype=dtype, train=train, grad=True)
     finally:
-        inference.close()
-    by_name = {info.name: info for info in training.params}
+        memory.close()
+    by_name = {info.name: info for info in memory.params}
     by_id = {id(p): by_name[name] for name, p in model.named_parameters() if name in by_name}
-    trainable = [info for info in training.params if info.gets_grad]
-    state = optimizer_state(optimizer, by_id, training.params)
-    param_bytes = sum(info.bytes for info in training.params)
-    saved = training.saved.values()
-    training.keep.clear()
+    trainable = [info for info in memory.params if info.gets_grad]
+    state = optimizer_state(optimizer, by_id, memory.params)
+    param_bytes = sum(info.bytes for info in memory.params)
+    saved = memory.saved.values()
     return MemoryReport(
         model=type(model).__name__,
         input=inputs_text(trace.to_dict(), "-"),
@@ -458,14 +490,14 @@ def estimate_memory(
         dtype=trace.dtype,
         train=train,
         param_bytes=param_bytes,
-        buffer_bytes=training.buffer_bytes,
+        buffer_bytes=memory.buffer_bytes,
         grad_bytes=sum(info.bytes for info in trainable),
         optimizer=state,
         saved_activation_bytes=sum(size for size, _ in saved),
         saved_tensors=len(saved),
-        backward_transient_bytes=training.transient[0],
-        transient_at=_label(trace, training.transient[1]),
-        peak_inference_bytes=param_bytes + training.buffer_bytes + inference.peak[0],
-        inference_peak_at=_label(evaluated, inference.peak[1]),
-        layers=_layers(trace, training),
+        backward_transient_bytes=memory.transient[0],
+        transient_at=_label(trace, memory.transient[1]),
+        peak_inference_bytes=param_bytes + memory.buffer_bytes + memory.peak[0],
+        inference_peak_at=_label(trace, memory.peak[1]),
+        layers=_layers(trace, memory),
     )

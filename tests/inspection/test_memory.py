@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.measure import saved_tensors, training_step_peak
+from benchmarks.measure import inference_peak, saved_tensors, training_step_peak
 from benchmarks.models import resnet50
 from pytest_cnnshape import ShapeMismatchError, estimate_memory
 from pytest_cnnshape.inspection.memory import _storage
@@ -166,6 +166,21 @@ def test_lazy_layers_count_as_materialised() -> None:
     assert estimate.param_bytes == sum(p.numel() * p.element_size() for p in built.parameters())
     assert estimate.saved_activation_bytes == saved_tensors(built, torch.randn(2, 3, 16, 16)).bytes
     assert any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", TRAINING_ZOO)
+def test_the_inference_peak_matches_a_real_eval_forward(name: str) -> None:
+    """The training pass's liveness, autograd's saved tensors not held and dropout as the
+    identity, is that of an eval forward under no_grad on the CPU."""
+    factory, shape = TRAINING_ZOO[name]
+    model = factory()
+    estimate = estimate_memory(model, shape, device="meta")
+    real = inference_peak(model, torch.randn(shape))
+    weights = estimate.param_bytes + estimate.buffer_bytes
+    assert within(estimate.peak_inference_bytes - weights, real, 0.02), (
+        estimate.peak_inference_bytes - weights,
+        real,
+    )
 
 
 def test_the_inference_peak_follows_tensor_lifetimes() -> None:
