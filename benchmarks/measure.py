@@ -102,7 +102,8 @@ def inference_peak(model: nn.Module, *inputs: torch.Tensor) -> int:
             live[ptr] = [storage.nbytes(), 1]
             totals["current"] += storage.nbytes()
             totals["peak"] = max(totals["peak"], totals["current"])
-        refs[id(t)] = weakref.ref(t, lambda _, ptr=ptr, tid=id(t): freed(ptr, tid))
+        tid = id(t)
+        refs[tid] = weakref.ref(t, lambda _, ptr=ptr, tid=tid: freed(ptr, tid))
 
     class Follow(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
