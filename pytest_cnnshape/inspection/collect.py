@@ -100,6 +100,7 @@ def record_memory(
         first = spec.first_shape()
         data = estimate_memory(model, spec, optimizer, device=device).to_dict()
         data["batch"] = first[0] if first else None
+        data["rebatched"] = batch is not None
     except Exception as exc:  # the report must not fail for an estimate
         data = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     data["budget"] = budget

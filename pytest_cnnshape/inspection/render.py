@@ -108,7 +108,8 @@ def overview_cells(extras: Mapping[str, Any]) -> list[str]:
 
 
 def memory_cell(memory: Mapping[str, Any] | None) -> str:
-    """``5.6 GiB`` (the estimated training peak), ``5.6 GiB / 6.0 GiB`` against a budget."""
+    """``5.6 GiB`` (the estimated training peak), ``5.6 GiB / 6.0 GiB (B=64)`` against a
+    budget, the batch said when the check estimates at a batch of its own."""
     if not memory:
         return "-"
     if "error" in memory:
@@ -116,6 +117,8 @@ def memory_cell(memory: Mapping[str, Any] | None) -> str:
     cell = human_bytes(memory["peak_training_bytes"])
     if memory.get("budget") is not None:
         cell += f" / {human_bytes(memory['budget'])}"
+    if memory.get("rebatched"):
+        cell += f" (B={memory['batch']})"
     return cell
 
 

@@ -35,8 +35,9 @@ input (or at the check's ``batch``), all sizes in bytes: ``model``, ``input``,
 ``inference_peak_at``, ``layers`` (per module call: ``name``, ``type``,
 ``depth``, ``call``, ``is_leaf``, ``output_bytes``, ``saved_bytes`` (saved while
 the call itself ran), ``saved_total`` (its nested calls included)), plus
-``batch`` (the first input's batch size) and ``budget`` (``max_memory`` in bytes,
-or null); or ``{"error": "...", "budget": ...}`` when it could not be estimated.
+``batch`` (the first input's batch size), ``rebatched`` (true when the check's
+``batch`` set it) and ``budget`` (``max_memory`` in bytes, or null); or
+``{"error": "...", "budget": ...}`` when it could not be estimated.
 """
 
 from __future__ import annotations
