@@ -38,6 +38,8 @@ _EXPORTS: dict[str, str] = {
     "LintError": "errors",
     "count_flops": "inspection.flops",
     "FlopReport": "inspection.flops",
+    "estimate_memory": "inspection.memory",
+    "MemoryReport": "inspection.memory",
     "linear_in_features": "contracts.sizes",
     "CnnShapeError": "errors",
     "UsageError": "errors",
@@ -78,6 +80,8 @@ __all__ = [  # noqa: RUF022  (kept in the order of _EXPORTS; a test checks they 
     "LintError",
     "count_flops",
     "FlopReport",
+    "estimate_memory",
+    "MemoryReport",
     "linear_in_features",
     "CnnShapeError",
     "UsageError",
@@ -123,6 +127,8 @@ if TYPE_CHECKING:
     from .inspection.flops import count_flops as count_flops
     from .inspection.lint import assert_no_lint as assert_no_lint
     from .inspection.lint import lint as lint
+    from .inspection.memory import MemoryReport as MemoryReport
+    from .inspection.memory import estimate_memory as estimate_memory
     from .inspection.parameters import ParameterBreakdown as ParameterBreakdown
     from .inspection.parameters import parameter_breakdown as parameter_breakdown
     from .inspection.regularization import RegularizationReport as RegularizationReport

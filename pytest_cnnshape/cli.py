@@ -1,6 +1,7 @@
 """The ``cnnshape`` command: shape tables and diagnostics without writing a test.
 
     cnnshape summary models.py:Net --input 1x3x32x32 [--depth 2] [--json] [--params] [--flops] [--lint]
+                     [--memory [--optimizer AdamW]]
     cnnshape check   mypkg.models:Net --input 1x1x28x28
 
 Exit codes: 0 table printed (check: the model runs), 1 the model's forward fails
@@ -78,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
                 "of ./pyproject.toml applies)",
             )
             cmd.add_argument(
+                "--memory",
+                action="store_true",
+                help="also estimate the memory of one training step (saved activations per layer, "
+                "peaks), on meta",
+            )
+            cmd.add_argument(
+                "--optimizer",
+                default=None,
+                metavar="NAME",
+                help="the optimizer whose state --memory counts, e.g. AdamW or 'SGD(momentum=0.9)'",
+            )
+            cmd.add_argument(
                 "--lint-ignore",
                 action="append",
                 default=[],
@@ -135,7 +148,10 @@ def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
     from .inspection.console import inspection_sections
     from .plugin.config import load_project
 
-    wanted = {key: getattr(args, key, False) for key in ("params", "flops", "lint")}
+    wanted = {key: getattr(args, key, False) for key in ("params", "flops", "lint", "memory")}
+    optimizer = getattr(args, "optimizer", None)
+    if optimizer is not None and not wanted["memory"]:
+        raise UsageError("--optimizer counts in the memory estimate: add --memory")
     ignore: tuple[str, ...] = ()
     batch_dim = 0
     if wanted["lint"]:
@@ -143,7 +159,14 @@ def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
         ignore = (*project.lint_ignore, *check_rule_ids(args.lint_ignore, "--lint-ignore"))
         batch_dim = project.lint_batch_dim
     return inspection_sections(
-        model, inputs, **wanted, ignore=ignore, device=args.device, depth=args.depth, batch_dim=batch_dim
+        model,
+        inputs,
+        **wanted,
+        optimizer=optimizer,
+        ignore=ignore,
+        device=args.device,
+        depth=args.depth,
+        batch_dim=batch_dim,
     )
 
 

@@ -123,3 +123,45 @@ def test_a_broken_pyproject_is_named(project: Path, capsys: pytest.CaptureFixtur
     (project / "pyproject.toml").write_text('[tool.cnnshape]\nlint = { ignore = ["nope"] }\n')
     code, _, err = run(capsys, "summary", "models.py:bad", "-i", "1x3x16x16", "--lint")
     assert code == 2 and "[tool.cnnshape] lint.ignore names an unknown lint rule 'nope'" in err
+
+
+def test_memory_prints_the_estimate_per_layer(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_cnnshape import estimate_memory
+    from pytest_cnnshape.inspection.render import human_bytes
+    from pytest_cnnshape.tracing.factory import build_model
+
+    code, out, _ = run(
+        capsys,
+        "summary",
+        "models.py:good",
+        "-i",
+        "64x3x16x16",
+        "--memory",
+        "--optimizer",
+        "SGD(momentum=0.9)",
+    )
+    expected = estimate_memory(build_model("models.py:good"), (64, 3, 16, 16), "SGD(momentum=0.9)")
+    assert code == 0
+    assert "Saved for backward" in out and "Largest consumers (saved for backward):" in out
+    assert f"Peak training {human_bytes(expected.peak_training_bytes)}" in out
+    assert "optimizer state 1.3 KiB (SGD: 5 state tensors for 5 parameters)" in out
+    code, out, _ = run(capsys, "summary", "models.py:good", "-i", "64x3x16x16", "--memory", "--json")
+    memory = json.loads(out)["inspection"]["memory"]
+    assert memory["saved_activation_bytes"] == expected.saved_activation_bytes
+    assert memory["optimizer"]["how"] == "not counted"
+    assert [layer["name"] for layer in memory["layers"]] == ["", "0", "1", "2", "3", "4", "5"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--optimizer", "Adam"], "--optimizer counts in the memory estimate: add --memory"),
+        (["--memory", "--optimizer", "Adamm"], "optimizer='Adamm' is not a torch.optim optimizer; one of"),
+        (["--memory", "--optimizer", "SGD(momentumm=1)"], "optimizer SGD has no setting 'momentumm'"),
+    ],
+)
+def test_memory_usage_errors_are_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, "summary", "models.py:good", "-i", "1x3x16x16", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -52,10 +52,12 @@ def watched(
     device: str | torch.device = "auto",
     dtype: torch.dtype | str | None = None,
     train: bool = False,
+    grad: bool = False,
 ) -> ShapeTrace:
-    """``trace`` with observers of the module calls (inspection's data flow, FLOPs)."""
+    """``trace`` with observers of the module calls (inspection's data flow, FLOPs, memory);
+    ``grad=True`` records autograd's graph as a training forward does."""
     try:
-        return run(model, inputs, device=device, dtype=dtype, train=train, observers=observers)
+        return run(model, inputs, device=device, dtype=dtype, train=train, observers=observers, grad=grad)
     except ForwardFailed as failed:
         raise explain(failed) from failed.context.exc
 

@@ -1,4 +1,4 @@
-"""Model inspection: parameter breakdown, regularization report, CNN lint, FLOPs.
+"""Model inspection: parameter breakdown, regularization report, CNN lint, FLOPs, memory.
 
 The public names are exported lazily from the package root (``pytest_cnnshape.lint``,
 ``pytest_cnnshape.count_flops``, ...). This package imports nothing itself, and its

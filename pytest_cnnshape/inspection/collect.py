@@ -3,7 +3,9 @@
 In the test process (an xdist worker, or the only process) the model is at hand;
 the controller only ever sees JSON. So the parameter breakdown, regularization,
 FLOPs and lint findings are computed here, from one observed trace, into plain
-data for ``ModelEntry.extras["inspection"]``; ``render`` turns them into text.
+data for ``ModelEntry.extras["inspection"]``, and the memory estimate (with its
+budget, when one is set) for ``ModelEntry.extras["memory"]``; ``render`` turns
+them into text.
 """
 
 from __future__ import annotations
@@ -79,3 +81,76 @@ def lint_problem(name: str, data: dict[str, Any]) -> str | None:
         return f"{name}: could not lint the model: {data['error']}"
     findings = Findings.from_dict(data["lint"])
     return str(LintError(name, findings)) if findings else None
+
+
+def record_memory(
+    extras: dict[str, Any],
+    model: nn.Module,
+    inputs: Any,
+    *,
+    batch: int | None = None,
+    optimizer: Any = None,
+    budget: int | None = None,
+    device: str | torch.device = "auto",
+) -> dict[str, Any]:
+    """``estimate_memory`` as JSON-safe data in ``extras[render.MEMORY_KEY]``, with the budget.
+
+    ``batch`` replaces the first size of every input. Never raises for the model's
+    sake: an estimate that fails is ``{"error": ...}`` (a budget then fails the check).
+    """
+    from ..tracing.inputs import parse_inputs
+    from .memory import estimate_memory
+    from .render import MEMORY_KEY
+
+    data: dict[str, Any]
+    try:
+        spec = parse_inputs(inputs)
+        if batch is not None:
+            spec = spec.with_batch(batch)
+        first = spec.first_shape()
+        data = estimate_memory(model, spec, optimizer, device=device).to_dict()
+        data["batch"] = first[0] if first else None
+        data["rebatched"] = batch is not None
+    except Exception as exc:  # the report must not fail for an estimate
+        data = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    data["budget"] = budget
+    extras[MEMORY_KEY] = data
+    return data
+
+
+def memory_problem(name: str, data: dict[str, Any]) -> str | None:
+    """The failure text of a model over its ``max_memory``, or None when it fits."""
+    from .render import human_bytes, largest_consumers, memory_totals
+
+    budget = data["budget"]
+    if "error" in data:
+        return f"{name}: could not estimate its memory for max_memory={human_bytes(budget)}: {data['error']}"
+    peak = data["peak_training_bytes"]
+    if peak <= budget:
+        return None
+    lines = [
+        f"{name} needs an estimated {human_bytes(peak)} to train at {data['input']}, more than "
+        f"max_memory={human_bytes(budget)} (+{human_bytes(peak - budget)}, {peak / budget:.2f}x the budget)",
+        *memory_totals(data),
+        "largest consumers (saved for backward by the call itself):",
+        *("  " + line for line in largest_consumers(data)),
+    ]
+    fits = _batch_that_fits(data)
+    if fits is not None:
+        lines.append(f"hint: about batch={fits} fits (activations grow with the batch; weights do not)")
+    return "\n".join(lines)
+
+
+def _batch_that_fits(data: dict[str, Any]) -> int | None:
+    """The largest batch under the budget, assuming activations scale with the batch."""
+    batch = data.get("batch")
+    if not batch:
+        return None
+    fixed = (
+        data["param_bytes"] + data["buffer_bytes"] + data["grad_bytes"] + (data["optimizer_state_bytes"] or 0)
+    )
+    per_sample = (data["saved_activation_bytes"] + data["backward_transient_bytes"]) / batch
+    if per_sample <= 0 or data["budget"] <= fixed:
+        return None
+    fits = int((data["budget"] - fixed) // per_sample)
+    return fits if 0 < fits < batch else None

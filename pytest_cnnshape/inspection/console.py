@@ -1,4 +1,4 @@
-"""What ``cnnshape summary --params --flops --lint`` prints after the layer table."""
+"""What ``cnnshape summary --params --flops --lint --memory`` prints after the layer table."""
 
 from __future__ import annotations
 
@@ -25,17 +25,20 @@ def inspection_sections(
     params: bool = False,
     flops: bool = False,
     lint: bool = False,
+    memory: bool = False,
+    optimizer: str | None = None,
     ignore: tuple[str, ...] = (),
     device: str = "auto",
     depth: int | None = None,
     batch_dim: int = 0,
 ) -> Sections:
-    """Parameter breakdown and regularization, FLOPs per layer, lint findings: as asked."""
+    """Parameter breakdown and regularization, FLOPs per layer, lint findings, the memory
+    estimate (with ``optimizer``'s state): as asked."""
     from .flops import count_flops
     from .lint import lint as run_lint
     from .parameters import parameter_breakdown
     from .regularization import regularization
-    from .render import lint_count
+    from .render import lint_count, memory_text
 
     out = Sections()
     if params:
@@ -56,4 +59,12 @@ def inspection_sections(
         out.lines.append(findings.text())
         out.data["lint"] = findings.to_dict()
         out.findings = len(findings)
+    if memory:
+        from .memory import estimate_memory
+        from .render import largest_consumers
+
+        estimate = estimate_memory(model, inputs, optimizer, device=device).to_dict()
+        out.lines += ["", memory_text(estimate, depth), "", "Largest consumers (saved for backward):"]
+        out.lines += largest_consumers(estimate)
+        out.data["memory"] = estimate
     return out

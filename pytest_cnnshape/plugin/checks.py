@@ -119,6 +119,38 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
     return None
 
 
+def inspection_problems(
+    check: ModelCheck, run: RunOptions, model: nn.Module, inputs: Any, *, entry: ModelEntry, device: str
+) -> list[str]:
+    """Inspect and estimate the memory for the report (or because the check asks); the
+    failure texts of ``lint = true`` and ``max_memory``."""
+    from ..inspection.collect import lint_problem, memory_problem, record_inspection, record_memory
+
+    problems: list[str] = []
+    if run.inspect or check.lint:
+        batch_dim = check.batch_dim if check.batch_dim is not None else run.lint_batch_dim
+        data = record_inspection(
+            entry.extras, model, inputs, device=device, ignore=run.lint_ignore, batch_dim=batch_dim
+        )
+        lint_text = lint_problem(check.name, data) if check.lint else None
+        if lint_text:
+            problems.append(lint_text)
+    if run.inspect or check.max_memory is not None:
+        memory = record_memory(
+            entry.extras,
+            model,
+            inputs,
+            batch=check.batch,
+            optimizer=check.optimizer,
+            budget=check.max_memory,
+            device=device,
+        )
+        memory_text = memory_problem(check.name, memory) if check.max_memory is not None else None
+        if memory_text:
+            problems.append(memory_text)
+    return problems
+
+
 def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -> CheckResult:
     """Run a check without raising; the caller decides how to fail."""
     from ..contracts.assertions import output_failure_text
@@ -156,17 +188,7 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
         return CheckResult(entry, None, failure, model)
     entry.trace = result.to_dict()
     entry.input = inputs_text(entry.trace, entry.input)
-    problems: list[str] = []
-    if run.inspect or check.lint:
-        from ..inspection.collect import lint_problem, record_inspection
-
-        batch_dim = check.batch_dim if check.batch_dim is not None else run.lint_batch_dim
-        data = record_inspection(
-            entry.extras, model, bound.inputs, device=device, ignore=run.lint_ignore, batch_dim=batch_dim
-        )
-        lint_text = lint_problem(check.name, data) if check.lint else None
-        if lint_text:
-            problems.append(lint_text)
+    problems = inspection_problems(check, run, model, bound.inputs, entry=entry, device=device)
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)
         if mismatches:

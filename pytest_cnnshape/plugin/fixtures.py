@@ -91,7 +91,7 @@ class CnnShapes:
         entry.trace = result.to_dict()
         entry.input = inputs_text(entry.trace, entry.input)
         if self._run.inspect:
-            from ..inspection.collect import record_inspection
+            from ..inspection.collect import record_inspection, record_memory
 
             record_inspection(
                 entry.extras,
@@ -101,6 +101,7 @@ class CnnShapes:
                 ignore=self._run.lint_ignore,
                 batch_dim=self._run.lint_batch_dim,
             )
+            record_memory(entry.extras, model, inputs, device=device)
         self.traces.append(result)
         return result
 
@@ -115,8 +116,15 @@ class CnnShapes:
         device: str | None = None,
         train: bool = False,
         max_params: int | None = None,
+        max_memory: int | str | None = None,
+        batch: int | None = None,
+        optimizer: Any = None,
     ) -> ShapeTrace:
-        """Trace and assert the output shape (symbolic ``expected`` allowed); return the trace."""
+        """Trace and assert the output shape (symbolic ``expected`` allowed); return the trace.
+
+        ``max_memory="6 GiB"`` also fails the test when the estimated peak memory of a
+        training step (at ``batch``, with ``optimizer``'s state) is larger.
+        """
         __tracebackhide__ = True
         check = parse_check(
             {
@@ -127,6 +135,9 @@ class CnnShapes:
                 "device": device,
                 "train": train,
                 "max_params": max_params,
+                "max_memory": max_memory,
+                "batch": batch,
+                "optimizer": optimizer,
             },
             fixture_place("assert_output"),
             model=model,

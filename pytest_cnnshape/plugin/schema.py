@@ -66,6 +66,13 @@ class ModelCheck:
     batch_dim: int | None = None
     #: A property-based contract over a whole input domain (hypothesis).
     contract: ContractSpec | None = None
+    #: Budget of the estimated peak training memory, in bytes (``max_memory = "6 GiB"``).
+    max_memory: int | None = None
+    #: The batch size the memory is estimated at (default: the traced input's).
+    batch: int | None = None
+    #: The optimizer whose state the memory estimate counts: a torch.optim name
+    #: (``"AdamW"``, ``"SGD(momentum=0.9)"``), a class or an instance.
+    optimizer: Any = None
     #: Where relative factory paths are resolved from.
     root: Path | None = None
 
@@ -198,6 +205,30 @@ def _shape(value: Any, key: str, place: Place) -> Any:
     return value  # checked with the other fields in _consistent (input needs dims)
 
 
+def _size(value: Any, key: str, place: Place) -> Any:
+    from ..inspection.sizes import parse_size
+
+    try:
+        return parse_size(value, place.assign(key, value))
+    except SpecError as exc:
+        raise place.error(str(exc)) from None
+
+
+def _optimizer(value: Any, key: str, place: Place) -> Any:
+    from ..inspection.optimizer_state import parse_optimizer
+
+    if isinstance(value, str):
+        try:
+            parse_optimizer(value, place.assign(key, value))
+        except SpecError as exc:
+            raise place.error(str(exc)) from None
+        return value
+    if not place.toml and (isinstance(value, type) or hasattr(value, "param_groups")):
+        return value  # an optimizer class or instance: checked when the estimate runs
+    what = "a torch.optim name" if place.toml else "a torch.optim name, class or instance"
+    raise place.error(f"{place.assign(key, value)} must be {what}, e.g. {place.example(key)}")
+
+
 def _contract(value: Any, key: str, place: Place) -> Any:
     try:
         return parse_contract(value, place.label(key))
@@ -271,6 +302,27 @@ FIELDS: tuple[Field, ...] = (
         "batch_dim = 1   # the output is sequence-first, (T, B, C)",
         "batch_dim=1",
         _axis,
+    ),
+    Field(
+        "max_memory",
+        'max_memory = "6 GiB"   # the estimated peak memory of one training step',
+        "max_memory='6 GiB'",
+        _size,
+        frozenset({PYPROJECT, MARKER_ARGS, FIXTURE}),
+    ),
+    Field(
+        "batch",
+        "batch = 64   # the batch size max_memory is estimated at",
+        "batch=64",
+        _positive,
+        frozenset({PYPROJECT, MARKER_ARGS, FIXTURE}),
+    ),
+    Field(
+        "optimizer",
+        'optimizer = "AdamW"   # or "SGD(momentum=0.9)": its state counts in max_memory',
+        "optimizer='AdamW'",
+        _optimizer,
+        frozenset({PYPROJECT, MARKER_ARGS, FIXTURE}),
     ),
 )
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}

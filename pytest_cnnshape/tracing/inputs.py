@@ -97,6 +97,25 @@ class InputSpec:
         kwargs = {k: swap(v) for k, v in self.kwargs.items()}
         return InputSpec(args, kwargs)
 
+    def with_batch(self, batch: int) -> InputSpec:
+        """Every input with ``batch`` as its first size (a tensor becomes a shape of its dtype).
+
+        What a memory budget ``batch=64`` estimates with; 0-d inputs and plain values stay.
+        """
+
+        def swap(value: Any) -> Any:
+            if isinstance(value, ShapeLeaf) and value.shape:
+                return ShapeLeaf((batch, *value.shape[1:]), value.dtype)
+            if _is_tensor(value) and value.dim():
+                return ShapeLeaf((batch, *value.shape[1:]), value.dtype)
+            if isinstance(value, (tuple, list)):
+                return rebuild(value, [swap(v) for v in value])
+            if isinstance(value, Mapping):
+                return {k: swap(v) for k, v in value.items()}
+            return value
+
+        return InputSpec(tuple(swap(a) for a in self.args), {k: swap(v) for k, v in self.kwargs.items()})
+
 
 def _first_leaf(value: Any) -> Any:
     if isinstance(value, ShapeLeaf) or _is_tensor(value):

@@ -21,6 +21,10 @@ indices on meta (they hold no values): the mode remembers which map each
 ``max_pool*d(..., return_indices=True)`` indexed and
 raises, as the CPU does, when an index the pooling can produce falls outside the
 unpooled map (a SegNet decoder without ``output_size=`` on an odd-sized map).
+
+With autograd on (a training-memory pass), a shortcut whose inputs require grad
+answers with the graph node torch would record, saving what torch saves
+(``saves``); an op whose saves are not known there runs torch's kernel.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+
+from .saves import needs_graph, with_graph
 
 Rule = Callable[..., Any]
 
@@ -404,6 +410,8 @@ class TraceMode(TorchFunctionMode):
                 out = rule(*args, **kwargs)
             except TypeError:  # a call shape the rule does not know: let torch judge it
                 out = None
+            if out is not None and needs_graph(args, kwargs):
+                out = with_graph(func, out, args, kwargs)
         if self.unpool is not None and func in _UNPOOL:
             with contextlib.suppress(KeyError, TypeError, ValueError):  # an odd call: torch judges
                 self.unpool.unpool(_UNPOOL[func], args, kwargs)

@@ -2,8 +2,9 @@
 
 On meta, parameters and buffers are swapped for meta twins for the duration of
 the forward (``state.meta_weights``; weights are never copied), so even an
-8x3x512x512 batch costs no activation memory and no compute. A real forward runs
-under ``no_grad`` inside ``state.preserved``, which puts back everything a forward
+8x3x512x512 batch costs no activation memory and no compute. A forward runs
+under ``no_grad`` (``grad=True``: with autograd recording, for a training-memory
+pass that counts what autograd saves) inside ``state.preserved``, which puts back everything a forward
 can change. Models with lazy modules are traced on a structural clone that shares
 (or, on meta, swaps) their tensors, because initialising a lazy layer would
 change the user's model.
@@ -61,12 +62,15 @@ def run(
     dtype: torch.dtype | str | None = None,
     train: bool = False,
     observers: Sequence[Observer] = (),
+    grad: bool = False,
 ) -> ShapeTrace:
     """One traced forward where ``device`` says (see ``pytest_cnnshape.trace``).
 
     Raises ForwardFailed when the model's forward raises (on the device it ended up
     on), TraceError when meta cannot run it and no fallback was allowed.
-    ``observers`` watch the module calls of the run that is reported.
+    ``observers`` watch the module calls of the run that is reported. ``grad=True``
+    runs the forward with autograd recording (nothing runs backward; the graph is
+    dropped with the output), as a training step's forward would.
     """
     model = check_model(model)
     if not isinstance(train, bool):
@@ -78,7 +82,7 @@ def run(
     route = plan(view, spec, requested)
     _check_real_device(view, route.first)
     try:
-        return _run(view, spec, route.first, dtype=in_dtype, train=train, observers=observers)
+        return _run(view, spec, route.first, dtype=in_dtype, train=train, observers=observers, grad=grad)
     except ForwardFailed as failed:
         exc = failed.context.exc
         if route.first.type != "meta" or not meta_limitation(exc):
@@ -94,7 +98,9 @@ def run(
             f"traced with a real forward on {route.fallback}"
         )
         try:
-            result = _run(view, spec, route.fallback, dtype=in_dtype, train=train, observers=observers)
+            result = _run(
+                view, spec, route.fallback, dtype=in_dtype, train=train, observers=observers, grad=grad
+            )
         except ForwardFailed as again:
             again.note = note
             raise
@@ -154,6 +160,7 @@ def _run(
     dtype: torch.dtype,
     train: bool,
     observers: Sequence[Observer] = (),
+    grad: bool = False,
 ) -> ShapeTrace:
     target = _target(view, where)
     model = view.root
@@ -171,7 +178,7 @@ def _run(
             target.root.train(train)
         recorder.attach()
         try:
-            with torch.no_grad():
+            with torch.enable_grad() if grad else torch.no_grad():
                 output = target.root(*args, **kwargs)
         except Exception as exc:  # the model's failure, explained by the caller
             context = FailureContext(

@@ -23,6 +23,21 @@ every model traced without error while a report is written) holds:
   ``skipped`` (rule id -> why it did not run), ``ignored``;
 
 or ``{"error": "..."}`` when the model could not be inspected.
+
+``extras["memory"]`` (added in version 1, present while a report is written or a
+check sets ``max_memory``) is ``estimate_memory(...).to_dict()`` at the traced
+input (or at the check's ``batch``), all sizes in bytes: ``model``, ``input``,
+``device``, ``dtype``, ``train``, ``param_bytes``, ``buffer_bytes``,
+``grad_bytes``, ``optimizer`` (``name``, ``bytes``, ``how``, ``note``,
+``tensors``), ``optimizer_state_bytes`` (null: not counted),
+``saved_activation_bytes``, ``saved_tensors``, ``backward_transient_bytes``,
+``transient_at``, ``peak_training_bytes``, ``peak_inference_bytes``,
+``inference_peak_at``, ``layers`` (per module call: ``name``, ``type``,
+``depth``, ``call``, ``is_leaf``, ``output_bytes``, ``saved_bytes`` (saved while
+the call itself ran), ``saved_total`` (its nested calls included)), plus
+``batch`` (the first input's batch size), ``rebatched`` (true when the check's
+``batch`` set it) and ``budget`` (``max_memory`` in bytes, or null); or
+``{"error": "...", "budget": ...}`` when it could not be estimated.
 """
 
 from __future__ import annotations

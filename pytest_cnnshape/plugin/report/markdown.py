@@ -71,7 +71,7 @@ def render(session: SessionModels, depth: int) -> str:
     lines += table(
         OVERVIEW_HEADERS,
         [[*row[:-1], _status(m)] for row, m in zip(overview_rows(ordered), ordered, strict=True)],
-        right=(3, 4, 5, 6),
+        right=(3, 4, 5, 6, 7),
     )
     lines.append("")
     for model in ordered:

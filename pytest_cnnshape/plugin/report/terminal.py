@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...inspection.render import overview_cells, section_lines
+from ...inspection.render import memory_lines, overview_cells, section_lines
 from ...tracing.records import ShapeTrace
 from ...tracing.table import grid
 from .gather import ReportedModel, SessionModels
 
-OVERVIEW_HEADERS = ("Model", "Input", "Output", "Params", "Trainable", "MACs", "Lint", "Device", "Status")
+OVERVIEW_HEADERS = (
+    "Model",
+    "Input",
+    "Output",
+    "Params",
+    "Trainable",
+    "MACs",
+    "Memory",
+    "Lint",
+    "Device",
+    "Status",
+)
 
 
 def _count(value: Any) -> str:
@@ -55,6 +66,7 @@ def model_section(model: ReportedModel, depth: int, shown: dict[object, str] | N
         lines.append(
             f"the layers of {shown[structure]} above, with input {model.entry.input} -> output {model.output}"
         )
+        lines.extend(memory_lines(model.entry.extras))
         return lines
     if shown is not None and structure is not None:
         shown[structure] = model.entry.name
