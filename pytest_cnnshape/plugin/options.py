@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .checks import RunOptions
     from .config import ProjectConfig
 
+#: The report formats ``--cnn-shapes-report`` writes, by file suffix.
+REPORT_SUFFIXES = (".json", ".md", ".html")
+
 
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``cnnshape`` option group."""
@@ -39,8 +42,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--cnn-shapes-report",
         default=None,
         metavar="PATH",
-        help="also write the report to PATH: .json (versioned schema) or .md "
-        "(GitHub-flavoured, e.g. $GITHUB_STEP_SUMMARY)",
+        help="also write the report to PATH: .json (versioned schema), .md "
+        "(GitHub-flavoured, e.g. $GITHUB_STEP_SUMMARY) or .html (the shape-flow picture, self-contained)",
     )
     group.addoption(
         "--cnn-shapes-device",
@@ -112,6 +115,11 @@ class Settings:
         """Whether the report shows inspection data (which costs a few more traces per model)."""
         return self.show or self.report is not None
 
+    @property
+    def pictures(self) -> bool:
+        """Whether the report is the HTML picture, so traces also record their data flow."""
+        return self.report is not None and self.report.suffix.lower() == ".html"
+
     def run_options(self) -> RunOptions:
         """How this session runs model checks."""
         from .checks import RunOptions
@@ -120,6 +128,7 @@ class Settings:
         return RunOptions(
             device=self.device,
             inspect=self.inspects,
+            flow=self.pictures,
             lint_ignore=project.lint_ignore,
             hypothesis=project.hypothesis,
             root=project.root,
@@ -168,10 +177,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
                 else project.root
             )
             report_path = base / report_path
-        if report_path.suffix.lower() not in (".json", ".md"):
+        if report_path.suffix.lower() not in REPORT_SUFFIXES:
             raise pytest.UsageError(
-                f"--cnn-shapes-report={report}: the file must end in .json or .md, e.g. "
-                "--cnn-shapes-report=cnnshape.json"
+                f"--cnn-shapes-report={report}: the file must end in .json, .md or .html, e.g. "
+                "--cnn-shapes-report=cnnshape.html"
             )
     prune = bool(config.getoption("cnn_shapes_prune"))
     update = bool(config.getoption("cnn_shapes_update"))

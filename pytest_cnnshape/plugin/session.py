@@ -97,7 +97,12 @@ class CnnShapeSession:
             )
 
     def render_file(self, target: Path) -> str:
-        """The report file's text: Markdown for ``.md``, JSON otherwise."""
+        """The report file's text: Markdown for ``.md``, the picture for ``.html``, JSON otherwise."""
+        if target.suffix.lower() == ".html":
+            from .. import __version__
+            from .report import html
+
+            return html.render(self.models, self.settings.depth, f"pytest-cnnshape {__version__}")
         if target.suffix.lower() == ".md":
             from .report import markdown
 

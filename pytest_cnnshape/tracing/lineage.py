@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from .recorder import RunningCall
+from .records import LayerRecord
 
 INPUT, LAYER, OP = "input", "layer", "op"
 
@@ -133,6 +134,9 @@ class Lineage:
 
     #: ``trace.layers[index]`` -> the origins of that call's positional tensor inputs.
     sources: dict[int, tuple[Origin | None, ...]] = field(default_factory=dict)
+    #: A container call's index -> the origin its output had inside it (before the
+    #: call's own output label), so a picture can tell which inner call made it.
+    returns: dict[int, Origin | None] = field(default_factory=dict)
     _known: dict[int, tuple[weakref.ref[torch.Tensor], Origin]] = field(default_factory=dict)
 
     def origin(self, tensor: Any) -> Origin | None:
@@ -167,6 +171,7 @@ class Lineage:
     def started(self) -> None:
         """A forward begins: forget what an earlier attempt saw."""
         self.sources.clear()
+        self.returns.clear()
         self._known.clear()
 
     def entered(self, call: RunningCall) -> None:
@@ -178,8 +183,21 @@ class Lineage:
 
     def left(self, call: RunningCall, output: Any) -> None:
         origin = Origin(LAYER, call.index)
+        if call.module._modules:
+            inner = next(_tensors(output), None)
+            self.returns[call.index] = self.origin(inner)
         for tensor in _tensors(output):
             self.note(tensor, origin)
+
+    def annotate(self, records: list[LayerRecord]) -> None:
+        """Write what was seen onto the trace's records (``LayerRecord.sources``, ``.returns``)."""
+        for index, record in enumerate(records):
+            origins = self.sources.get(index)
+            if origins is not None:
+                record.sources = tuple(None if o is None else o.to_dict() for o in origins)
+            inner = self.returns.get(index)
+            if inner is not None:
+                record.returns = inner.to_dict()
 
     # -- op watcher ----------------------------------------------------------------
 
