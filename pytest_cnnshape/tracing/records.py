@@ -150,13 +150,21 @@ class ShapeTrace:
         return self.table()
 
     def to_html(
-        self, *, depth: int | None = None, title: str | None = None, diagnostic: str | None = None
+        self,
+        *,
+        depth: int | None = None,
+        title: str | None = None,
+        diagnostic: str | None = None,
+        inspection: dict[str, Any] | None = None,
+        modules: dict[str, dict[str, Any]] | None = None,
     ) -> str:
         """The shape-flow picture as one self-contained HTML document.
 
         A block per layer call, folded to ``depth`` levels (default 2), click to open;
         the data flow when the trace was made with ``flow=True``, else the call order.
-        ``diagnostic``: a failed forward's text (``str(err)``) shown next to the failing layer.
+        ``diagnostic``: a failed forward's text shown next to the failing layer;
+        ``inspection`` (``inspection.collect.inspect_model``) and ``modules``
+        (``inspection.settings.module_settings``) add MACs, lint findings and settings.
         """
         from ..defaults import DEFAULT_DEPTH
         from ..picture.document import render
@@ -174,6 +182,8 @@ class ShapeTrace:
             output="" if failed else shape_text(data["output_shape"]),
             failure=diagnostic.splitlines()[0] if diagnostic else None,
             diagnostic=diagnostic,
+            inspection=inspection,
+            modules=modules,
         )
         return render([picture], depth=DEFAULT_DEPTH if depth is None else depth, title=f"CNN shapes: {name}")
 

@@ -453,6 +453,7 @@
     var self = this, c = this.calls[f.index];
     var g = el("g", { "class": "frame", tabindex: "0", role: "button", "aria-expanded": "true", "data-call": String(f.index),
       "aria-label": (c.n || "(root)") + " " + c.t + ", open: press Enter to fold" }, parent);
+    el("rect", { x: f.x0, y: f.y - 8, width: Math.max(8, f.x1 - f.x0), height: 24, "class": "hit" }, g);
     el("path", { d: "M" + f.x0 + "," + (f.y - 6) + " V" + f.y + " H" + f.x1 + " V" + (f.y - 6) }, g);
     var t = el("text", { x: f.x0 + 4, y: f.y + 13 }, g);
     t.textContent = "\u25be " + clip((c.n || "(root)") + (c.c ? " (" + (c.c + 1) + ")" : "") + "  " + c.t, Math.max(6, Math.floor((f.x1 - f.x0) / 6.3)));
