@@ -179,7 +179,8 @@ def _section(k: int, picture: ModelPicture, data: dict[str, Any]) -> list[str]:
         notes.append(str(trace_note))
     if notes:
         lines.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
-    if picture.diagnostic or (picture.failure and picture.status != "passed"):
+    baseline_shown = bool(picture.baseline and picture.baseline.get("changes"))
+    if picture.diagnostic or (picture.failure and picture.status != "passed" and not baseline_shown):
         lines.append(
             f'<pre class="diagnostic" role="alert">{_e(picture.diagnostic or picture.failure)}</pre>'
         )

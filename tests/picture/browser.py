@@ -53,6 +53,8 @@ class Browser:
 
     def __init__(self, context: Any) -> None:
         self.context = context
+        #: The page ``open`` loaded last.
+        self.last: Opened | None = None
 
     def open(self, path: Path, *, width: int = 1400, height: int = 900) -> Opened:
         page = self.context.new_page()
@@ -72,6 +74,7 @@ class Browser:
         page.route("**/*", route)
         page.goto(path.resolve().as_uri())
         page.wait_for_selector("html[data-rendered]")
+        self.last = opened
         return opened
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from torch import nn
 
 from benchmarks.models import ResNet, resnet50
 from pytest_cnnshape import ShapeMismatchError, trace
@@ -210,7 +209,10 @@ class LeNet(nn.Sequential):
 def test_the_session_report_marks_a_changed_baseline(
     browser: Browser, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    toml = '[tool.cnnshape]\nbaselines = true\n\n[tool.cnnshape.models.lenet]\nfactory = "mymodels.nets:LeNet"\ninput = "2x1x28x28"\n'
+    toml = (
+        "[tool.cnnshape]\nbaselines = true\n\n"
+        '[tool.cnnshape.models.lenet]\nfactory = "mymodels.nets:LeNet"\ninput = "2x1x28x28"\n'
+    )
     project = make_project(pytester, monkeypatch, toml, {})
     set_models(project, LENET)
     project.runpytest_subprocess("--cnn-shapes-update", "-p", "no:cacheprovider").assert_outcomes(passed=1)

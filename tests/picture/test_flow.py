@@ -22,7 +22,9 @@ from tests.corpus.broken_zoo import FlattenThenFc
 from tests.corpus.zoo import InPlace, Reused, TinyUNet, small_resnet
 
 
-def data_of(model: nn.Module, inputs: Any, *, flow: bool = True, depth: int = 2, **extra: Any) -> dict[str, Any]:
+def data_of(
+    model: nn.Module, inputs: Any, *, flow: bool = True, depth: int = 2, **extra: Any
+) -> dict[str, Any]:
     traced = trace(model, inputs, flow=flow)
     return picture_data(ModelPicture(type(model).__name__, traced.to_dict(), **extra), depth)
 
@@ -44,7 +46,9 @@ def test_a_unet_skip_is_a_cat_junction_of_the_decoder_and_the_encoder() -> None:
 def test_a_residual_add_joins_the_branch_and_the_shortcut_and_containers_say_what_they_return() -> None:
     data = data_of(small_resnet(), (1, 3, 32, 32))
     block = index_of(data, "4")  # the stride-2 Bottleneck with a projection shortcut
-    relu = next(i for i, c in enumerate(data["calls"]) if c["p"] == block and c["t"] == "ReLU" and c["c"] == 2)
+    relu = next(
+        i for i, c in enumerate(data["calls"]) if c["p"] == block and c["t"] == "ReLU" and c["c"] == 2
+    )
     (source,) = data["calls"][relu]["src"]
     add = data["junctions"][source["j"]]
     assert add["op"] == "add"
@@ -98,7 +102,9 @@ def test_a_failed_trace_marks_the_innermost_failing_call(device: str) -> None:
 def test_receptive_fields_along_the_flow_equal_arith_on_the_chain(stack: Any) -> None:
     model = stack.model
     data = picture_data(
-        ModelPicture("stack", trace(model, stack.input_shape, flow=True).to_dict(), modules=module_settings(model)),
+        ModelPicture(
+            "stack", trace(model, stack.input_shape, flow=True).to_dict(), modules=module_settings(model)
+        ),
         2,
     )
     expected = receptive_field_of(list(model))
@@ -148,7 +154,11 @@ def test_baseline_marks_map_changed_added_and_removed_rows_to_calls() -> None:
                     "old": {"name": "0", "type": "Conv2d", "call": 0, "output": [1, 2, 6, 6], "params": 20},
                     "new": {"name": "0", "type": "Conv2d", "call": 0, "output": [1, 4, 6, 6], "params": 40},
                 },
-                {"mark": "+", "old": None, "new": {"name": "2", "type": "Flatten", "call": 0, "output": [1, 144], "params": 0}},
+                {
+                    "mark": "+",
+                    "old": None,
+                    "new": {"name": "2", "type": "Flatten", "call": 0, "output": [1, 144], "params": 0},
+                },
                 {
                     "mark": "-",
                     "old": {"name": "3", "type": "Linear", "call": 0, "output": [1, 10], "params": 730},

@@ -729,6 +729,7 @@
       if (section && section.querySelector("svg.flow")) viewers.push(new Viewer(section, model));
     });
     window.cnnshapeViewers = viewers;
+    window.cnnshapeDrawnAt = performance.now();
     document.documentElement.setAttribute("data-rendered", String(viewers.length));
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", main);

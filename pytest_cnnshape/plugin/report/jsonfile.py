@@ -23,6 +23,10 @@ every model traced without error while a report is written) holds:
   ``skipped`` (rule id -> why it did not run), ``ignored``;
 
 or ``{"error": "..."}`` when the model could not be inspected.
+
+When the same session also writes the HTML picture, trace layers carry ``sources``
+(and containers ``returns``): where each call's inputs came from (see
+``tracing.lineage.Origin.to_dict``). What only the picture uses stays out of this file.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def _without_picture(model: dict[str, Any]) -> dict[str, Any]:
+    from ...picture.flow import EXTRAS_KEY
+
+    model["extras"].pop(EXTRAS_KEY, None)
+    return model
+
+
 def document(session: SessionModels, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole report as a JSON-safe dict."""
     from ... import __version__
@@ -54,7 +65,7 @@ def document(session: SessionModels, extra: dict[str, Any] | None = None) -> dic
         "generator": f"pytest-cnnshape {__version__}",
         "torch": package_version("torch"),
         "summary": session.counts(),
-        "models": [m.to_dict() for m in session.models()],
+        "models": [_without_picture(m.to_dict()) for m in session.models()],
     }
     out.update(extra or {})
     return out
