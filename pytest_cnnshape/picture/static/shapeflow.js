@@ -646,9 +646,8 @@
   Viewer.prototype.start = function () {
     var width = this.stage.clientWidth || 900;
     var s = Math.max(0.8, Math.min(1, (width - 24) / this.size.w));
-    this.stage.style.height = "";
-    this.growStage(s);
-    var height = this.stage.clientHeight;
+    var height = Math.max(200, Math.min(640, this.size.h * s + 16));
+    this.stage.style.height = height + "px";
     this.view = { s: s, tx: 12, ty: Math.max(0, (height - this.size.h * s) / 2) };
     this.started = true;
     this.apply();
