@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ..shapes.tree import format_shape, shape_text
+from ..shapes.tree import format_shape, from_json, shape_text
 from .flow import ADDED, CHANGED, REMOVED, ModelPicture, count, failing_call, picture_data
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -118,8 +118,10 @@ def _text_version(picture: ModelPicture, data: dict[str, Any]) -> list[str]:
             note = "failed inside"
         elif str(index) in marks:
             note = marks[str(index)] + " since the baseline"
-        inputs = ", ".join(format_shape(_tree(s)) for s in layer["input_shapes"]) or "-"
-        output = "-" if layer.get("finished", True) is False else format_shape(_tree(layer["output_shape"]))
+        inputs = ", ".join(format_shape(from_json(s)) for s in layer["input_shapes"]) or "-"
+        output = (
+            "-" if layer.get("finished", True) is False else format_shape(from_json(layer["output_shape"]))
+        )
         rows.append(
             f"<tr><td>{_e('  ' * layer['depth'] + label)}</td><td>{_e(layer['type'])}</td>"
             f"<td>{_e(inputs)}</td><td>{_e(output)}</td>"
@@ -132,17 +134,6 @@ def _text_version(picture: ModelPicture, data: dict[str, Any]) -> list[str]:
         *rows,
         "</tbody></table></details>",
     ]
-
-
-def _tree(value: Any) -> Any:
-    """A shape tree in JSON form back as tuples, for ``format_shape``."""
-    if isinstance(value, list) and all(isinstance(d, int) for d in value):
-        return tuple(value)
-    if isinstance(value, list):
-        return [_tree(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _tree(v) for k, v in value.items()}
-    return value
 
 
 def _meta(picture: ModelPicture) -> str:

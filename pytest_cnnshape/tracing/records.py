@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..shapes.tree import Shape, ShapeTree, first_shape, shape_text, to_json
+from ..shapes.tree import Shape, ShapeTree, first_shape, from_json, shape_text, to_json
 
 #: Version of the dictionary layout ``ShapeTrace.to_dict`` returns.
 TRACE_FORMAT = 1
@@ -226,17 +226,7 @@ class ShapeTrace:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShapeTrace:
         """Rebuild a trace from ``to_dict()`` output (e.g. sent by an xdist worker)."""
-
-        def shape(v: Any) -> ShapeTree:
-            if v is None:
-                return None
-            if isinstance(v, list) and all(isinstance(d, int) for d in v):
-                return tuple(v)
-            if isinstance(v, list):
-                return [shape(x) for x in v]
-            if isinstance(v, dict):
-                return {k: shape(x) for k, x in v.items()}
-            return None
+        shape = from_json
 
         layers = [
             LayerRecord(
