@@ -25,7 +25,8 @@ from typing import Any
 from ..shapes.tree import shape_text
 
 #: Key of what a test noted for the picture in ``ModelEntry.extras`` (``modules``,
-#: ``diagnostic``, ``baseline``), present only in sessions that draw pictures.
+#: ``diagnostic``, ``baseline``, and ``facts``: more ``[label, text]`` pairs per
+#: qualified module name), present only in sessions that draw pictures.
 EXTRAS_KEY = "picture"
 
 #: One fact shown for a call: a label and its text.

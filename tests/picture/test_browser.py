@@ -15,14 +15,17 @@ import pytest
 
 from benchmarks.models import ResNet, resnet50
 from pytest_cnnshape import ShapeMismatchError, trace
-from tests.corpus.broken_zoo import FlattenThenFc
-from tests.corpus.zoo import TinyUNet, lenet, small_resnet
+from pytest_cnnshape.picture.document import render
+from pytest_cnnshape.picture.flow import ModelPicture
+from tests.corpus.broken_zoo import CORPUS, FlattenThenFc
+from tests.corpus.zoo import ZOO, TinyUNet, lenet, small_resnet
 from tests.picture.browser import Browser, Opened
 from tests.plugin.helpers import make_project, set_models
 
 
 def visible(traced: Any, depth: int) -> set[int]:
-    """Calls drawn as nodes when folded to ``depth``: open containers are those above it."""
+    """Calls drawn as nodes when folded to ``depth``: open containers are those above it,
+    and those the failing call runs in (the failing call itself, when it is one)."""
     layers = traced.layers
     parents, open_at = [], []
     for index, r in enumerate(layers):
@@ -30,9 +33,15 @@ def visible(traced: Any, depth: int) -> set[int]:
         parents.append(open_at[-1] if open_at else -1)
         open_at.append(index)
     has_children = {p for p in parents if p >= 0}
+    failing = [i for i, r in enumerate(layers) if not r.finished][-1:]
+    around = set()
+    for a in failing:
+        while a >= 0:
+            around.add(a)
+            a = parents[a]
 
     def is_open(i: int) -> bool:
-        return i in has_children and layers[i].depth < depth
+        return i in has_children and (layers[i].depth < depth or i in around)
 
     out = set()
     for i in range(len(layers)):
@@ -134,6 +143,54 @@ def test_skip_concatenations_and_branches_join_where_they_meet(browser: Browser,
     assert preds[junction] == [f"c{index['up']}", f"c{index['down1']}"]
     assert preds[f"c{index['fuse']}"] == [junction]
     assert page.locator("svg.flow .node.junction text.symbol").text_content() == "∥"
+    clean(opened)
+
+
+def section_drawn(opened: Opened, k: int) -> set[int]:
+    calls = opened.page.locator(f"#model-{k} svg.flow .node.call")
+    return {int(calls.nth(n).get_attribute("data-call")) for n in range(calls.count())}
+
+
+def test_every_model_of_the_corpus_is_drawn_on_one_page(browser: Browser, tmp_path: Path) -> None:
+    traces = [trace(factory(), inputs, flow=True) for factory, inputs in ZOO.values()]
+    pictures = [ModelPicture(name, t.to_dict()) for name, t in zip(ZOO, traces, strict=True)]
+    path = tmp_path / "zoo.html"
+    path.write_text(render(pictures, depth=2))
+    opened = browser.open(path)
+    for k, traced in enumerate(traces):
+        assert section_drawn(opened, k) == visible(traced, 2), list(ZOO)[k]
+    assert opened.page.locator("svg.flow .node.output").count() == len(traces)
+    clean(opened)
+
+
+def test_every_broken_model_has_its_failing_layer_marked(browser: Browser, tmp_path: Path) -> None:
+    errors = []
+    for case in CORPUS.values():
+        with pytest.raises(ShapeMismatchError) as info:
+            trace(case.factory(), case.inputs, flow=True)
+        errors.append(info.value)
+    pictures = [
+        ModelPicture(name, e.trace.to_dict(), status="failed", failure=e.diagnosis.headline)
+        for name, e in zip(CORPUS, errors, strict=True)
+    ]
+    path = tmp_path / "broken.html"
+    path.write_text(render(pictures, depth=2))
+    opened = browser.open(path)
+    page = opened.page
+    for k, err in enumerate(errors):
+        name = list(CORPUS)[k]
+        assert section_drawn(opened, k) == visible(err.trace, 2), name
+        layers = err.trace.layers
+        failing = [i for i, r in enumerate(layers) if not r.finished][-1]
+        assert layers[failing].name == err.layer, name
+        inside = failing + 1 < len(layers) and layers[failing + 1].depth > layers[failing].depth
+        marked = page.locator(f"#model-{k} svg.flow .node.failed")
+        if inside:  # failed in its own forward() after calling layers: the failure follows them
+            assert marked.count() == 0, name
+            assert page.locator(f"#model-{k} svg.flow .node.fail").count() == 1, name
+        else:
+            assert marked.count() == 1, name
+            assert int(marked.get_attribute("data-call")) == failing, name
     clean(opened)
 
 

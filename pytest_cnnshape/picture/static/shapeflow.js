@@ -373,7 +373,12 @@
       if (action === "zoom-in") self.zoom(1.25);
       else if (action === "zoom-out") self.zoom(0.8);
       else if (action === "fit") self.fit();
-      else if (action === "expand") { self.calls.forEach(function (c, i) { if (!c.leaf) self.expanded[i] = true; }); self.render(); self.fit(); }
+      else if (action === "expand") {
+        self.calls.forEach(function (c, i) { if (!c.leaf) self.expanded[i] = true; });
+        self.render();
+        self.view.tx = 12;
+        self.apply();
+      }
       else if (action === "fold") { self.expanded = Object.assign({}, self.initial); self.render(); self.start(); }
     });
     var search = section.querySelector("input.search");

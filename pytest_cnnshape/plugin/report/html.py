@@ -44,6 +44,7 @@ def picture_of(model: ReportedModel) -> ModelPicture:
         inspection=entry.extras.get("inspection"),
         modules=extras.get("modules"),
         baseline=baseline,
+        facts={name: [tuple(f) for f in facts] for name, facts in (extras.get("facts") or {}).items()},
         notes=tuple(notes),
     )
 
