@@ -35,10 +35,11 @@ def visible(traced: Any, depth: int) -> set[int]:
     has_children = {p for p in parents if p >= 0}
     failing = [i for i, r in enumerate(layers) if not r.finished][-1:]
     around = set()
-    for a in failing:
-        while a >= 0:
-            around.add(a)
-            a = parents[a]
+    for start in failing:
+        walker = start
+        while walker >= 0:
+            around.add(walker)
+            walker = parents[walker]
 
     def is_open(i: int) -> bool:
         return i in has_children and (layers[i].depth < depth or i in around)
