@@ -10,7 +10,7 @@ COMPAT_TORCH ?= torch==2.14.1
 COMPAT_VENV ?= .venv-compat
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnshape-installed
-SOURCES := pytest_cnnshape tests benchmarks examples
+SOURCES := pytest_cnnshape tests benchmarks examples docs
 
 .PHONY: install demo test test-compat lint format typecheck check bench clean
 

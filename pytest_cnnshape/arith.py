@@ -38,6 +38,7 @@ __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
     "flatten_size",
+    "kernel_of",
     "linear_in_features",  # noqa: F822  (module __getattr__ below: it needs a trace)
     "min_input_size_of",
     "per_dim",
@@ -309,21 +310,32 @@ def receptive_field_of(modules: Sequence[nn.Module]) -> ReceptiveField:
     ``r_out = r_in + (kernel - 1) * dilation * jump_in``, ``jump_out = jump_in * stride``.
     Layers without a kernel (activations, normalisation) change neither.
     """
-    from torch import nn
-
     size, jump = 1, 1
     for m in modules:
-        if isinstance(m, nn.modules.conv._ConvTransposeNd):
-            continue  # upsampling: no receptive-field rule; the chain's other layers still count
-        if isinstance(
-            m, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
-        ) and hasattr(m, "kernel_size"):
-            k = per_dim(m.kernel_size, 1)[0]
-            d = per_dim(getattr(m, "dilation", 1), 1)[0]
-            s = per_dim(getattr(m, "stride", None) or k, 1)[0]
+        window = kernel_of(m)
+        if window is not None:
+            k, s, d = window
             size += (k - 1) * d * jump
             jump *= s
     return ReceptiveField(size, jump)
+
+
+def kernel_of(module: nn.Module) -> tuple[int, int, int] | None:
+    """``(kernel, stride, dilation)`` of a conv or pooling layer along its first spatial
+    axis; None for layers without a window (and for transposed convs, which upsample:
+    no receptive-field rule)."""
+    from torch import nn
+
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return None
+    if not isinstance(
+        module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+    ) or not hasattr(module, "kernel_size"):
+        return None
+    k = per_dim(module.kernel_size, 1)[0]
+    d = per_dim(getattr(module, "dilation", 1), 1)[0]
+    s = per_dim(getattr(module, "stride", None) or k, 1)[0]
+    return int(k), int(s), int(d)
 
 
 def __getattr__(name: str) -> Any:

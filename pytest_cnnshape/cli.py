@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--depth", type=int, default=None, metavar="N", help="fold the table to N levels of nesting"
         )
         cmd.add_argument("--json", action="store_true", help="print the trace as JSON")
+        cmd.add_argument(
+            "--html",
+            metavar="PATH",
+            default=None,
+            help="also write the shape-flow picture to PATH (one self-contained HTML file)",
+        )
         if name == "summary":
             cmd.add_argument(
                 "--torchinfo",
@@ -117,8 +123,12 @@ def _run(args: argparse.Namespace) -> int:
         print(torchinfo_summary(model, inputs, depth=args.depth if args.depth is not None else 3))
         return EXIT_OK
     try:
-        result = trace(model, inputs, device=args.device, dtype=args.dtype, train=args.train)
+        result = trace(
+            model, inputs, device=args.device, dtype=args.dtype, train=args.train, flow=bool(args.html)
+        )
     except ShapeMismatchError as err:
+        if args.html:
+            _write_html(args, err.trace, model, inputs, diagnostic=err.diagnosis.render())
         if args.json:
             payload = {"ok": False, "error": err.diagnosis.to_dict(), "trace": err.trace.to_dict()}
             print(json.dumps(payload, indent=2, sort_keys=True))
@@ -126,6 +136,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"ShapeMismatchError: {err}")
         return EXIT_FAILED
     sections = _inspection(args, model, inputs)
+    if args.html:
+        _write_html(args, result, model, inputs)
     if args.json:
         payload = {"ok": True, "trace": result.to_dict()}
         if sections.data:
@@ -168,6 +180,34 @@ def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
         depth=args.depth,
         batch_dim=batch_dim,
     )
+
+
+def _write_html(
+    args: argparse.Namespace, result: Any, model: Any, inputs: Any, diagnostic: str | None = None
+) -> None:
+    """``--html PATH``: the picture, with MACs, lint findings and module settings."""
+    from pathlib import Path
+
+    from .inspection.settings import module_settings
+
+    inspection = None
+    if diagnostic is None:
+        from .inspection.collect import inspect_model
+
+        inspection = inspect_model(model, inputs, device=args.device)
+    target = Path(args.html)
+    try:
+        result.save_html(
+            target,
+            depth=args.depth,
+            title=args.spec,
+            diagnostic=diagnostic,
+            inspection=inspection,
+            modules=module_settings(model),
+        )
+    except OSError as exc:
+        raise UsageError(f"--html {args.html}: cannot write the file ({exc.strerror or exc})") from None
+    print(f"cnnshape: picture written to {target}", file=sys.stderr)
 
 
 def _output(result: Any) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from operator import attrgetter
+from typing import Any
 
 from .snapshot import Row, Snapshot, shape_key
 
@@ -99,6 +100,25 @@ class SnapshotDiff:
     def changes(self) -> list[RowChange]:
         """The rows that differ."""
         return [r for r in self.rows if r.mark != SAME]
+
+    def changes_data(self) -> list[dict[str, Any]]:
+        """The rows that differ as plain data (``mark``, ``old``, ``new`` rows as stored), and
+        for a removed row the ``[name, call]`` of the current row before it (None: first)."""
+        out: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        for row in self.rows:
+            if row.mark != SAME:
+                item: dict[str, Any] = {
+                    "mark": row.mark,
+                    "old": None if row.old is None else row.old.to_data(),
+                    "new": None if row.new is None else row.new.to_data(),
+                }
+                if row.mark == REMOVED:
+                    item["after"] = after
+                out.append(item)
+            if row.new is not None:
+                after = [row.new.name, row.new.call]
+        return out
 
     def counts(self) -> dict[str, int]:
         """How many rows were changed (in more than the name), added, removed and renamed."""

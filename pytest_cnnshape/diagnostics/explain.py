@@ -30,6 +30,7 @@ def trace(
     device: str | torch.device = "auto",
     dtype: torch.dtype | str | None = None,
     train: bool = False,
+    flow: bool = False,
 ) -> ShapeTrace:
     """Record the input and output shapes of every module call of one forward pass.
 
@@ -38,10 +39,24 @@ def trace(
     ``device``: ``"auto"`` (meta first, a real forward on the model's device when
     meta cannot run it), ``"meta"``, ``"cpu"`` or ``"cuda"``. ``dtype``: of inputs
     made from shapes (default: the model's). ``train``: trace in training mode.
+    ``flow``: also record where each call's inputs came from (``LayerRecord.sources``),
+    so the picture (``to_html()``) draws residual adds and skips as they are; off by
+    default, since on a real device it costs a TorchFunctionMode.
 
     Raises ShapeMismatchError when the forward fails; the model is left as it was.
     """
-    return watched(model, inputs, (), device=device, dtype=dtype, train=train)
+    if not flow:
+        return watched(model, inputs, (), device=device, dtype=dtype, train=train)
+    from ..tracing.lineage import Lineage
+
+    lineage = Lineage()
+    try:
+        result = watched(model, inputs, (lineage,), device=device, dtype=dtype, train=train)
+    except ShapeMismatchError as err:
+        lineage.annotate(err.trace.layers)
+        raise
+    lineage.annotate(result.layers)
+    return result
 
 
 def watched(

@@ -18,6 +18,7 @@ from ..baseline.location import declared_folder, display, file_name, folder_for_
 from ..baseline.record import CHANGED, MISSING, SAME, UNREADABLE, BaselineOptions, BaselineUse, attach
 from ..baseline.snapshot import Snapshot
 from ..errors import BaselineFailure, BaselineFileError
+from ..picture.flow import EXTRAS_KEY as PICTURE_KEY
 from .entries import FAILED, PASSED, ModelEntry
 from .options import Settings, settings
 
@@ -62,7 +63,11 @@ def verify(item: pytest.Item, entry: ModelEntry, options: BaselineOptions) -> Ba
             use.headline, use.text = render.missing(snapshot, file, entry.nodeid)
         elif stored != snapshot:
             use.status = CHANGED
-            use.headline, use.text = render.changed(compare(stored, snapshot), file, entry.nodeid)
+            diff = compare(stored, snapshot)
+            use.headline, use.text = render.changed(diff, file, entry.nodeid)
+            if s.pictures:  # the picture marks the changed layers, old and new shapes side by side
+                picture = entry.extras.setdefault(PICTURE_KEY, {})
+                picture["baseline"] = {"file": file, "headline": use.headline, "changes": diff.changes_data()}
     accepted = use.status == SAME or s.update or (use.status == MISSING and s.project.update_missing)
     use.failed = not accepted
     attach(entry.extras, use)

@@ -21,6 +21,7 @@ from .schema import ModelCheck
 if TYPE_CHECKING:
     from torch import nn
 
+    from ..errors import ShapeMismatchError
     from ..tracing.records import ShapeTrace
 
 
@@ -31,6 +32,8 @@ class RunOptions:
     device: str = DEFAULT_DEVICE
     #: Compute the inspection data (params, regularization, FLOPs, lint) for the report.
     inspect: bool = False
+    #: The report draws pictures: record each trace's data flow and what the picture shows.
+    flow: bool = False
     #: Lint rules the project switched off (``[tool.cnnshape] lint.ignore``).
     lint_ignore: tuple[str, ...] = ()
     #: The output axis that holds the batch (``[tool.cnnshape] lint.batch_dim``).
@@ -73,6 +76,25 @@ def build(check: ModelCheck) -> nn.Module:
     if check.factory is None:
         raise ContractFailure(f"{check.name}: no model and no factory to build one")
     return build_model(check.factory, check.kwargs, root=check.root)
+
+
+def note_picture(
+    run: RunOptions, entry: ModelEntry, model: nn.Module | None, err: ShapeMismatchError | None = None
+) -> None:
+    """What the HTML picture shows beyond the trace, noted while the model is at hand:
+    each module's settings and, for a failed forward, the whole diagnostic text
+    (``extras["picture"]``; only sessions that draw pictures, ``run.flow``, pay for it)."""
+    if not run.flow:
+        return
+    from ..picture.flow import EXTRAS_KEY
+
+    data: dict[str, Any] = entry.extras.setdefault(EXTRAS_KEY, {})
+    if model is not None:
+        from ..inspection.settings import module_settings
+
+        data["modules"] = module_settings(model)
+    if err is not None:
+        data["diagnostic"] = err.diagnosis.render()
 
 
 def params_failure(name: str, total: int, limit: int) -> str:
@@ -175,11 +197,12 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
         model = build(check)
         bound = bind_inputs(check.traced_input, check.dims)
         expected = parse_expected(check.output) if check.output is not None else None
-        result = trace(model, bound.inputs, device=device, train=check.train)
+        result = trace(model, bound.inputs, device=device, train=check.train, flow=run.flow)
     except ShapeMismatchError as err:
         entry.status, entry.failure = FAILED, err.diagnosis.headline
         entry.error = err.diagnosis.to_dict()
         entry.trace = err.trace.to_dict()
+        note_picture(run, entry, model, err)
         return CheckResult(entry, err.trace, err, model)
     except Exception as err:  # factory, spec or trace argument problems
         entry.status, entry.failure = FAILED, f"{type(err).__name__}: {err}"
@@ -188,6 +211,7 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
         return CheckResult(entry, None, failure, model)
     entry.trace = result.to_dict()
     entry.input = inputs_text(entry.trace, entry.input)
+    note_picture(run, entry, model)
     problems = inspection_problems(check, run, model, bound.inputs, entry=entry, device=device)
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)

@@ -14,7 +14,7 @@ import pytest
 from ..baseline.record import BaselineOptions
 from ..errors import MarkerError
 from .baseline_check import verify
-from .checks import CheckResult, input_text, run_check
+from .checks import CheckResult, input_text, note_picture, run_check
 from .entries import FAILED, XFAILED, ModelEntry
 from .keys import ENTRIES_KEY, MARKER, MARKER_KEY, RESULT_KEY
 from .markers import check_from_marker
@@ -80,16 +80,18 @@ class CnnShapes:
         )
         item_entries(self._item).append(entry)
         try:
-            result = trace(model, inputs, device=device, dtype=dtype, train=train)
+            result = trace(model, inputs, device=device, dtype=dtype, train=train, flow=self._run.flow)
         except ShapeMismatchError as err:
             entry.status, entry.failure = FAILED, err.diagnosis.headline
             entry.error, entry.trace = err.diagnosis.to_dict(), err.trace.to_dict()
+            note_picture(self._run, entry, model, err)
             raise
         except Exception:
             item_entries(self._item).remove(entry)
             raise
         entry.trace = result.to_dict()
         entry.input = inputs_text(entry.trace, entry.input)
+        note_picture(self._run, entry, model)
         if self._run.inspect:
             from ..inspection.collect import record_inspection, record_memory
 

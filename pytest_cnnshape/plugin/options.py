@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .checks import RunOptions
     from .config import ProjectConfig
 
+#: The report formats ``--cnn-shapes-report`` writes, by file suffix.
+REPORT_SUFFIXES = (".json", ".md", ".html")
+
 
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``cnnshape`` option group."""
@@ -37,10 +40,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--cnn-shapes-report",
+        action="append",
         default=None,
         metavar="PATH",
-        help="also write the report to PATH: .json (versioned schema) or .md "
-        "(GitHub-flavoured, e.g. $GITHUB_STEP_SUMMARY)",
+        help="also write the report to PATH: .json (versioned schema), .md "
+        "(GitHub-flavoured, e.g. $GITHUB_STEP_SUMMARY) or .html (the shape-flow picture, self-contained); "
+        "repeat for several",
     )
     group.addoption(
         "--cnn-shapes-device",
@@ -77,7 +82,7 @@ class Settings:
         pyproject: Path | None,
         show: bool,
         depth: int | None,
-        report: Path | None,
+        reports: list[Path],
         device: str | None,
         update: bool,
         prune: bool,
@@ -87,7 +92,8 @@ class Settings:
         self.pyproject = pyproject
         self.show = show
         self.depth = depth if depth is not None else (project.depth if project else DEFAULT_DEPTH)
-        self.report = report
+        #: Report files to write (``--cnn-shapes-report``, repeatable; ``[tool.cnnshape] report``).
+        self.reports = reports
         self.device = device or (project.device if project else DEFAULT_DEVICE)
         self.update = update
         self.prune = prune
@@ -103,6 +109,11 @@ class Settings:
         return self._project
 
     @property
+    def report(self) -> Path | None:
+        """The first report file, if any."""
+        return self.reports[0] if self.reports else None
+
+    @property
     def baseline_dir(self) -> str:
         """The folder name baselines live in (without reading an absent configuration)."""
         return self._project.baseline_dir if self._project is not None else DEFAULT_BASELINE_DIR
@@ -110,7 +121,12 @@ class Settings:
     @property
     def inspects(self) -> bool:
         """Whether the report shows inspection data (which costs a few more traces per model)."""
-        return self.show or self.report is not None
+        return self.show or bool(self.reports)
+
+    @property
+    def pictures(self) -> bool:
+        """Whether the report is the HTML picture, so traces also record their data flow."""
+        return any(path.suffix.lower() == ".html" for path in self.reports)
 
     def run_options(self) -> RunOptions:
         """How this session runs model checks."""
@@ -120,6 +136,7 @@ class Settings:
         return RunOptions(
             device=self.device,
             inspect=self.inspects,
+            flow=self.pictures,
             lint_ignore=project.lint_ignore,
             lint_batch_dim=project.lint_batch_dim,
             hypothesis=project.hypothesis,
@@ -158,22 +175,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
     depth = config.getoption("cnn_shapes_depth")
     if depth is not None and depth < 0:
         raise pytest.UsageError(f"--cnn-shapes-depth={depth}: give 0 or more")
-    report = config.getoption("cnn_shapes_report") or (project.report if project else None)
-    report_path = None
-    if report:
-        report_path = Path(report)
-        if not report_path.is_absolute():
-            base = (
-                config.invocation_params.dir
-                if config.getoption("cnn_shapes_report") or project is None
-                else project.root
-            )
-            report_path = base / report_path
-        if report_path.suffix.lower() not in (".json", ".md"):
-            raise pytest.UsageError(
-                f"--cnn-shapes-report={report}: the file must end in .json or .md, e.g. "
-                "--cnn-shapes-report=cnnshape.json"
-            )
+    given = config.getoption("cnn_shapes_report") or []
+    reports = [report_path(config, project, text, bool(given)) for text in given]
+    if not given and project is not None and project.report:
+        reports.append(report_path(config, project, project.report, False))
     prune = bool(config.getoption("cnn_shapes_prune"))
     update = bool(config.getoption("cnn_shapes_update"))
     if prune and not update:
@@ -186,12 +191,27 @@ def resolve_settings(config: pytest.Config) -> Settings:
         pyproject=pyproject,
         show=bool(config.getoption("cnn_shapes")),
         depth=depth,
-        report=report_path,
+        reports=reports,
         device=config.getoption("cnn_shapes_device"),
         update=update,
         prune=prune,
         rootpath=config.rootpath,
     )
+
+
+def report_path(config: pytest.Config, project: ProjectConfig | None, text: str, given: bool) -> Path:
+    """Where a report goes: relative to where pytest was started (command line) or to the
+    pyproject.toml that names it; UsageError for a format we do not write."""
+    path = Path(text)
+    if not path.is_absolute():
+        base = config.invocation_params.dir if given or project is None else project.root
+        path = base / path
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        raise pytest.UsageError(
+            f"--cnn-shapes-report={text}: the file must end in .json, .md or .html, e.g. "
+            "--cnn-shapes-report=cnnshape.html"
+        )
+    return path
 
 
 def has_table(pyproject: Path | None) -> bool:

@@ -83,21 +83,24 @@ class CnnShapeSession:
                 self.config, self.settings, self.models, self.files_passed, self.deselected
             )
             self.gate.finish(session)
-        target = self.settings.report
-        if target is None:
-            return
         from ..fileio import write_atomic
 
-        try:
-            write_atomic(target, self.render_file(target))
-        except OSError as exc:
-            self.problems.append(f"could not write the report {target}: {exc}")
-            session.exitstatus = (
-                pytest.ExitCode.INTERNAL_ERROR if not session.exitstatus else session.exitstatus
-            )
+        for target in self.settings.reports:
+            try:
+                write_atomic(target, self.render_file(target))
+            except OSError as exc:
+                self.problems.append(f"could not write the report {target}: {exc}")
+                session.exitstatus = (
+                    pytest.ExitCode.INTERNAL_ERROR if not session.exitstatus else session.exitstatus
+                )
 
     def render_file(self, target: Path) -> str:
-        """The report file's text: Markdown for ``.md``, JSON otherwise."""
+        """The report file's text: Markdown for ``.md``, the picture for ``.html``, JSON otherwise."""
+        if target.suffix.lower() == ".html":
+            from .. import __version__
+            from .report import html
+
+            return html.render(self.models, self.settings.depth, f"pytest-cnnshape {__version__}")
         if target.suffix.lower() == ".md":
             from .report import markdown
 
@@ -116,7 +119,8 @@ class CnnShapeSession:
                 terminalreporter.write_line(line)
         if self.gate is not None:
             self.gate.summary(terminalreporter)
-        if self.settings.report is not None and not self.problems:
-            terminalreporter.write_line(f"cnnshape: report written to {self.settings.report}")
+        if not self.problems:
+            for target in self.settings.reports:
+                terminalreporter.write_line(f"cnnshape: report written to {target}")
         for problem in self.problems:
             terminalreporter.write_line(f"cnnshape: {problem}", red=True)

@@ -73,6 +73,18 @@ def to_json(tree: ShapeTree) -> Any:
     return [to_json(v) for v in children(tree)]
 
 
+def from_json(value: Any) -> ShapeTree:
+    """A shape tree back from ``to_json`` form: lists of ints become shapes (namedtuples
+    come back as dicts, which is how they travel)."""
+    if isinstance(value, list) and all(isinstance(d, int) for d in value):
+        return tuple(value)
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: from_json(v) for k, v in value.items()}
+    return None
+
+
 def format_shape(tree: ShapeTree) -> str:
     """Human form, as torchinfo prints it: ``[1, 3, 32, 32]``, structures nested."""
     if tree is None:

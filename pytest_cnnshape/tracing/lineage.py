@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from .recorder import RunningCall
+from .records import LayerRecord
 
 INPUT, LAYER, OP = "input", "layer", "op"
 
@@ -187,6 +188,16 @@ class Lineage:
         origin = Origin(LAYER, call.index)
         for tensor in tensors:
             self.note(tensor, origin)
+
+    def annotate(self, records: list[LayerRecord]) -> None:
+        """Write what was seen onto the trace's records (``LayerRecord.sources``, ``.returns``)."""
+        for index, record in enumerate(records):
+            origins = self.sources.get(index)
+            if origins is not None:
+                record.sources = tuple(None if o is None else o.to_dict() for o in origins)
+            made = self.returned.get(index, ())
+            if record.is_leaf is False and made and made[0] is not None:  # a container's output
+                record.returns = made[0].to_dict()
 
     # -- op watcher ----------------------------------------------------------------
 

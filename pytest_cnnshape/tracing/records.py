@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..shapes.tree import Shape, ShapeTree, first_shape, shape_text, to_json
+from ..shapes.tree import Shape, ShapeTree, first_shape, from_json, shape_text, to_json
 
 #: Version of the dictionary layout ``ShapeTrace.to_dict`` returns.
 TRACE_FORMAT = 1
@@ -43,6 +44,13 @@ class LayerRecord:
     finished: bool = False
     #: Other names the same module object is reachable under (shared modules).
     aliases: tuple[str, ...] = ()
+    #: Where each positional tensor input came from (``tracing.lineage.Origin.to_dict()``,
+    #: None for an argument of unknown origin); None when the trace did not record the
+    #: data flow (``trace(..., flow=True)`` does).
+    sources: tuple[dict[str, Any] | None, ...] | None = None
+    #: For a container call of such a trace: the origin its output had inside it (the
+    #: call or op that made what it returned).
+    returns: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -74,6 +82,10 @@ class LayerRecord:
             out["finished"] = False
         if self.aliases:
             out["aliases"] = list(self.aliases)
+        if self.sources is not None:
+            out["sources"] = list(self.sources)
+        if self.returns is not None:
+            out["returns"] = self.returns
         return out
 
 
@@ -137,6 +149,58 @@ class ShapeTrace:
     def __str__(self) -> str:
         return self.table()
 
+    def to_html(
+        self,
+        *,
+        depth: int | None = None,
+        title: str | None = None,
+        diagnostic: str | None = None,
+        inspection: dict[str, Any] | None = None,
+        modules: dict[str, dict[str, Any]] | None = None,
+    ) -> str:
+        """The shape-flow picture as one self-contained HTML document.
+
+        A block per layer call, folded to ``depth`` levels (default 2), click to open;
+        the data flow when the trace was made with ``flow=True``, else the call order.
+        ``diagnostic``: a failed forward's text shown next to the failing layer;
+        ``inspection`` (``inspection.collect.inspect_model``) and ``modules``
+        (``inspection.settings.module_settings``) add MACs, lint findings and settings.
+        """
+        from ..defaults import DEFAULT_DEPTH
+        from ..picture.document import render
+        from ..picture.flow import ModelPicture
+        from ..shapes.tree import shape_text
+
+        name = title or self.model_type or "model"
+        data = self.to_dict()
+        failed = not self.complete
+        picture = ModelPicture(
+            title=name,
+            trace=data,
+            status="failed" if failed else "passed",
+            input=inputs_text(data, "-"),
+            output="" if failed else shape_text(data["output_shape"]),
+            failure=diagnostic.splitlines()[0] if diagnostic else None,
+            diagnostic=diagnostic,
+            inspection=inspection,
+            modules=modules,
+        )
+        return render([picture], depth=DEFAULT_DEPTH if depth is None else depth, title=f"CNN shapes: {name}")
+
+    def save_html(self, path: str | Path, **options: Any) -> Path:
+        """Write ``to_html(**options)`` to ``path`` (atomically); return the path."""
+        from ..fileio import write_atomic
+
+        target = Path(path)
+        write_atomic(target, self.to_html(**options))
+        return target
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a trace as its picture (in an isolated frame)."""
+        from ..picture.document import frame
+
+        return frame(self.to_html())
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form with stable keys; reports and baselines are built on it."""
         out: dict[str, Any] = {
@@ -162,17 +226,7 @@ class ShapeTrace:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShapeTrace:
         """Rebuild a trace from ``to_dict()`` output (e.g. sent by an xdist worker)."""
-
-        def shape(v: Any) -> ShapeTree:
-            if v is None:
-                return None
-            if isinstance(v, list) and all(isinstance(d, int) for d in v):
-                return tuple(v)
-            if isinstance(v, list):
-                return [shape(x) for x in v]
-            if isinstance(v, dict):
-                return {k: shape(x) for k, x in v.items()}
-            return None
+        shape = from_json
 
         layers = [
             LayerRecord(
@@ -188,6 +242,8 @@ class ShapeTrace:
                 input_kwargs={k: shape(v) for k, v in d.get("input_kwargs", {}).items()},
                 finished=d.get("finished", True),
                 aliases=tuple(d.get("aliases", ())),
+                sources=None if d.get("sources") is None else tuple(d["sources"]),
+                returns=d.get("returns"),
             )
             for d in data["layers"]
         ]

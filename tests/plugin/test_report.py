@@ -104,7 +104,7 @@ def test_device_option_and_project_setting(suite: pytest.Pytester) -> None:
     ("args", "toml", "message"),
     [
         (["--cnn-shapes-depth=-1"], "", "*--cnn-shapes-depth=-1: give 0 or more*"),
-        (["--cnn-shapes-report=out.txt"], "", "*must end in .json or .md*"),
+        (["--cnn-shapes-report=out.txt"], "", "*must end in .json, .md or .html*"),
         (["--cnn-shapes-device=gpu"], "", "*invalid choice*"),
         ([], '[tool.cnnshape]\ndevcie = "meta"\n', "*unknown key 'devcie' (did you mean 'device'?*"),
         ([], '[tool.cnnshape]\ndepth = "two"\n', "*depth = 'two' has the wrong type; e.g. depth = 2*"),

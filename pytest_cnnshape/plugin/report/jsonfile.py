@@ -38,6 +38,10 @@ the call itself ran), ``saved_total`` (its nested calls included)), plus
 ``batch`` (the first input's batch size), ``rebatched`` (true when the check's
 ``batch`` set it) and ``budget`` (``max_memory`` in bytes, or null); or
 ``{"error": "...", "budget": ...}`` when it could not be estimated.
+
+When the same session also writes the HTML picture, trace layers carry ``sources``
+(and containers ``returns``): where each call's inputs came from (see
+``tracing.lineage.Origin.to_dict``). What only the picture uses stays out of this file.
 """
 
 from __future__ import annotations
@@ -59,6 +63,13 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def _without_picture(model: dict[str, Any]) -> dict[str, Any]:
+    from ...picture.flow import EXTRAS_KEY
+
+    model["extras"].pop(EXTRAS_KEY, None)
+    return model
+
+
 def document(session: SessionModels, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole report as a JSON-safe dict."""
     from ... import __version__
@@ -69,7 +80,7 @@ def document(session: SessionModels, extra: dict[str, Any] | None = None) -> dic
         "generator": f"pytest-cnnshape {__version__}",
         "torch": package_version("torch"),
         "summary": session.counts(),
-        "models": [m.to_dict() for m in session.models()],
+        "models": [_without_picture(m.to_dict()) for m in session.models()],
     }
     out.update(extra or {})
     return out
