@@ -14,6 +14,7 @@ __version__ = "0.1.0.dev0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "trace": "diagnostics.explain",
+    "Arg": "tracing.inputs",
     "TraceError": "errors",
     "ShapeTrace": "tracing.records",
     "LayerRecord": "tracing.records",
@@ -56,6 +57,7 @@ _SUBMODULES = frozenset({"arith", "strategies"})
 
 __all__ = [  # noqa: RUF022  (kept in the order of _EXPORTS; a test checks they agree)
     "trace",
+    "Arg",
     "TraceError",
     "ShapeTrace",
     "LayerRecord",
@@ -135,6 +137,7 @@ if TYPE_CHECKING:
     from .inspection.regularization import regularization as regularization
     from .inspection.torchinfo_view import torchinfo_summary as torchinfo_summary
     from .shapes.spec import parse_shape as parse_shape
+    from .tracing.inputs import Arg as Arg
     from .tracing.records import LayerRecord as LayerRecord
     from .tracing.records import ShapeTrace as ShapeTrace
 

@@ -3,10 +3,12 @@
     cnnshape summary models.py:Net --input 1x3x32x32 [--depth 2] [--json] [--params] [--flops] [--lint]
                      [--memory [--optimizer AdamW]]
     cnnshape check   mypkg.models:Net --input 1x1x28x28
+    cnnshape summary models.py:TextCNN --input 8x50:long --forward-kwarg task=cls
 
-Exit codes: 0 table printed (check: the model runs), 1 the model's forward fails
-(the diagnostic is printed) or ``--lint`` found something, 2 a bad spec, input or
-option (one line, no traceback).
+Exit codes: 0 table printed (check: the model runs), 1 the model fails: its
+forward (the diagnostic is printed), its factory, a trace that cannot run it
+(one line), or ``--lint`` found something; 2 a bad spec, input or option (one
+line, no traceback).
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
             "-i",
             action="append",
             metavar="SHAPE",
-            help="input shape, e.g. 1x3x32x32 (repeat for several inputs)",
+            help="input shape, e.g. 1x3x32x32, or 8x50:long with a dtype (repeat for several inputs)",
+        )
+        cmd.add_argument(
+            "--forward-kwarg",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a keyword argument of the model's forward, passed as it is: a Python literal "
+            "(2, 0.5, True, None, 'text') or else a string, e.g. --forward-kwarg task=seg",
         )
         cmd.add_argument(
             "--device",
@@ -115,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--input is required, e.g. --input 1x3x32x32")
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth {args.depth}: give 0 or more")
-    inputs: Any = args.input[0] if len(args.input) == 1 else list(args.input)
+    inputs = _inputs(args)
     model = build_model(args.spec)
     if getattr(args, "torchinfo", False):
         from .inspection.torchinfo_view import torchinfo_summary
@@ -150,6 +160,26 @@ def _run(args: argparse.Namespace) -> int:
         for line in sections.lines:
             print(line)
     return EXIT_FAILED if sections.findings else EXIT_OK
+
+
+def _inputs(args: argparse.Namespace) -> Any:
+    """``--input`` (each a shape, maybe with a dtype), ``--dtype`` and ``--forward-kwarg``, as one spec."""
+    import ast
+
+    from .tracing.devices import parse_dtype
+    from .tracing.inputs import parse_inputs
+
+    kwargs: dict[str, Any] = {}
+    for item in args.forward_kwarg:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise UsageError(f"--forward-kwarg {item!r}: write NAME=VALUE, e.g. --forward-kwarg task=seg")
+        try:
+            kwargs[name.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            kwargs[name.strip()] = text
+    raw: Any = args.input[0] if len(args.input) == 1 else list(args.input)
+    return parse_inputs(raw).typed(parse_dtype(args.dtype)).with_kwargs(kwargs, "--forward-kwarg")
 
 
 def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
@@ -228,13 +258,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    import os
+
     from .errors import CnnShapeError
 
     try:
         return _run(args)
-    except CnnShapeError as exc:  # a bad spec or option, a factory that raised, an untraceable model
+    except UsageError as exc:  # a bad spec, input or option
         print(f"cnnshape: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CnnShapeError as exc:  # the model's: a factory that raised, a model no trace can run
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}}))
+        print(f"cnnshape: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug of ours: one line, unless debugging
+        if os.environ.get("CNNSHAPE_DEBUG"):
+            raise
+        print(
+            f"cnnshape: internal error: {type(exc).__name__}: {exc} (a bug in pytest-cnnshape; "
+            "CNNSHAPE_DEBUG=1 shows the traceback)".replace("\n", " "),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,7 +69,19 @@ class FactoryError(CnnShapeError, RuntimeError):
 
 
 class TraceError(CnnShapeError, RuntimeError):
-    """The model could not be traced where asked (not a shape error of the model)."""
+    """The model could not be traced (not a shape error): one line naming the layer and the reason.
+
+    Meta cannot run it and no fallback was allowed, no device here has a kernel
+    for one of its ops (a C++ extension, an op that needs CUDA), or it raised an
+    exception of its own (a ``raise`` or ``assert`` in its code). ``.layer`` is
+    the innermost module running then (``""``: the root's forward), ``.trace`` the
+    partial trace, when there is one; ``__cause__`` the original exception.
+    """
+
+    def __init__(self, message: str, *, layer: str | None = None, trace: ShapeTrace | None = None) -> None:
+        super().__init__(message)
+        self.layer = layer
+        self.trace = trace
 
 
 class ShapeMismatchError(CnnShapeError, RuntimeError):
@@ -195,6 +207,8 @@ class ForwardFailed(Exception):
         self.context = context
         #: Why the trace ran where it did (meta fell back to a real forward), if it moved.
         self.note = note
+        #: What was traced of a wrapped model (``ShapeTrace.wrapper``), if it was wrapped.
+        self.wrapper: str | None = None
 
 
 class ContractViolation(Exception):

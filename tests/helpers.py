@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 
 def shapes(value: Any) -> Any:
@@ -44,10 +45,25 @@ def make_inputs(spec: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return tuple(make(v) for v in spec), {}
 
 
+def fresh_copy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy``, also of uninitialised lazy buffers (torch 2.13 cannot copy those)."""
+    from torch.nn.parameter import UninitializedBuffer
+
+    memo: dict[int, Any] = {
+        id(b): UninitializedBuffer(device=b.device, dtype=b.dtype)
+        for b in model.buffers()
+        if isinstance(b, UninitializedBuffer)
+    }
+    return copy.deepcopy(model, memo)
+
+
 def observe(model: nn.Module, spec: Any) -> tuple[list[tuple[Any, ...]], Any]:
     """(name, type, depth, call, input shapes, output shape) per call, and the output."""
-    model = copy.deepcopy(model).eval()
+    model = fresh_copy(model).eval()
     names = {id(m): n for n, m in model.named_modules()}
+    # the class each module has before the forward: a lazy layer becomes its cls_to_become
+    # (LazyLinear -> Linear) in its own pre-hook, before ours runs
+    classes = {id(m): type(m).__name__ for m in model.modules()}
     rows: list[list[Any]] = []
     stack: list[int] = []
     counts: dict[int, int] = {}
@@ -56,7 +72,7 @@ def observe(model: nn.Module, spec: Any) -> tuple[list[tuple[Any, ...]], Any]:
     def pre(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         n = counts.get(id(m), 0)
         counts[id(m)] = n + 1
-        rows.append([names[id(m)], type(m).__name__, len(stack), n, tuple(shapes(a) for a in args), None])
+        rows.append([names[id(m)], classes[id(m)], len(stack), n, tuple(shapes(a) for a in args), None])
         stack.append(len(rows) - 1)
 
     def post(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
@@ -73,15 +89,26 @@ def observe(model: nn.Module, spec: Any) -> tuple[list[tuple[Any, ...]], Any]:
     return [tuple(r) for r in rows], shapes(out)
 
 
+def _state_value(v: torch.Tensor) -> Any:
+    """A copy of a tensor's value; for an uninitialised lazy tensor, the fact that it is one."""
+    if is_lazy(v):
+        return ("uninitialised", type(v).__name__)
+    return v.clone()
+
+
 def snapshot(model: nn.Module) -> dict[str, object]:
+    """Everything a trace must leave as it was; lazy layers included (and still lazy)."""
+    state = model.state_dict(keep_vars=True)
     return {
-        "state": {k: v.clone() for k, v in model.state_dict(keep_vars=True).items()},
-        "identity": {k: id(v) for k, v in model.state_dict(keep_vars=True).items()},
+        "state": {k: _state_value(v) for k, v in state.items()},
+        "identity": {k: id(v) for k, v in state.items()},
+        "classes": [(n, type(m).__name__) for n, m in model.named_modules()],
+        "attributes": [(n, sorted(vars(m))) for n, m in model.named_modules()],
         "training": [(n, m.training) for n, m in model.named_modules()],
         "requires_grad": [(n, p.requires_grad) for n, p in model.named_parameters()],
         "grads": [(n, p.grad) for n, p in model.named_parameters()],
         "hooks": [(n, len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()],
-        "devices": {t.device for t in model.state_dict().values()},
+        "devices": {t.device for t in state.values() if not is_lazy(t)},
     }
 
 
@@ -90,6 +117,21 @@ def assert_same(before: dict[str, object], model: nn.Module) -> None:
     assert after["identity"] == before["identity"]
     for key, value in before["state"].items():  # type: ignore[union-attr]
         now = after["state"][key]  # type: ignore[index]
-        assert torch.equal(now, value), key
-    for key in ("training", "requires_grad", "grads", "hooks", "devices"):
+        if isinstance(value, tuple):
+            assert now == value, key
+        else:
+            assert isinstance(now, torch.Tensor) and torch.equal(now, value), key
+    for key in ("classes", "attributes", "training", "requires_grad", "grads", "hooks", "devices"):
         assert after[key] == before[key], key
+
+
+def materialized_counts(model: nn.Module, spec: Any) -> dict[str, int]:
+    """Parameters per module (children's included) after a real forward of a copy.
+
+    For a lazy model, what its layers hold once initialised; for any other, its counts.
+    """
+    model = fresh_copy(model).eval()
+    args, kwargs = make_inputs(spec)
+    with torch.no_grad():
+        model(*args, **kwargs)
+    return {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}

@@ -79,7 +79,6 @@ def test_shape_failure_exits_1_with_the_diagnostic(project: Path, capsys: pytest
         (["summary", "nosuchpkg.mod:Net", "-i", "1x3x32x32"], "cannot import 'nosuchpkg.mod'"),
         (["summary", "models.py:Net", "-i", "1x3xfoo"], "foo is not a size"),
         (["summary", "models.py:Net"], "--input is required"),
-        (["summary", "models.py:raises", "-i", "1x3x8x8"], "raised RuntimeError: no weights here"),
         (["summary", "models.py:Net(width=)", "-i", "1x3x8x8"], "cannot read the arguments"),
         (["summary", "models.py:Net", "-i", "1x3x8x8", "--device", "tpu"], "invalid choice"),
     ],
@@ -95,6 +94,15 @@ def test_usage_errors_exit_2_in_one_line(
     else:
         assert code == 2
     assert words in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_factory_that_raises_is_the_models_failure_exit_1(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "summary", "models.py:raises", "-i", "1x3x8x8")
+    assert code == 1
+    assert "FactoryError: model factory 'models.py:raises' raised RuntimeError: no weights here" in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Iterable
 
 from ..shapes.tree import shape_text
-from ..tracing.table import grid
+from ..tracing.table import LAZY_MARK, grid
 from .diff import SAME, RowChange, SnapshotDiff
 from .location import UPDATE
 from .record import BaselineUse
@@ -52,7 +52,7 @@ def _pair(old: str | None, new: str | None) -> str:
 def _cells(row: Row | None) -> tuple[str, str]:
     if row is None:
         return "", ""
-    return shape_text(row.output), f"{row.params:,}"
+    return shape_text(row.output), f"{row.params:,}" + (LAZY_MARK if row.lazy else "")
 
 
 def _table_row(change: RowChange) -> list[str]:

@@ -80,6 +80,7 @@ def _row(data: Any, index: int) -> Row:
         call=_field(data, "call", int, where),
         output=data["output"],
         params=_field(data, "params", int, where),
+        lazy=_field(data, "lazy", bool, where) if "lazy" in data else False,
     )
 
 

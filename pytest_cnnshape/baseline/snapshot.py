@@ -4,7 +4,10 @@ A snapshot is built from ``ShapeTrace.to_dict()`` and keeps:
 
 - the model's name and input (``"lenet5"``, ``"8x1x28x28"``);
 - per module call, in call order: qualified name, class name, call number, output
-  shape and parameter count (the module's own and its children's);
+  shape and parameter count (the module's own and its children's); a row of a
+  lazy layer the model has not initialised (or of a block holding one) counts
+  the parameters it will have after its first call and says ``"lazy": true``
+  (only such rows carry the key, so baselines of other models are unchanged);
 - the model's output shape, total and trainable parameter counts.
 
 With ``output_only`` the per-call rows are left out, for models whose internals
@@ -38,6 +41,8 @@ class Row:
     call: int
     output: Any
     params: int
+    #: The layer is lazy and uninitialised: ``params`` is its count after the first call.
+    lazy: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -45,12 +50,12 @@ class Row:
         return (self.name, self.call)
 
     @property
-    def content(self) -> tuple[str, int, str, int]:
+    def content(self) -> tuple[str, int, str, int, bool]:
         """Everything but the name: equal contents under two names read as a rename."""
-        return (self.type, self.call, shape_key(self.output), self.params)
+        return (self.type, self.call, shape_key(self.output), self.params, self.lazy)
 
     @property
-    def identity(self) -> tuple[str, str, int, str, int]:
+    def identity(self) -> tuple[str, str, int, str, int, bool]:
         """Everything compared about the row."""
         return (self.name, *self.content)
 
@@ -62,13 +67,16 @@ class Row:
 
     def to_data(self) -> dict[str, Any]:
         """The row as stored in the file."""
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
             "call": self.call,
             "output": self.output,
             "params": self.params,
         }
+        if self.lazy:
+            data["lazy"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class Snapshot:
                     call=r["call"],
                     output=r["output_shape"],
                     params=r["num_params"],
+                    lazy=r.get("lazy", False),
                 )
                 for r in trace["layers"]
             )

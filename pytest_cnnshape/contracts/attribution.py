@@ -463,11 +463,14 @@ def explain(
 ) -> list[str]:
     """Lines naming, for each wrong dimension, the layer where it diverged and the fix."""
     from ..tracing.modelview import ModelView
+    from ..tracing.tracer import check_model
 
     if not mismatch.checks:
         return []
     view = (
-        attribution.view if attribution is not None else (ModelView.of(model) if model is not None else None)
+        attribution.view
+        if attribution is not None
+        else (ModelView.of(check_model(model)) if model is not None else None)
     )
     final = _at(trace.output_shape, mismatch.path) if mismatch.path else first_shape(trace.output_shape)
     if final is None:

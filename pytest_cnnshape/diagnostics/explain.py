@@ -79,4 +79,7 @@ def watched(
 
 def explain(failed: ForwardFailed) -> ShapeMismatchError:
     """The ShapeMismatchError of a failed forward: its diagnosis and the partial trace."""
-    return ShapeMismatchError(diagnose(failed.context), partial_trace(failed))
+    diagnosis = diagnose(failed.context)
+    if failed.wrapper:  # what was traced of a wrapped model (TorchScript: the root only)
+        diagnosis.hint = f"{diagnosis.hint}\n{failed.wrapper}" if diagnosis.hint else failed.wrapper
+    return ShapeMismatchError(diagnosis, partial_trace(failed))

@@ -8,6 +8,7 @@ pastes and whose application is that very text run:
   evaluated);
 * ``TransformInput``: the model's first input is transformed by a statement
   (``x = x.permute(0, 3, 1, 2)``) or given another shape;
+* ``RetypeInput``: an input given as a shape is made in another dtype (``'8x50:long'``);
 * ``FeedLayer``: forward code hands a layer ``x = <statement>`` of what it received,
   or of what another layer returned (the view that folded the batch, undone);
 * ``EditSource``: one expression of the user's forward code is replaced
@@ -41,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..tracing.inputs import InputSpec, parse_inputs
+from ..tracing.inputs import InputSpec, ShapeLeaf, parse_inputs
 
 if TYPE_CHECKING:
     from ..tracing.modelview import ModelView
@@ -133,6 +134,24 @@ class TransformInput(Patch):
 
     def apply(self, twin: Twin) -> None:
         twin.transform_input(self)
+
+
+@dataclass(frozen=True)
+class RetypeInput(Patch):
+    """The model input at ``where`` (a position or a keyword), given as ``leaf``, made in
+    ``dtype`` instead (``text``: the new spec)."""
+
+    where: int | str = 0
+    leaf: ShapeLeaf | None = None
+    dtype: torch.dtype | None = None
+
+    @property
+    def kind(self) -> str:
+        return INPUT
+
+    def apply(self, twin: Twin) -> None:
+        assert self.leaf is not None
+        twin.retype_input(self.where, self.leaf, self.dtype)
 
 
 @dataclass(frozen=True)
@@ -336,6 +355,18 @@ class Twin:
             self.spec = _with_first_tensor(self.spec, out)
         else:
             self.spec = self.spec.with_first_shape(tuple(out.shape), out.dtype)
+
+    def retype_input(self, where: int | str, leaf: ShapeLeaf, dtype: torch.dtype | None) -> None:
+        """The input at ``where``, given as ``leaf``, made in ``dtype``."""
+        args, kwargs = list(self.spec.args), dict(self.spec.kwargs)
+        given = args[where] if isinstance(where, int) and where < len(args) else kwargs.get(str(where))
+        if given != leaf:
+            raise Unpatchable(f"the model input {where!r} is not {leaf}")
+        if isinstance(where, int):
+            args[where] = ShapeLeaf(leaf.shape, dtype)
+        else:
+            kwargs[where] = ShapeLeaf(leaf.shape, dtype)
+        self.spec = InputSpec(tuple(args), kwargs)
 
     def build(self) -> nn.Module:
         """The patched root (the model itself when no module changed)."""

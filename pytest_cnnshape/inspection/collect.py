@@ -34,6 +34,7 @@ def inspect_model(
     FlopCounterMode cannot follow, say) gets ``{"error": "..."}`` instead, so the
     report still shows the model and its shapes.
     """
+    from ..tracing.tracer import check_model
     from .flops import flop_report
     from .lint import run_rules
     from .observe import observed_trace
@@ -41,6 +42,7 @@ def inspect_model(
     from .regularization import regularization
 
     try:
+        model = check_model(model)  # unwrapped, so names match the trace's
         observation = observed_trace(
             model, inputs, device=device, flops=True, parameter_use="unused-parameters" not in ignore
         )

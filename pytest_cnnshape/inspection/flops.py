@@ -93,14 +93,16 @@ def flop_report(observation: Observation) -> FlopReport:
 
     trace = observation.trace
     by_layer: dict[str, LayerFlops] = {}
-    for record, call in zip(trace.layers, observation.calls, strict=True):
+    calls = observation.calls  # a TorchScript trace observes its root call only
+    for index, record in enumerate(trace.layers):
+        flops = calls[index].flops if index < len(calls) else 0
         seen = by_layer.get(record.name)
         by_layer[record.name] = LayerFlops(
             name=record.name,
             type=record.type,
             depth=record.depth if seen is None else seen.depth,
             calls=1 if seen is None else seen.calls + 1,
-            flops=call.flops + (0 if seen is None else seen.flops),
+            flops=flops + (0 if seen is None else seen.flops),
             is_leaf=record.is_leaf,
         )
     total = by_layer[""].flops if "" in by_layer else 0

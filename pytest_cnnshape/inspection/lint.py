@@ -55,6 +55,10 @@ CHECKS: dict[str, Check] = {
 NO_INPUTS = "no inputs= given"
 NO_OPTIMIZER = "no optimizer= given"
 NO_LOSS = "no loss= given and the model holds no CrossEntropyLoss/NLLLoss"
+SCRIPTED = (
+    "a TorchScript module hides its layers and their data flow (hooks do not fire inside it); "
+    "lint the eager model (before torch.jit.script/trace)"
+)
 
 
 def _missing(needs: str, ctx: LintContext) -> str | None:
@@ -96,8 +100,11 @@ def run_rules(
 ) -> Findings:
     """Every rule not in ``ignore`` over one model (and its observed trace, if any)."""
     from ..tracing.modelview import ModelView
+    from ..tracing.tracer import check_model
+    from ..tracing.wrappers import is_script_module
     from .regularization import regularization
 
+    model = check_model(model)
     view = ModelView.of(model)
     ctx = LintContext(
         model=model,
@@ -112,10 +119,11 @@ def run_rules(
     )
     findings: dict[tuple[str, str], Finding] = {}  # a layer called twice: one finding
     skipped: dict[str, str] = {}
+    scripted = is_script_module(model)
     for rule in RULES:
         if rule.id in ignore:
             continue
-        reason = _missing(rule.needs, ctx)
+        reason = SCRIPTED if scripted and rule.needs != OPTIMIZER else _missing(rule.needs, ctx)
         if reason is not None:
             skipped[rule.id] = reason
             continue
@@ -147,6 +155,7 @@ def lint(
     A forward that fails raises ShapeMismatchError: fix that first.
     """
     from ..tracing.tracer import check_model
+    from ..tracing.wrappers import is_script_module
     from .observe import observed_trace
     from .regularization import check_optimizer
 
@@ -157,7 +166,7 @@ def lint(
     parse_loss(loss)
     check_batch_dim(batch_dim)
     observation = None
-    if inputs is not None and needs_forward(ignored):
+    if inputs is not None and needs_forward(ignored) and not is_script_module(model):
         observation = observed_trace(
             model, inputs, device=device, parameter_use="unused-parameters" not in ignored
         )

@@ -89,6 +89,10 @@ class _ParameterUse(TorchFunctionMode):
                             self._note(item)
         return func(*args, **kwargs)
 
+    def forget(self) -> None:
+        """Drop the names looked up so far (another module tree is about to run)."""
+        self._names.clear()
+
     def _note(self, param: nn.Parameter) -> None:
         entry = self._names.get(id(param))
         if entry is None or entry[0] is not param:
@@ -129,6 +133,9 @@ class _Observer:
     def entered(self, call: RunningCall) -> None:
         if self.use is not None and call.index == 0:
             self.use.active = True
+            if call.module is not self.use.view.root:  # a clone of a lazy model runs: its names
+                self.use.view = ModelView.of(call.module)
+                self.use.forget()
         module = call.module
         last = self.last_leaf_output
         fed = not module._modules and last is not None and bool(call.args) and call.args[0] is last

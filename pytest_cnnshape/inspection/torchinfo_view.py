@@ -15,12 +15,13 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ArgumentError, ArgumentTypeError
+from ..errors import ArgumentError, ArgumentTypeError, TraceError
 from ..tracing.devices import model_device, model_dtype
 from ..tracing.inputs import materialize, parse_inputs
 from ..tracing.modelview import ModelView
 from ..tracing.state import preserved
 from ..tracing.tracer import check_model
+from ..tracing.wrappers import is_script_module, type_name
 
 
 def torchinfo_summary(model: nn.Module, inputs: Any, *, depth: int = 3, **options: Any) -> Any:
@@ -38,8 +39,14 @@ def torchinfo_summary(model: nn.Module, inputs: Any, *, depth: int = 3, **option
     home = model_device(model)
     if home.type == "meta":
         raise ArgumentError("torchinfo needs real weights; this model is on meta (use trace())")
-    args, kwargs = materialize(parse_inputs(inputs), home, model_dtype(model))
-    with preserved(ModelView.of(model), real_run=True, train=False):
+    if is_script_module(model):
+        raise TraceError(
+            f"torchinfo cannot look inside the TorchScript module {type_name(model)} (hooks do not "
+            "fire in TorchScript); use trace() for its output and parameters, or the eager model"
+        )
+    view = ModelView.of(model)
+    args, kwargs = materialize(parse_inputs(inputs), home, model_dtype(model), view.modules)
+    with preserved(view, real_run=True, train=False):
         return torchinfo.summary(
             model,
             input_data=list(args),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..errors import ShapeMismatchError
+    from ..tracing.inputs import InputSpec
     from ..tracing.records import ShapeTrace
 
 
@@ -65,6 +66,13 @@ def input_text(value: Any) -> str:
         return ", ".join(f"{k}={input_text(v)}" for k, v in value.items())
     shape = getattr(value, "shape", None)
     return "x".join(str(d) for d in shape) if shape is not None else repr(value)
+
+
+def check_inputs(check: ModelCheck, concrete: Any) -> InputSpec:
+    """The inputs a check traces with: its concrete inputs, its dtype, its forward keywords."""
+    from ..tracing.inputs import parse_inputs
+
+    return parse_inputs(concrete).typed(check.dtype).with_kwargs(check.forward_kwargs)
 
 
 def build(check: ModelCheck) -> nn.Module:
@@ -196,8 +204,9 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
     try:
         model = build(check)
         bound = bind_inputs(check.traced_input, check.dims)
+        inputs = check_inputs(check, bound.inputs)
         expected = parse_expected(check.output) if check.output is not None else None
-        result = trace(model, bound.inputs, device=device, train=check.train, flow=run.flow)
+        result = trace(model, inputs, device=device, train=check.train, flow=run.flow)
     except ShapeMismatchError as err:
         entry.status, entry.failure = FAILED, err.diagnosis.headline
         entry.error = err.diagnosis.to_dict()
@@ -212,7 +221,7 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
     entry.trace = result.to_dict()
     entry.input = inputs_text(entry.trace, entry.input)
     note_picture(run, entry, model)
-    problems = inspection_problems(check, run, model, bound.inputs, entry=entry, device=device)
+    problems = inspection_problems(check, run, model, inputs, entry=entry, device=device)
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)
         if mismatches:

@@ -94,16 +94,19 @@ class CnnShapes:
         note_picture(self._run, entry, model)
         if self._run.inspect:
             from ..inspection.collect import record_inspection, record_memory
+            from ..tracing.devices import parse_dtype
+            from ..tracing.inputs import parse_inputs
 
+            typed = parse_inputs(inputs).typed(parse_dtype(dtype))
             record_inspection(
                 entry.extras,
                 model,
-                inputs,
+                typed,
                 device=device,
                 ignore=self._run.lint_ignore,
                 batch_dim=self._run.lint_batch_dim,
             )
-            record_memory(entry.extras, model, inputs, device=device)
+            record_memory(entry.extras, model, typed, device=device)
         self.traces.append(result)
         return result
 
@@ -121,11 +124,15 @@ class CnnShapes:
         max_memory: int | str | None = None,
         batch: int | None = None,
         optimizer: Any = None,
+        dtype: str | None = None,
     ) -> ShapeTrace:
         """Trace and assert the output shape (symbolic ``expected`` allowed); return the trace.
 
         ``max_memory="6 GiB"`` also fails the test when the estimated peak memory of a
         training step (at ``batch``, with ``optimizer``'s state) is larger.
+
+        ``dtype``: of the inputs made from shapes (``"long"`` for token ids), unless an
+        input names its own (``"B x 50:long"``).
         """
         __tracebackhide__ = True
         check = parse_check(
@@ -140,6 +147,7 @@ class CnnShapes:
                 "max_memory": max_memory,
                 "batch": batch,
                 "optimizer": optimizer,
+                "dtype": dtype,
             },
             fixture_place("assert_output"),
             model=model,
@@ -156,6 +164,7 @@ class CnnShapes:
         dims: Mapping[str, int] | None = None,
         device: str | None = None,
         train: bool = False,
+        dtype: str | None = None,
     ) -> ShapeTrace:
         """Trace and compare every layer's output shape and parameter count with the committed
         baseline, ``__cnnshapes__/<test file>/<name>-<input>.json`` next to the test file.
@@ -166,7 +175,7 @@ class CnnShapes:
         """
         __tracebackhide__ = True
         check = parse_check(
-            {"input": inputs, "dims": dims, "name": name, "device": device, "train": train},
+            {"input": inputs, "dims": dims, "name": name, "device": device, "train": train, "dtype": dtype},
             fixture_place("assert_baseline"),
             model=model,
         )

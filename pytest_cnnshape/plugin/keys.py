@@ -26,11 +26,12 @@ MARKER = "cnn_model"
 #: a test checks that it names every field.
 MARKER_HELP = (
     f"{MARKER}(factory, input=..., output=..., dims=..., max_params=..., device=..., kwargs=..., "
-    "name=..., train=..., baseline=..., baseline_output_only=..., lint=..., contract=..., "
-    "batch_dim=..., max_memory=..., batch=..., optimizer=...): attach "
-    "a CNN shape contract to this test (pytest-cnnshape); fixtures cnn_model and cnn_trace build "
-    "and trace it; baseline=True also compares it with its committed shape baseline; "
+    "name=..., train=..., baseline=..., baseline_output_only=..., lint=..., contract=..., dtype=..., "
+    "forward_kwargs=..., batch_dim=..., max_memory=..., batch=..., optimizer=...): attach a CNN "
+    "shape contract to this test (pytest-cnnshape); fixtures cnn_model and cnn_trace build and "
+    "trace it; baseline=True also compares it with its committed shape baseline; "
     "contract={'input': 'B x 3 x H x W', 'output': 'B x 10'} checks it over many sizes; "
+    "input='8 x 50:long' makes token ids, forward_kwargs={'task': 'seg'} passes plain values; "
     "max_memory='6 GiB' (with batch=64, optimizer='AdamW') budgets its estimated training memory"
 )
 DECLARED_MARKER = "cnn_declared"

@@ -73,6 +73,11 @@ class ModelCheck:
     #: The optimizer whose state the memory estimate counts: a torch.optim name
     #: (``"AdamW"``, ``"SGD(momentum=0.9)"``), a class or an instance.
     optimizer: Any = None
+    #: dtype of the inputs made from shapes (``"int64"``); None: the model's. An input
+    #: written with its own (``"8x50:long"``) keeps it.
+    dtype: str | None = None
+    #: Keyword arguments passed to the model's forward as they are (``task="seg"``).
+    forward_kwargs: Mapping[str, Any] = field(default_factory=dict)
     #: Where relative factory paths are resolved from.
     root: Path | None = None
 
@@ -201,6 +206,25 @@ def _text(value: Any, key: str, place: Place) -> Any:
     return value
 
 
+def _dtype(value: Any, key: str, place: Place) -> Any:
+    from ..shapes.spec import DTYPES
+
+    name = value.strip().lower().removeprefix("torch.") if isinstance(value, str) else None
+    if name not in DTYPES:
+        raise place.error(
+            f"{place.assign(key, value)} is not a dtype; " + unknown(str(value), sorted(DTYPES), noun="dtype")
+        )
+    return DTYPES[name]
+
+
+def _arguments(value: Any, key: str, place: Place) -> Any:
+    arguments = _mapping(value, key, place)
+    for name in arguments:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise place.error(f"{key}: {name!r} is not a keyword argument name, e.g. {place.example(key)}")
+    return arguments
+
+
 def _shape(value: Any, key: str, place: Place) -> Any:
     return value  # checked with the other fields in _consistent (input needs dims)
 
@@ -298,6 +322,19 @@ FIELDS: tuple[Field, ...] = (
         _contract,
     ),
     Field(
+        "dtype",
+        'dtype = "long"   # of inputs made from shapes; or per input: input = "B x 50:long"',
+        "dtype='long'",
+        _dtype,
+        frozenset({PYPROJECT, MARKER_ARGS, FIXTURE}),
+    ),
+    Field(
+        "forward_kwargs",
+        'forward_kwargs = { task = "seg" }   # passed to forward as they are, never read as shapes',
+        "forward_kwargs={'task': 'seg'}",
+        _arguments,
+    ),
+    Field(
         "batch_dim",
         "batch_dim = 1   # the output is sequence-first, (T, B, C)",
         "batch_dim=1",
@@ -373,6 +410,12 @@ def _consistent(values: dict[str, Any], place: Place) -> None:
     """The fields that only make sense together: inputs with dims, the factory spec."""
     from ..shapes.expected import bind_inputs, parse_expected
 
+    given = values.get("input")
+    clash = sorted(set(values.get("forward_kwargs", {})) & set(given)) if isinstance(given, Mapping) else []
+    if clash:
+        raise place.error(
+            f"forward_kwargs {', '.join(map(repr, clash))} is also a keyword input; give each argument once"
+        )
     try:
         if values.get("input") is not None:
             bind_inputs(values["input"], values.get("dims"))

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SpecError
-from .spec import DimCheck, ShapeSpec, conventional_bindings, looks_like_shape, parse_shape
+from .spec import (
+    DimCheck,
+    ShapeSpec,
+    conventional_bindings,
+    is_shape_text,
+    is_tensor_like,
+    looks_like_shape,
+    parse_shape,
+)
 from .tree import ShapeTree, format_shape, is_shape
 
 
@@ -26,12 +34,13 @@ class BoundInput:
     bindings: dict[str, int]
 
 
-def _is_tensor(value: Any) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "device")
-
-
 def bind_inputs(inputs: Any, dims: Mapping[str, int] | None = None) -> BoundInput:
-    """Resolve symbolic input shapes with ``dims``; bind conventional names too."""
+    """Resolve symbolic input shapes with ``dims``; bind conventional names too.
+
+    A shape written with a dtype (``"B x 50:long"``) stays text, resolved
+    (``"8x50:int64"``), so the dtype reaches ``trace``; anything that is not a
+    shape (tensors, plain values, ``Arg``) is passed on untouched.
+    """
     bindings: dict[str, int] = {}
     for name, value in (dims or {}).items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -40,10 +49,10 @@ def bind_inputs(inputs: Any, dims: Mapping[str, int] | None = None) -> BoundInpu
     first: list[tuple[int, ...]] = []
 
     def resolve(value: Any, where: str) -> Any:
-        if _is_tensor(value):
+        if is_tensor_like(value):
             first.append(tuple(value.shape))
             return value
-        if isinstance(value, str) or (isinstance(value, (tuple, list)) and value and looks_like_shape(value)):
+        if is_shape_text(value) or (isinstance(value, (tuple, list)) and value and looks_like_shape(value)):
             spec = parse_shape(value, where)
             missing = sorted(spec.names - set(bindings))
             if missing:
@@ -53,7 +62,7 @@ def bind_inputs(inputs: Any, dims: Mapping[str, int] | None = None) -> BoundInpu
                 )
             shape = spec.concrete(bindings, where)
             first.append(shape)
-            return shape
+            return shape if spec.dtype is None else "x".join(map(str, shape)) + ":" + spec.dtype
         if isinstance(value, Mapping):
             return {k: resolve(v, f"{where}[{k!r}]") for k, v in value.items()}
         if isinstance(value, (tuple, list)):
@@ -75,7 +84,13 @@ def parse_expected(expected: Any, what: str = "expected output") -> ExpectedTree
     if isinstance(expected, ShapeSpec):
         return expected
     if isinstance(expected, (str, tuple, list)) and looks_like_shape(expected) and expected:
-        return parse_shape(expected, what)
+        spec = parse_shape(expected, what)
+        if spec.dtype is not None:
+            raise SpecError(
+                f"{what} {spec.text!r}: a dtype (':{spec.dtype}') goes on inputs only; an expected "
+                "output is a shape, e.g. 'B x 10'"
+            )
+        return spec
     if isinstance(expected, Mapping):
         return {k: parse_expected(v, f"{what}[{k!r}]") for k, v in expected.items()}
     if isinstance(expected, (tuple, list)) and expected:

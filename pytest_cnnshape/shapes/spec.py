@@ -12,6 +12,12 @@ parentheses), ``*``/``?``/``None``/``-1`` (any one size, expected shapes only) o
 ``...`` (any number of sizes, expected shapes only). Names bind from a concrete
 input by the conventional layout (B, C, L / B, C, H, W / B, C, D, H, W; ``N`` is
 the batch too) or from the values a caller gives (``dims=``).
+
+An input may name the dtype of the tensor it stands for after a colon:
+``"8x50:long"``, ``"B x 50 : int64"``, ``"2x3x32x32:float16"`` (token ids,
+class labels, masks). Only the string form carries one, so ``("B", 50,
+"long")`` stays a shape of three sizes named B, 50 and long; expected outputs
+take none.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import ast
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from types import EllipsisType
 from typing import Any, Literal
 
-from ..errors import SpecError
+from ..errors import SpecError, unknown
 from .tree import Shape
 
 DimKind = Literal["int", "name", "expr", "any", "rest"]
@@ -31,6 +38,36 @@ DimKind = Literal["int", "name", "expr", "any", "rest"]
 ANY_TOKENS = frozenset({"*", "?", "_", "None", "none", "-1"})
 REST_TOKENS = frozenset({"...", "…"})
 EXAMPLE = "write it like '1x3x32x32', (1, 3, 32, 32) or 'B x 3 x H x W'"
+DTYPE_EXAMPLE = "'8x50:long' (token ids, labels), '1x3x32x32:float16'"
+
+#: dtype names an input spec may end with (``"8x50:long"``) -> torch's attribute name.
+DTYPES: dict[str, str] = {
+    **{
+        name: name
+        for name in (
+            "float32",
+            "float64",
+            "float16",
+            "bfloat16",
+            "int64",
+            "int32",
+            "int16",
+            "int8",
+            "uint8",
+            "bool",
+            "complex64",
+            "complex128",
+        )
+    },
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+    "cfloat": "complex64",
+    "cdouble": "complex128",
+}
 
 #: Names a concrete input's dimensions take, by rank (B and N both mean the batch).
 CONVENTIONAL_NAMES: dict[int, tuple[str, ...]] = {
@@ -82,6 +119,8 @@ class ShapeSpec:
 
     dims: tuple[Dim, ...]
     text: str
+    #: The dtype written after a colon (``"8x50:long"`` -> ``"int64"``), if any.
+    dtype: str | None = None
 
     @property
     def names(self) -> frozenset[str]:
@@ -101,7 +140,8 @@ class ShapeSpec:
         return any(d.kind in ("any", "rest") for d in self.dims)
 
     def __str__(self) -> str:
-        return " x ".join(d.text for d in self.dims)
+        dims = " x ".join(d.text for d in self.dims)
+        return f"{dims}:{self.dtype}" if self.dtype else dims
 
     def resolve(
         self, bindings: Mapping[str, int], what: str = "shape"
@@ -307,10 +347,12 @@ def parse_shape(value: Any, what: str = "shape") -> ShapeSpec:
     """Parse one shape from a string, a tuple/list of sizes or a torch.Size."""
     if isinstance(value, ShapeSpec):
         return value
+    dtype = None
     if isinstance(value, str):
         if not value.strip():
             raise SpecError(f"{what}: the empty shape {value!r} has no dimensions; {EXAMPLE}")
-        tokens: Sequence[Any] = split_shape_text(value)
+        body, dtype = split_dtype(value, what)
+        tokens: Sequence[Any] = split_shape_text(body)
         text = value.strip()
     elif isinstance(value, (tuple, list)):
         tokens, text = value, "(" + ", ".join(_token_text(v) for v in value) + ")"
@@ -327,7 +369,34 @@ def parse_shape(value: Any, what: str = "shape") -> ShapeSpec:
                 f"{what} {text!r}: size {d.value} is not positive; every dimension of a "
                 f"shape is at least 1 ({EXAMPLE})"
             )
-    return ShapeSpec(dims, text)
+    return ShapeSpec(dims, text, dtype)
+
+
+def split_dtype(text: str, what: str = "input") -> tuple[str, str | None]:
+    """``"8x50:long"`` -> ``("8x50", "int64")``; a text without a colon has no dtype."""
+    body, colon, name = text.rpartition(":")
+    if not colon:
+        return text, None
+    key = name.strip().lower().removeprefix("torch.")
+    if key not in DTYPES:
+        raise SpecError(
+            f"{what} {text.strip()!r}: "
+            + unknown(name.strip(), sorted(DTYPES), noun="dtype")
+            + f"; write it like {DTYPE_EXAMPLE}"
+        )
+    if not body.strip():
+        raise SpecError(f"{what} {text.strip()!r}: no shape before the dtype; write it like {DTYPE_EXAMPLE}")
+    return body, DTYPES[key]
+
+
+def is_shape_text(value: Any) -> bool:
+    """A string written as a shape; an enum member that is also a str is a value, not a shape."""
+    return isinstance(value, str) and not isinstance(value, Enum)
+
+
+def is_tensor_like(value: Any) -> bool:
+    """A tensor (or anything with a shape, a dtype and a device): data, never a size."""
+    return hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "device")
 
 
 def _token_text(v: Any) -> str:
@@ -339,14 +408,26 @@ def _token_text(v: Any) -> str:
 
 
 def looks_like_shape(value: Any) -> bool:
-    """True for one shape (string or flat sequence of sizes), False for a structure."""
-    if isinstance(value, str):
+    """True for one shape (string or flat sequence of sizes), False for a structure.
+
+    Tensors and enum members are values even though a one-element tensor has
+    ``__index__``: a list of tensors is a batch (``[img, meta]``), never a shape.
+    """
+    if is_shape_text(value):
         return True
     if isinstance(value, (tuple, list)):
-        return all(
-            v is None or v is ... or isinstance(v, (int, str)) or hasattr(v, "__index__") for v in value
-        ) and not any(isinstance(v, str) and len(split_shape_text(v)) > 1 for v in value)
+        return all(_size_like(v) for v in value) and not any(
+            isinstance(v, str) and len(split_shape_text(v)) > 1 for v in value
+        )
     return False
+
+
+def _size_like(v: Any) -> bool:
+    if v is None or v is ...:
+        return True
+    if isinstance(v, Enum) or is_tensor_like(v):
+        return False
+    return isinstance(v, (int, str)) or hasattr(v, "__index__")
 
 
 def conventional_bindings(shape: Sequence[int]) -> dict[str, int]:
@@ -360,6 +441,11 @@ def conventional_bindings(shape: Sequence[int]) -> dict[str, int]:
 
 def parse_concrete_shape(value: Any, what: str = "input") -> Shape:
     """A concrete shape (no names, no wildcards); what ``trace`` takes."""
+    return parse_concrete_input(value, what)[0]
+
+
+def parse_concrete_input(value: Any, what: str = "input") -> tuple[Shape, str | None]:
+    """A concrete shape and the dtype written with it (``"8x50:long"``), if any."""
     spec = parse_shape(value, what)
     if spec.names:
         raise SpecError(
@@ -367,4 +453,4 @@ def parse_concrete_shape(value: Any, what: str = "input") -> Shape:
             "input needs numbers, e.g. '1x3x32x32' (symbolic shapes like 'N x 3 x H x W' go "
             "in contracts, with dims={...})"
         )
-    return spec.concrete({}, what)
+    return spec.concrete({}, what), spec.dtype

@@ -154,6 +154,9 @@ def meta_limitation(exc: BaseException) -> bool:
 
 
 def short_reason(exc: BaseException) -> str:
-    """First line of an exception, trimmed for a note."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """First line of an exception (of the error itself inside TorchScript), trimmed for a note."""
+    from .failure import error_text
+
+    message = error_text(exc).strip()
+    text = message.splitlines()[0] if message else type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."

@@ -10,6 +10,7 @@ It belongs to the tracing layer (the tracer builds it when a forward raises);
 
 from __future__ import annotations
 
+import dis
 import linecache
 import os
 import sysconfig
@@ -119,6 +120,44 @@ def user_frame(exc: BaseException) -> UserFrame | None:
     return UserFrame(frame.f_code.co_filename, lineno, code, frame.f_code.co_name)
 
 
+_SCRIPT_TRACEBACK = "The following operation failed in the TorchScript interpreter"
+
+
+def error_text(exc: BaseException) -> str:
+    """The exception's message; for one raised inside TorchScript, the error itself.
+
+    TorchScript prefixes the error with its own traceback of the compiled code;
+    its last line (``RuntimeError: Given groups=1, ...``) is torch's message.
+    """
+    text = str(exc)
+    if _SCRIPT_TRACEBACK not in text:
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+    name, sep, rest = last.partition(": ")
+    return rest if sep and name.replace(".", "").isidentifier() else last
+
+
+def raised_by_model(exc: BaseException) -> bool:
+    """True when a ``raise`` or ``assert`` in the user's own code raised ``exc``.
+
+    That is the model refusing its input for its own reasons, not torch refusing
+    an op: the innermost frame is user code and stopped on a raise instruction
+    (a tensor method failing in the same line stops on a call instead).
+    """
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    if not is_user_file(code.co_filename):
+        return False
+    for instruction in dis.get_instructions(code):
+        if instruction.offset == tb.tb_lasti:
+            return instruction.opname in ("RAISE_VARARGS", "RERAISE")
+    return False
+
+
 @dataclass
 class FailureContext:
     """Everything known when a forward raised."""
@@ -189,7 +228,7 @@ class FailureContext:
     @property
     def message(self) -> str:
         """torch's message, for classifying (never for numbers)."""
-        return str(self.exc)
+        return error_text(self.exc)
 
     def name_of(self, module: nn.Module) -> str:
         """Qualified name of a module of the model."""

@@ -1,25 +1,50 @@
 """Turn the ``inputs`` argument of ``trace`` into tensors on the device a trace runs on.
 
-``inputs`` is a shape (``(1, 3, 32, 32)``, ``"1x3x32x32"``), a tensor, a list or
-tuple of those for several positional arguments, or a dict for keyword arguments.
-Shapes become tensors of the model's dtype: empty ones on meta (no memory), random
-ones from a private generator on a real device (the global RNG is never touched).
+``inputs`` is a shape (``(1, 3, 32, 32)``, ``"1x3x32x32"``, ``"8x50:long"`` with
+a dtype), a tensor, a list or tuple of those for several positional arguments, or
+a dict for keyword arguments. Shapes become tensors of the model's dtype unless
+they name one: empty ones on meta (no memory), random ones from a private
+generator on a real device (the global RNG is never touched). Integer ones hold
+valid indices: values below the smallest ``num_embeddings`` of the model's
+Embedding layers (zeros when it has none).
+
+A list or tuple of tensors is a batch of tensors (``[img, meta]``), never a
+shape. Plain values (an int outside a shape, a float, a bool, None, an enum
+member, a dict of those) go to ``forward`` unchanged; a string is always a shape
+spec, so a string argument, or any value that must not be read as a shape (a
+list of ints, a dict of strings, any other object), is wrapped in ``Arg``:
+``trace(net, {"x": "1x3x64x64", "task": Arg("seg")})``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
-from ..shapes.spec import EXAMPLE, looks_like_shape, parse_concrete_shape
+from ..shapes.spec import EXAMPLE, is_shape_text, looks_like_shape, parse_concrete_input
 from ..shapes.tree import Shape, ShapeTree, first_shape, shape_tree
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 INPUT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A forward argument passed exactly as it is: never read as a shape, never moved to meta.
+
+    ``trace(net, [(1, 3, 32, 32), Arg("seg")])`` calls ``net(x, "seg")``;
+    ``{"x": "1x3x32x32", "task": Arg("seg")}`` calls ``net(x=x, task="seg")``.
+    Needed for strings (which are shape specs otherwise) and for lists of ints
+    (which are shapes); other plain values pass through without it.
+    """
+
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,32 @@ class InputSpec:
             tuple(_leaf_shapes(a) for a in self.args),
             {k: _leaf_shapes(v) for k, v in self.kwargs.items()},
         )
+
+    def typed(self, dtype: torch.dtype | str | None) -> InputSpec:
+        """The same inputs, shapes without a dtype of their own made ``dtype`` (or its torch name)."""
+        kind = _torch_dtype(dtype) if isinstance(dtype, str) else dtype
+        if kind is None:
+            return self
+
+        def retype(value: Any) -> Any:
+            if isinstance(value, ShapeLeaf):
+                return value if value.dtype is not None else ShapeLeaf(value.shape, kind)
+            if isinstance(value, (tuple, list)):
+                return rebuild(value, [retype(v) for v in value])
+            if isinstance(value, Mapping):
+                return {k: retype(v) for k, v in value.items()}
+            return value
+
+        return InputSpec(tuple(retype(a) for a in self.args), {k: retype(v) for k, v in self.kwargs.items()})
+
+    def with_kwargs(self, extra: Mapping[str, Any], where: str = "forward_kwargs") -> InputSpec:
+        """``extra`` added as keyword arguments, passed to forward as they are."""
+        clash = sorted(set(extra) & set(self.kwargs))
+        if clash:
+            raise SpecError(
+                f"{where}: {', '.join(map(repr, clash))} is also a keyword input; give each argument once"
+            )
+        return InputSpec(self.args, {**self.kwargs, **{str(k): Arg(v) for k, v in extra.items()}})
 
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor the user passed (not those made from shapes)."""
@@ -80,6 +131,8 @@ class InputSpec:
         def swap(value: Any) -> Any:
             nonlocal done
             if done:
+                return value
+            if isinstance(value, Arg):
                 return value
             if isinstance(value, ShapeLeaf):
                 done = True
@@ -136,6 +189,8 @@ def _is_tensor(value: Any) -> bool:
 def _leaf_shapes(value: Any) -> ShapeTree:
     if isinstance(value, ShapeLeaf):
         return value.shape
+    if isinstance(value, Arg):
+        return shape_tree(value.value)
     if isinstance(value, (tuple, list)):
         shaped: ShapeTree = rebuild(value, [_leaf_shapes(v) for v in value])
         return shaped
@@ -162,30 +217,56 @@ def _collect_tensors(value: Any, out: list[Any]) -> None:
             _collect_tensors(v, out)
 
 
+def _torch_dtype(name: str | None) -> torch.dtype | None:
+    import torch
+
+    return None if name is None else getattr(torch, name)
+
+
+def _shape_leaf(value: Any, where: str) -> ShapeLeaf:
+    try:
+        shape, dtype = parse_concrete_input(value, where)
+    except SpecError as exc:
+        if isinstance(value, str):
+            raise SpecError(
+                f"{exc}; to pass the string {value!r} to forward as it is, write Arg({value!r}) "
+                "(from pytest_cnnshape import Arg)"
+            ) from None
+        raise
+    return ShapeLeaf(shape, _torch_dtype(dtype))
+
+
 def _parse_item(value: Any, where: str) -> Any:
-    """One argument: a tensor, a shape, or (nested) a list/tuple/dict of those."""
-    if _is_tensor(value):
+    """One argument: a tensor, a shape, a plain value, or (nested) a list/tuple/dict of those."""
+    if isinstance(value, Arg) or _is_tensor(value):
         return value
-    if isinstance(value, str) or (
+    if is_shape_text(value) or (
         isinstance(value, (tuple, list)) and looks_like_shape(value) and len(value) > 0
     ):
-        return ShapeLeaf(parse_concrete_shape(value, where))
+        return _shape_leaf(value, where)
     if isinstance(value, (tuple, list)):
         if not value:
-            raise SpecError(f"{where}: an empty {type(value).__name__} is not an input; {EXAMPLE}")
+            raise SpecError(
+                f"{where}: an empty {type(value).__name__} is not an input; {EXAMPLE} (to pass it to "
+                f"forward as it is, write Arg({value!r}))"
+            )
         return rebuild(value, [_parse_item(v, f"{where}[{i}]") for i, v in enumerate(value)])
     if isinstance(value, Mapping):
         return {str(k): _parse_item(v, f"{where}[{k!r}]") for k, v in value.items()}
-    if value is None or isinstance(value, (int, float, bool)):
-        return value  # plain values pass through to forward unchanged
-    raise SpecError(f"{where}: {value!r} ({type(value).__name__}) is not a shape or a tensor; {EXAMPLE}")
+    if value is None or isinstance(value, (int, float, complex, Enum)):
+        return value  # plain values (and bools, enum members) go to forward unchanged
+    hint = "torch.from_numpy(a) makes a tensor of a numpy array; " if hasattr(value, "__array__") else ""
+    raise SpecError(
+        f"{where}: {value!r} ({type(value).__name__}) is not a shape, a tensor or a plain value; "
+        f"{EXAMPLE}; {hint}to pass it to forward as it is, write Arg(...) (from pytest_cnnshape import Arg)"
+    )
 
 
 def parse_inputs(inputs: Any) -> InputSpec:
     """Normalise ``trace``'s ``inputs``: one input, several positional, or keywords."""
     if isinstance(inputs, InputSpec):
         return inputs
-    if _is_tensor(inputs) or isinstance(inputs, str):
+    if isinstance(inputs, Arg) or _is_tensor(inputs) or is_shape_text(inputs):
         return InputSpec((_parse_item(inputs, "inputs"),), {})
     if isinstance(inputs, Mapping):
         if not inputs:
@@ -195,22 +276,47 @@ def parse_inputs(inputs: Any) -> InputSpec:
         if not inputs:
             raise SpecError(f"inputs: the empty shape {inputs!r} has no dimensions; {EXAMPLE}")
         if looks_like_shape(inputs):
-            return InputSpec((ShapeLeaf(parse_concrete_shape(inputs, "inputs")),), {})
+            return InputSpec((_shape_leaf(inputs, "inputs"),), {})
         return InputSpec(tuple(_parse_item(v, f"inputs[{i}]") for i, v in enumerate(inputs)), {})
+    hint = (
+        "torch.from_numpy(a) makes a tensor of a numpy array"
+        if hasattr(inputs, "__array__")
+        else f"to call forward with it as the only argument, write [Arg({inputs!r})]"
+    )
     raise SpecError(
         f"inputs: {inputs!r} ({type(inputs).__name__}) is not a shape, a tensor, or a "
-        f"list/dict of those; {EXAMPLE}"
+        f"list/dict of those; {EXAMPLE}; {hint}"
     )
 
 
+def index_bound(modules: Iterable[nn.Module]) -> int | None:
+    """Integer inputs stay below this: the smallest ``num_embeddings`` of the model (None: zeros)."""
+    from torch import nn
+
+    from .wrappers import type_name
+
+    sizes = [
+        getattr(m, "num_embeddings", None)
+        for m in modules
+        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) or type_name(m) in ("Embedding", "EmbeddingBag")
+    ]
+    known = [n for n in sizes if isinstance(n, int) and n > 0]
+    return min(known) if known else None
+
+
 def materialize(
-    spec: InputSpec, device: torch.device, dtype: torch.dtype
+    spec: InputSpec, device: torch.device, dtype: torch.dtype, modules: Sequence[nn.Module] = ()
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Tensors for a run on ``device``: meta runs get meta copies of user tensors too."""
+    """Tensors for a run on ``device``: meta runs get meta copies of user tensors too.
+
+    Integer tensors made from shapes hold values below ``index_bound(modules)`` (the
+    model's modules; looked up only when a real run needs one), zeros without one.
+    """
     import torch
 
     meta = device.type == "meta"
     generator = None if meta else torch.Generator(device=device).manual_seed(INPUT_SEED)
+    bounds: list[int | None] = []
 
     def make(value: Any) -> Any:
         if isinstance(value, ShapeLeaf):
@@ -219,7 +325,15 @@ def materialize(
                 return torch.empty(value.shape, dtype=kind, device=device)
             if kind.is_floating_point or kind.is_complex:
                 return torch.randn(value.shape, dtype=kind, device=device, generator=generator)
-            return torch.zeros(value.shape, dtype=kind, device=device)
+            if not bounds:
+                bounds.append(index_bound(modules))
+            bound = bounds[0]
+            if bound is None or kind == torch.bool:
+                return torch.zeros(value.shape, dtype=kind, device=device)
+            high = min(bound, torch.iinfo(kind).max + 1)
+            return torch.randint(0, high, value.shape, dtype=kind, device=device, generator=generator)
+        if isinstance(value, Arg):
+            return value.value
         if isinstance(value, torch.Tensor):
             return torch.empty_like(value, device="meta") if meta else value
         if isinstance(value, (tuple, list)):

@@ -34,6 +34,8 @@ class ModelView:
     shared: bool
     #: Every qualified name (aliases too) -> its module.
     by_name: dict[str, nn.Module]
+    #: ``id`` of every TorchScript module (scripted or traced): hooks do not fire inside them.
+    scripted: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, root: nn.Module) -> ModelView:
@@ -54,6 +56,8 @@ class ModelView:
         params: dict[int, nn.Parameter] = {}
         buffers: dict[int, torch.Tensor] = {}
         shared = any(extra.values())
+        script = torch.jit.ScriptModule
+        scripted = frozenset(id(m) for m in modules if isinstance(m, script))
         for module in modules:
             for p in module._parameters.values():
                 if p is not None:
@@ -71,6 +75,7 @@ class ModelView:
             buffers=tuple(buffers.values()),
             shared=shared,
             by_name=by_name,
+            scripted=scripted,
         )
 
     def tensors(self) -> tuple[torch.Tensor, ...]:

@@ -17,7 +17,7 @@ hooked, and the layer they belong to counts as a leaf.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -61,6 +61,8 @@ def parametrization_modules(view: ModelView) -> set[int]:
 
     skipped: set[int] = set()
     for module in view.modules:
+        if id(module) in view.scripted:
+            continue
         holder = module._modules.get("parametrizations")
         if isinstance(holder, nn.ModuleDict) and all(
             isinstance(p, ParametrizationList) for p in holder.values()
@@ -72,9 +74,14 @@ def parametrization_modules(view: ModelView) -> set[int]:
 class Recorder:
     """Attach to every module of a model; collect records; detach without a trace."""
 
-    def __init__(self, view: ModelView, observers: Sequence[Observer] = ()) -> None:
+    def __init__(
+        self, view: ModelView, observers: Sequence[Observer] = (), lazy: Mapping[int, str] | None = None
+    ) -> None:
         self.view = view
         self.observers = tuple(observers)
+        #: ``id(module) -> class name`` of modules holding lazy layers not initialised in the
+        #: user's model (``view`` is then a clone, whose layers initialise as they run).
+        self.lazy = lazy or {}
         self.records: list[LayerRecord] = []
         self.record_modules: list[nn.Module] = []
         self.stack: list[RunningCall] = []
@@ -94,8 +101,8 @@ class Recorder:
             id(m) for m in self.view.modules if all(id(c) in skipped for c in m._modules.values())
         }
         for module in self.view.modules:
-            if id(module) in skipped:
-                continue
+            if id(module) in skipped or id(module) in self.view.scripted:
+                continue  # parametrizations are not data flow; TorchScript takes no hooks
             self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
 
@@ -145,10 +152,17 @@ class Recorder:
         return list(self.stack)
 
     def finish(self) -> list[LayerRecord]:
-        """Fill parameter counts (after forward, so lazy modules count materialised)."""
+        """Fill parameter counts (after forward, so lazy modules count materialised).
+
+        A lazy layer has become its ``cls_to_become`` (LazyLinear -> Linear) by the
+        time it runs; its record keeps the class the user's model has, marked lazy.
+        """
         self.counts = subtree_counts(self.view)
+        lazy = self.lazy
         for record, module in zip(self.records, self.record_modules, strict=True):
             record.num_params, record.trainable_params = self.counts.get(id(module), (0, 0))
+            if lazy and id(module) in lazy:
+                record.type, record.lazy = lazy[id(module)], True
         self.record_modules = []
         return self.records
 

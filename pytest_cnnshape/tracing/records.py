@@ -51,6 +51,9 @@ class LayerRecord:
     #: For a container call of such a trace: the origin its output had inside it (the
     #: call or op that made what it returned).
     returns: dict[str, Any] | None = None
+    #: True when the module (or a child) is a lazy layer the model has not initialised:
+    #: the parameter counts are those it will have after its first call.
+    lazy: bool = False
 
     @property
     def label(self) -> str:
@@ -86,6 +89,8 @@ class LayerRecord:
             out["sources"] = list(self.sources)
         if self.returns is not None:
             out["returns"] = self.returns
+        if self.lazy:
+            out["lazy"] = True
         return out
 
 
@@ -112,6 +117,13 @@ class ShapeTrace:
     note: str | None = None
     #: False for the partial trace carried by a ShapeMismatchError.
     complete: bool = True
+    #: What was traced of a wrapped model (torch.compile, DataParallel, TorchScript), if wrapped.
+    wrapper: str | None = None
+
+    @property
+    def lazy(self) -> bool:
+        """True when some layer is lazy and uninitialised: its counts are those after its first call."""
+        return any(r.lazy for r in self.layers)
 
     @property
     def non_trainable_params(self) -> int:
@@ -221,6 +233,8 @@ class ShapeTrace:
             out["note"] = self.note
         if not self.complete:
             out["complete"] = False
+        if self.wrapper:
+            out["wrapper"] = self.wrapper
         return out
 
     @classmethod
@@ -244,6 +258,7 @@ class ShapeTrace:
                 aliases=tuple(d.get("aliases", ())),
                 sources=None if d.get("sources") is None else tuple(d["sources"]),
                 returns=d.get("returns"),
+                lazy=d.get("lazy", False),
             )
             for d in data["layers"]
         ]
@@ -260,6 +275,7 @@ class ShapeTrace:
             train=data.get("train", False),
             note=data.get("note"),
             complete=data.get("complete", True),
+            wrapper=data.get("wrapper"),
         )
 
 

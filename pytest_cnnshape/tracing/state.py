@@ -12,6 +12,11 @@ y``, ``self.count = self.count + 1`` on a buffer). Parameters are never copied
 (that would cost the model's size on every trace); one changed in place by a real
 forward is reported.
 
+A TorchScript module keeps its state in the interpreter: its training flags and
+attributes (``self.count += 1`` compiles) are read and put back through
+TorchScript, and all its buffers are copied, since a compiled forward may write
+any of them.
+
 On meta, ``meta_weights`` swaps every parameter and buffer for a meta twin in the
 modules' own registries and puts the very same objects back afterwards. (It does
 not use ``torch.func.functional_call``: with a module reachable under two names,
@@ -131,6 +136,32 @@ class _Attributes:
                 registry.update(saved)
 
 
+class _ScriptAttributes:
+    """The plain attributes of a scripted module (``count``, ``mode``) a compiled forward may set."""
+
+    __slots__ = ("module", "saved")
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        concrete = getattr(module, "_concrete_type", None)
+        names = concrete.get_attributes() if concrete is not None else {}
+        c: Any = module._c
+        self.saved = {n: c.getattr(n) for n in names if n != "training"}
+
+    def restore(self) -> None:
+        c: Any = self.module._c
+        for name, value in self.saved.items():
+            if c.getattr(name) is not value:
+                c.setattr(name, value)
+
+
+def _set_training(module: nn.Module, flag: bool, scripted: bool) -> None:
+    if scripted:
+        module.training = flag  # the interpreter's flag
+    else:
+        vars(module)["training"] = flag  # nn.Module.__setattr__ is slow and needless here
+
+
 def _buffers_a_forward_may_change(view: ModelView) -> list[torch.Tensor]:
     """Buffers whose values a real forward may write, in the mode the trace runs in.
 
@@ -141,7 +172,11 @@ def _buffers_a_forward_may_change(view: ModelView) -> list[torch.Tensor]:
     """
     seen: dict[int, torch.Tensor] = {}
     for m in view.modules:
-        if _may_rebind(m) or (m.training and isinstance(m, nn.modules.batchnorm._NormBase)):
+        if (
+            id(m) in view.scripted
+            or _may_rebind(m)
+            or (m.training and isinstance(m, nn.modules.batchnorm._NormBase))
+        ):
             for b in m._buffers.values():
                 if b is not None and not is_lazy(b):
                     seen.setdefault(id(b), b)
@@ -159,7 +194,9 @@ def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]
     modules = view.modules
     flags = [m.training for m in modules]
     base = _module_keys()
-    attributes = [_Attributes(m, base) for m in modules if _may_rebind(m)]
+    script = view.scripted  # their Python side is a view of the interpreter's: _ScriptAttributes
+    attributes = [_Attributes(m, base) for m in modules if id(m) not in script and _may_rebind(m)]
+    scripted = [_ScriptAttributes(m) for m in modules if id(m) in script] if script else []
     rng = _rng_state()
     buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
     params: list[tuple[nn.Parameter, int]] = []
@@ -175,9 +212,11 @@ def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]
     finally:
         for attrs in attributes:
             attrs.restore(base)
+        for saved_attributes in scripted:
+            saved_attributes.restore()
         for m, flag in zip(modules, flags, strict=True):
             if m.training is not flag:
-                vars(m)["training"] = flag  # nn.Module.__setattr__ is slow and needless here
+                _set_training(m, flag, id(m) in script)
         _set_rng_state(rng)
         if buffers:
             with torch.no_grad():
@@ -197,12 +236,20 @@ def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]
             )
 
 
+def lazy_twin(t: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """A fresh uninitialised parameter or buffer like the lazy ``t``: its materialisation is its own."""
+    from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
+    where = t.device if device is None else device
+    if isinstance(t, UninitializedParameter):
+        return UninitializedParameter(requires_grad=t.requires_grad, device=where, dtype=t.dtype)  # type: ignore[call-arg]
+    return UninitializedBuffer(requires_grad=t.requires_grad, device=where, dtype=t.dtype)  # type: ignore[call-arg]
+
+
 def meta_twin(t: torch.Tensor) -> torch.Tensor:
     """A meta tensor like ``t`` (same class for parameters, lazy ones stay lazy)."""
-    if isinstance(t, torch.nn.parameter.UninitializedParameter):
-        return torch.nn.parameter.UninitializedParameter(  # type: ignore[call-arg]
-            requires_grad=t.requires_grad, device="meta", dtype=t.dtype
-        )
+    if is_lazy(t):
+        return lazy_twin(t, "meta")
     twin = torch.empty_like(t, device="meta")
     if isinstance(t, nn.Parameter):
         return nn.Parameter(twin, requires_grad=t.requires_grad)

@@ -44,11 +44,15 @@ def indent(depth: int) -> str:
     return "· " * depth
 
 
+#: After the parameter count of a lazy layer not initialised yet: the count it will have.
+LAZY_MARK = " (lazy)"
+
+
 def params_cell(record: LayerRecord) -> str:
     """Parameter count of a row; later calls of a reused module say so instead."""
     if record.call:
         return "(reused)"
-    return f"{record.num_params:,}"
+    return f"{record.num_params:,}" + (LAZY_MARK if record.lazy else "")
 
 
 def inputs_cell(record: LayerRecord) -> str:
@@ -93,6 +97,13 @@ def totals_lines(trace: ShapeTrace) -> list[str]:
         f"Input {inputs or '-'} -> output {format_shape(trace.output_shape)}"
         f"    traced on {trace.device} ({trace.dtype}, {mode})",
     ]
+    if trace.wrapper:
+        lines.append(f"Note: {trace.wrapper}")
+    if trace.lazy:
+        lines.append(
+            "Note: (lazy) marks lazy layers the model has not initialised: their counts are those "
+            "after the first forward, which this trace ran on a copy (the model stays uninitialised)"
+        )
     if trace.note:
         lines.append(f"Note: {trace.note}")
     return lines

@@ -7,11 +7,15 @@ under ``no_grad`` (``grad=True``: with autograd recording, for a training-memory
 pass that counts what autograd saves) inside ``state.preserved``, which puts back everything a forward
 can change. Models with lazy modules are traced on a structural clone that shares
 (or, on meta, swaps) their tensors, because initialising a lazy layer would
-change the user's model.
+change the user's model; their rows are marked lazy and count the parameters the
+layers will have. Wrappers are unwrapped first (``wrappers``: torch.compile,
+DataParallel); a TorchScript module, which hooks cannot see into, is run by
+``scripted``.
 
 ``run`` returns the ShapeTrace or raises ``ForwardFailed`` with the moment of
 failure; ``pytest_cnnshape.trace`` (in ``diagnostics``) explains that failure as a
-ShapeMismatchError.
+ShapeMismatchError. A failure no shape explains (no kernel on any device tried,
+the model's own ``raise``) is a one-line TraceError instead (``untraceable``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -27,7 +31,16 @@ from torch.nn.parameter import is_lazy
 
 from ..errors import ArgumentError, ArgumentTypeError, ForwardFailed, TraceError
 from ..shapes.tree import shape_tree
-from .devices import meta_limitation, model_device, model_dtype, parse_device, parse_dtype, plan, short_reason
+from .devices import (
+    Plan,
+    meta_limitation,
+    model_device,
+    model_dtype,
+    parse_device,
+    parse_dtype,
+    plan,
+    short_reason,
+)
 from .failure import FailureContext
 from .functional import FunctionalOps
 from .inputs import InputSpec, materialize, parse_inputs
@@ -36,11 +49,22 @@ from .modelview import ModelView
 from .params import model_counts
 from .recorder import Observer, Recorder
 from .records import ShapeTrace
-from .state import meta_twin, meta_weights, preserved
+from .scripted import run_script, script_device
+from .state import lazy_twin, meta_twin, meta_weights, preserved
+from .untraceable import untraceable, where_failed
+from .wrappers import is_script_module, type_name, unwrap
 
 
 def check_model(model: Any) -> nn.Module:
-    """The model argument must be an nn.Module instance."""
+    """The module to work on: the model argument, which must be an nn.Module instance, unwrapped.
+
+    A ``torch.compile`` or data-parallel wrapper gives the module it holds
+    (``wrappers.unwrap``), so every tool sees the same names as the trace.
+    """
+    return unwrap(_module(model)).module
+
+
+def _module(model: Any) -> nn.Module:
     if isinstance(model, nn.Module):
         return model
     if isinstance(model, type) and issubclass(model, nn.Module):
@@ -72,26 +96,71 @@ def run(
     runs the forward with autograd recording (nothing runs backward; the graph is
     dropped with the output), as a training step's forward would.
     """
-    model = check_model(model)
+    given = _module(model)
     if not isinstance(train, bool):
         raise ArgumentTypeError(f"train={train!r} must be True or False")
     spec = parse_inputs(inputs)
     requested = parse_device(device)
+    unwrapped = unwrap(given)
+    model = unwrapped.module
     in_dtype = parse_dtype(dtype) or model_dtype(model)
     view = ModelView.of(model)
+    try:
+        if is_script_module(model):
+            where = script_device(view, requested)
+            _check_real_device(view, where)
+            result = run_script(view, spec, where, dtype=in_dtype, train=train, observers=observers)
+        else:
+            result = _routed(
+                view, spec, requested, dtype=in_dtype, train=train, observers=observers, grad=grad
+            )
+    except ForwardFailed as failed:
+        failed.wrapper = failed.wrapper or unwrapped.note
+        error = untraceable(failed, type_name(model), partial_trace(failed))
+        if error is not None:
+            raise error from failed.context.exc
+        raise
+    if unwrapped.note:
+        result.wrapper = "; ".join(n for n in (unwrapped.note, result.wrapper) if n)
+    return result
+
+
+def _routed(
+    view: ModelView,
+    spec: InputSpec,
+    requested: torch.device | Literal["auto"],
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer],
+    grad: bool = False,
+) -> ShapeTrace:
+    """Run where the plan says: meta first when it can, a real forward when meta cannot."""
     route = plan(view, spec, requested)
+    if route.first.type == "meta" and _script_parts(view):
+        if route.fallback is None:
+            raise TraceError(
+                f"cannot trace {type_name(view.root)} on the meta device: its TorchScript "
+                f"submodule(s) {', '.join(_script_parts(view)[:5])} keep their weights in the "
+                "TorchScript interpreter, where they cannot be swapped for meta tensors; use "
+                "device='auto' or 'cpu'"
+            )
+        route = Plan(route.fallback, None, "TorchScript submodules run where their weights are")
     _check_real_device(view, route.first)
     try:
-        return _run(view, spec, route.first, dtype=in_dtype, train=train, observers=observers, grad=grad)
+        return _run(view, spec, route.first, dtype=dtype, train=train, observers=observers, grad=grad)
     except ForwardFailed as failed:
         exc = failed.context.exc
         if route.first.type != "meta" or not meta_limitation(exc):
             raise
         if route.fallback is None:
+            _, described = where_failed(failed.context)
             raise TraceError(
-                f"cannot trace {type(model).__name__} on the meta device: "
-                f"{short_reason(exc)}. Use device='auto' to fall back to a real forward, "
-                "or device='cpu'."
+                f"cannot trace {type_name(view.root)} on the meta device: {described} does what "
+                f"meta cannot ({short_reason(exc)}). Use device='auto' to fall back to a real "
+                "forward, or device='cpu'.",
+                layer=failed.context.innermost.record.name if failed.context.innermost else "",
+                trace=partial_trace(failed),
             ) from exc
         note = (
             f"meta could not run this model ({short_reason(exc)}); "
@@ -99,7 +168,7 @@ def run(
         )
         try:
             result = _run(
-                view, spec, route.fallback, dtype=in_dtype, train=train, observers=observers, grad=grad
+                view, spec, route.fallback, dtype=dtype, train=train, observers=observers, grad=grad
             )
         except ForwardFailed as again:
             again.note = note
@@ -130,26 +199,41 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def _structural_clone(view: ModelView, meta: bool) -> nn.Module:
+def _lazy_holders(view: ModelView) -> set[int]:
+    """``id`` of every module whose subtree holds an uninitialised lazy tensor."""
+    holders: set[int] = set()
+    for m in reversed(view.modules):  # children before parents
+        own = any(t is not None and is_lazy(t) for t in (*m._parameters.values(), *m._buffers.values()))
+        if own or any(id(c) in holders for c in m._modules.values() if c is not None):
+            holders.add(id(m))
+    return holders
+
+
+def _structural_clone(view: ModelView, meta: bool) -> tuple[nn.Module, dict[int, str]]:
     """A copy of the module tree that shares (or meta-swaps) tensors: no weights copied.
 
-    Uninitialised lazy parameters are the exception: the clone gets its own, so
-    materialising them never reaches the user's model.
+    Uninitialised lazy parameters and buffers are the exception: the clone gets
+    its own, so materialising them never reaches the user's model. Also returns
+    ``id(clone module) -> class name in the user's model`` for the modules holding
+    lazy layers: what their records are marked with.
     """
     memo: dict[int, Any] = {}
     for t in view.tensors():
-        if meta:
-            memo[id(t)] = meta_twin(t)
-        elif not is_lazy(t):
-            memo[id(t)] = t
-    return copy.deepcopy(view.root, memo)
+        if is_lazy(t):
+            memo[id(t)] = lazy_twin(t, "meta" if meta else None)
+        else:
+            memo[id(t)] = meta_twin(t) if meta else t
+    clone = copy.deepcopy(view.root, memo)
+    holders = _lazy_holders(view)
+    return clone, {id(memo[id(m)]): type_name(m) for m in view.modules if id(m) in holders}
 
 
-def _target(view: ModelView, where: torch.device) -> ModelView:
+def _target(view: ModelView, where: torch.device) -> tuple[ModelView, dict[int, str]]:
     """What to hook and run: the model itself, or a clone when it has lazy layers."""
     if view.has_lazy():
-        return ModelView.of(_structural_clone(view, where.type == "meta"))
-    return view
+        clone, lazy = _structural_clone(view, where.type == "meta")
+        return ModelView.of(clone), lazy
+    return view, {}
 
 
 def _run(
@@ -162,10 +246,10 @@ def _run(
     observers: Sequence[Observer] = (),
     grad: bool = False,
 ) -> ShapeTrace:
-    target = _target(view, where)
+    target, lazy = _target(view, where)
     model = view.root
-    args, kwargs = materialize(spec, where, dtype)
-    recorder = Recorder(target, observers)
+    args, kwargs = materialize(spec, where, dtype, view.modules)
+    recorder = Recorder(target, observers, lazy)
     watchers: list[OpWatcher] = [o for o in observers if callable(getattr(o, "op", None))]  # type: ignore[misc]
     on_meta = where.type == "meta"
     swap = on_meta and target is view
@@ -200,16 +284,42 @@ def _run(
     total, trainable = recorder.totals
     input_shapes, input_kwargs = spec.shapes()
     return ShapeTrace(
+        wrapper=_script_parts_note(view),
         layers=records,
         output_shape=shape_tree(output),
         total_params=total,
         trainable_params=trainable,
         device=str(where),
-        model_type=type(model).__name__,
+        model_type=type_name(model),
         input_shapes=input_shapes,
         input_kwargs=input_kwargs,
         dtype=str(dtype).removeprefix("torch."),
         train=train,
+    )
+
+
+def _script_parts(view: ModelView) -> list[str]:
+    """Names of the outermost TorchScript submodules of an eager model."""
+    if not view.scripted:
+        return []
+    names = []
+    for m in view.modules:
+        name = view.names[id(m)]
+        parent = view.by_name.get(name.rpartition(".")[0]) if name else None
+        if id(m) in view.scripted and parent is not None and id(parent) not in view.scripted:
+            names.append(name)
+    return names
+
+
+def _script_parts_note(view: ModelView) -> str | None:
+    """The note for TorchScript submodules of an eager model: their calls are not seen."""
+    names = _script_parts(view)
+    if not names:
+        return None
+    return (
+        f"TorchScript submodule(s) {', '.join(names[:5])}: forward hooks do not fire inside "
+        "TorchScript, so their calls are not shown (their parameters are counted); trace the "
+        "eager modules for their layers"
     )
 
 
@@ -226,7 +336,8 @@ class Prober:
 
     def __init__(self, view: ModelView, dtype: torch.dtype, train: bool, fallback: torch.device) -> None:
         self.view, self.dtype, self.train = view, dtype, train
-        self.where = torch.device("meta")
+        # TorchScript submodules cannot take meta weights: they run where they are
+        self.where = fallback if _script_parts(view) else torch.device("meta")
         self.fallback = fallback
 
     def __call__(
@@ -245,6 +356,8 @@ class Prober:
             watching = (*watching, FunctionalOps())
         device = where or self.where
         try:
+            if is_script_module(view.root):
+                return run_script(view, spec, self.fallback, dtype=self.dtype, train=self.train)
             return _run(view, spec, device, dtype=self.dtype, train=self.train, observers=watching)
         except ForwardFailed as failed:
             if (
@@ -276,9 +389,10 @@ def partial_trace(failed: ForwardFailed) -> ShapeTrace:
         total_params=total,
         trainable_params=trainable,
         device=str(context.device),
-        model_type=type(context.model).__name__,
+        model_type=type_name(context.model),
         input_shapes=input_shapes,
         input_kwargs=input_kwargs,
         note=failed.note,
         complete=False,
+        wrapper=failed.wrapper,
     )

@@ -77,12 +77,16 @@ def test_only_what_is_documented_is_compared() -> None:
         "trainable_params",
         "version",
     }
-    assert set(json.loads(serializer.dumps(base))["layers"][0]) == {
-        "call",
-        "name",
-        "output",
-        "params",
-        "type",
+    rows = json.loads(serializer.dumps(base))["layers"]
+    assert set(rows[1]) == {"call", "name", "output", "params", "type"}  # the Conv2d
+    # a row holding an uninitialised LazyLinear counts what it will have, and says so
+    assert rows[0]["lazy"] is True and rows[-1] == {
+        "call": 0,
+        "name": "3",
+        "output": [1, 10],
+        "params": 8 * 14 * 14 * 10 + 10,
+        "type": "LazyLinear",
+        "lazy": True,
     }
     frozen = net()
     frozen[0].requires_grad_(False)

@@ -302,18 +302,31 @@ class ViewAfterPermute(nn.Module):
         return y.view(y.size(0), -1)
 
 
-class Custom(nn.Module):
-    """A check of the user's own that raises: nothing to fix automatically."""
+class TextCNN(nn.Module):
+    """Kim (2014) sentence CNN: token ids -> Embedding -> Conv1d per width -> max over time."""
 
-    def __init__(self) -> None:
+    def __init__(self, vocab: int = 1000, dim: int = 32, widths: tuple[int, ...] = (3, 4, 5)) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 3, 1)
+        self.embed = nn.Embedding(vocab, dim)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, 16, w) for w in widths)
+        self.fc = nn.Linear(16 * len(widths), 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
-        if y.shape[-1] % 2:
-            raise ValueError("this model wants even widths")
-        return y
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens).transpose(1, 2)
+        return self.fc(torch.cat([conv(x).amax(2) for conv in self.convs], 1))
+
+
+class OneHotGenerator(nn.Module):
+    """A conditional generator that one-hot encodes its class labels (cGAN style)."""
+
+    def __init__(self, latent: int = 100, classes: int = 10) -> None:
+        super().__init__()
+        self.classes = classes
+        self.net = nn.Sequential(nn.Linear(latent + classes, 256), nn.ReLU(), nn.Linear(256, 784), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        c = F.one_hot(labels, self.classes).to(z.dtype)
+        return self.net(torch.cat([z, c], 1)).view(-1, 1, 28, 28)
 
 
 def float64_input() -> torch.Tensor:
@@ -696,15 +709,26 @@ CORPUS: dict[str, Broken] = {
         fix_kind="input",
         origin="https://github.com/OUCMachineLearning/OUCML/issues/24",
     ),
-    # nothing to derive
-    "custom_check": Broken(
-        Custom,
-        (1, 3, 8, 9),
-        "forward_error",
+    # integer indices given as floats (a shape spec without ':long')
+    "embedding_given_floats": Broken(
+        TextCNN,
+        "8x50",
+        "index_input_float",
+        "embed",
+        (8, 50),
+        "'8x50:long'",
+        facts={"input": "the input"},
+        fix_kind="input",
+    ),
+    "one_hot_given_floats": Broken(
+        OneHotGenerator,
+        [(8, 100), (8,)],
+        "index_input_float",
         "",
-        (1, 3, 8, 9),
-        None,
-        'raise ValueError("this model wants even widths")',
-        fix_kind=None,
+        (8, 100),
+        "['8x100', '8:long']",
+        "F.one_hot(labels, self.classes)",
+        {"input": "input 1"},
+        fix_kind="input",
     ),
 }

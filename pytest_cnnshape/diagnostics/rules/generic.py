@@ -44,7 +44,7 @@ def generic(ctx: FailureContext) -> Diagnosis:
 def with_common_notes(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     """Fill what every diagnosis shows: torch's message, the user's line, the device,
     and a batch size that forward code changed on the way (a cause of many failures)."""
-    diagnosis.original = str(ctx.exc)
+    diagnosis.original = ctx.message  # inside TorchScript: the error, not the interpreter's header
     diagnosis.device = str(ctx.device)
     if diagnosis.source is None:
         frame = ctx.frame

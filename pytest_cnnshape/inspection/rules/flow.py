@@ -42,10 +42,17 @@ def _size(value: object) -> str:
     return str(value)
 
 
-def constructor(module: nn.Module, **changes: object) -> str:
-    """``nn.Conv2d(3, 16, 3, bias=False)``: how to write the layer with ``changes``."""
+def constructor(module: nn.Module, cls: str | None = None, **changes: object) -> str:
+    """``nn.Conv2d(3, 16, 3, bias=False)``: how to write the layer with ``changes``.
+
+    ``cls``: the class the user wrote, when the module has become another: a lazy
+    layer (``LazyConv2d``, initialised on the trace's copy) infers its input size,
+    so the call leaves it out.
+    """
+    cls = cls or type(module).__name__
+    lazy = cls.startswith("Lazy")
     if isinstance(module, _ConvNd):
-        args = [str(module.in_channels), str(module.out_channels), _size(module.kernel_size)]
+        args = [str(module.in_channels), str(module.out_channels), _size(module.kernel_size)][lazy:]
         if module.stride != (1,) * len(module.stride):
             args.append(f"stride={_size(module.stride)}")
         if isinstance(module.padding, str) or any(module.padding):
@@ -55,11 +62,11 @@ def constructor(module: nn.Module, **changes: object) -> str:
                 else f"padding={_size(module.padding)}"
             )
     elif isinstance(module, nn.Linear):
-        args = [str(module.in_features), str(module.out_features)]
+        args = [str(module.in_features), str(module.out_features)][lazy:]
     else:
         args = []
     args += [f"{key}={value!r}" for key, value in changes.items()]
-    return f"nn.{type(module).__name__}({', '.join(args)})"
+    return f"nn.{cls}({', '.join(args)})"
 
 
 def bias_before_batchnorm(ctx: LintContext) -> Iterator[Finding]:
@@ -77,7 +84,7 @@ def bias_before_batchnorm(ctx: LintContext) -> Iterator[Finding]:
             a.name,
             f"{a.name} ({a.type}) has a bias ({layer.bias.numel():,} parameters) and its output "
             f"goes straight into {b.name} ({b.type}), which cancels it",
-            f"create {a.name} without it: {constructor(layer, bias=False)}",
+            f"create {a.name} without it: {constructor(layer, a.type, bias=False)}",
         )
 
 

@@ -6,7 +6,10 @@ suite write byte-identical files.
 Each object of ``models`` is a ModelEntry (``name``, ``input``, ``status``,
 ``trace``, ``failure``, ``error``, ``extras``, ...) plus ``nodeids``, ``output``,
 ``total_params``, ``trainable_params`` and ``device``. Keys are only ever added
-within a schema version. ``extras["inspection"]`` (added in version 1, present for
+within a schema version. ``trace`` is ``ShapeTrace.to_dict()``; its ``wrapper``
+(what was traced of a compiled, data-parallel or TorchScript model) and a layer's
+``lazy`` (an uninitialised lazy layer, counted as after its first call) appear only
+when they apply. ``extras["inspection"]`` (added in version 1, present for
 every model traced without error while a report is written) holds:
 
 - ``parameters``: ``totals`` (``total``, ``trainable``, ``frozen``, ``buffers``,

@@ -45,11 +45,16 @@ def overview_rows(models: list[ReportedModel]) -> list[list[str]]:
 
 
 def _structure(model: ReportedModel) -> tuple[object, ...] | None:
-    """What makes two traces the same architecture: each call's name, type and params."""
+    """What makes two traces the same architecture: each call's name, type and params.
+
+    And what was traced of a wrapper: a TorchScript trace has no per-layer shapes
+    to share with the eager model's.
+    """
     trace = model.entry.trace
     if not trace or not trace.get("complete", True):
         return None
-    return tuple((r["name"], r["type"], r["call"], r["num_params"]) for r in trace["layers"])
+    calls = tuple((r["name"], r["type"], r["call"], r["num_params"]) for r in trace["layers"])
+    return (trace.get("wrapper"), *calls)
 
 
 def model_section(model: ReportedModel, depth: int, shown: dict[object, str] | None = None) -> list[str]:
