@@ -3,7 +3,7 @@
 Lint needs to know whether a BatchNorm consumes *the very tensor* a conv returned
 (not merely the next call: a functional ``F.relu`` between them changes
 everything), which parameters a forward actually touches, and ``count_flops`` needs
-each call's share of a ``FlopCounterMode`` count. All of it is gathered during an
+each call's share of the FLOPs (``flop_counting``). All of it is gathered during an
 ordinary ``trace()`` by an observer of the trace's own recorder (one call stack,
 no hooks of our own), so the device choice, the meta weights swap, the state
 restore and the diagnostics are the trace's own.
@@ -15,6 +15,7 @@ observer afresh, so what is kept describes the run the trace reports:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..tracing.modelview import ModelView
-from ..tracing.recorder import RunningCall
+from ..tracing.recorder import Observer, RunningCall
 from ..tracing.records import ShapeTrace
+from .flop_counting import FlopCounter
 from .parameters import named_tensors
 
 
@@ -57,6 +59,10 @@ class Observation:
     used_parameters: frozenset[str] | None = None
     #: Forward code permuted or transposed axes somewhere.
     permuted: bool = False
+    #: What counted the FLOPs (None: not counted).
+    counter: Any = None
+    #: The FLOPs come from torch's FlopCounterMode, in a second pass (``observed_trace``).
+    torch_counted: bool = False
 
 
 class _ParameterUse(TorchFunctionMode):
@@ -106,7 +112,8 @@ class _ParameterUse(TorchFunctionMode):
 class _Observer:
     """Watches one trace's module calls (``tracing.recorder.Observer``)."""
 
-    counter: Any = None  # a FlopCounterMode, when FLOPs are counted
+    #: A FlopCounter (our own, an op watcher) or torch's FlopCounterMode, when FLOPs are counted.
+    counter: Any = None
     use: _ParameterUse | None = None
     calls: list[ObservedCall] = field(default_factory=list)
     #: FLOPs counted when each running call began, by record index.
@@ -118,6 +125,8 @@ class _Observer:
     permuted: bool = False
 
     def flops(self) -> int:
+        if isinstance(self.counter, FlopCounter):
+            return self.counter.total
         return int(self.counter.get_total_flops()) if self.counter is not None else 0
 
     def started(self) -> None:
@@ -129,6 +138,8 @@ class _Observer:
         self.last_leaf_output = None
         if self.use is not None:
             self.use.used.clear()
+        if isinstance(self.counter, FlopCounter):
+            self.counter.reset()
 
     def entered(self, call: RunningCall) -> None:
         if self.use is not None and call.index == 0:
@@ -143,7 +154,9 @@ class _Observer:
         self.flops_at[call.index] = self.flops()
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
-        """An op watcher too: which softmax a forward returns, whether it moves axes."""
+        """An op watcher too: FLOPs, which softmax a forward returns, whether it moves axes."""
+        if isinstance(self.counter, FlopCounter):
+            self.counter.op(func, args, kwargs, result)
         _watch_op(self, func, result)
 
     def left(self, call: RunningCall, output: Any) -> None:
@@ -177,30 +190,66 @@ def observed_trace(
     inputs: Any,
     *,
     device: str | torch.device = "auto",
+    train: bool = False,
     flops: bool = False,
     parameter_use: bool = False,
+    observers: Sequence[Observer] = (),
 ) -> Observation:
     """``trace(model, inputs)``, watched: data flow always, FLOPs and parameter use on request.
 
-    Raises what ``trace`` raises (ShapeMismatchError when the forward fails); the
-    model is left as it was.
+    FLOPs are counted in the same pass by ``flop_counting.FlopCounter``; a model with
+    ops only torch's ``FlopCounterMode`` can count (attention, recurrent layers,
+    TorchScript) is counted by it in a second pass. ``observers`` watch the pass too
+    (a ``Lineage`` for the picture). Raises what ``trace`` raises (ShapeMismatchError
+    when the forward fails); the model is left as it was.
     """
-    from ..diagnostics.explain import watched
     from ..tracing.tracer import check_model
 
     view = ModelView.of(check_model(model))
+    observation = _observed(
+        model, inputs, view, device, train, flops, parameter_use, observers, torch_counter=False
+    )
+    counter = observation.counter
+    if flops and (view.scripted or (isinstance(counter, FlopCounter) and counter.opaque)):
+        from ..tracing.metamode import dispatched_ops
+
+        with dispatched_ops():
+            counted = _observed(model, inputs, view, device, train, True, False, (), torch_counter=True)
+        observation.calls = (
+            counted.calls if len(counted.calls) == len(observation.calls) else observation.calls
+        )
+        observation.torch_counted = True
+    return observation
+
+
+def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
+    model: nn.Module,
+    inputs: Any,
+    view: ModelView,
+    device: str | torch.device,
+    train: bool,
+    flops: bool,
+    parameter_use: bool,
+    observers: Sequence[Observer],
+    *,
+    torch_counter: bool,
+) -> Observation:
+    from ..diagnostics.explain import watched
+
     observer = _Observer()
     with ExitStack() as stack:
-        if flops:
+        if flops and torch_counter:
             from torch.utils.flop_counter import FlopCounterMode
 
             observer.counter = stack.enter_context(FlopCounterMode(display=False))
+        elif flops:
+            observer.counter = FlopCounter()
         if parameter_use:
             observer.use = stack.enter_context(_ParameterUse(view))
         try:
-            result = watched(model, inputs, (observer,), device=device)
+            result = watched(model, inputs, (observer, *observers), device=device, train=train)
         finally:
             observer.last_leaf_output = None
             observer.softmaxed.clear()
     used = frozenset(observer.use.used) if observer.use is not None else None
-    return Observation(result, list(observer.calls), used, observer.permuted)
+    return Observation(result, list(observer.calls), used, observer.permuted, counter=observer.counter)

@@ -1,5 +1,9 @@
 """What the meta device gets slow or wrong, put right while a meta trace runs.
 
+Slow to start: most ops' meta kernels are Python, and their first call imports
+``torch._meta_registrations`` and ``torch._dynamo``; ``metarules`` answers the ops
+a CNN uses from their sizes, so a fresh process never pays that.
+
 Slow: on meta, torch computes output shapes with Python decompositions; for
 normalisation layers and most activations these cost 0.4-2 ms per call (a conv
 costs 0.05 ms), which made BatchNorm three quarters of a ResNet-50 meta trace.
@@ -32,17 +36,18 @@ from __future__ import annotations
 import contextlib
 import math
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from . import metarules
+from .metarules import Rule, empty_like
 from .saves import needs_graph, with_graph
-
-Rule = Callable[..., Any]
 
 
 def _plain_meta(t: Any, dtype: torch.dtype | None = None) -> bool:
@@ -85,7 +90,7 @@ def _batch_norm(  # noqa: PLR0917  (mirrors F.batch_norm, called positionally)
         return None
     if not _sized((running_mean, running_var, weight, bias), input.shape[1], input.dtype):
         return None
-    return torch.empty_like(input)
+    return empty_like(input)
 
 
 def _instance_norm(  # noqa: PLR0917  (mirrors F.instance_norm)
@@ -145,7 +150,7 @@ def _elementwise(inplace_position: int | None) -> Rule:
         inplace = kwargs.get("inplace", False)
         if inplace_position is not None and len(args) >= inplace_position:
             inplace = args[inplace_position - 1]
-        return input if inplace else torch.empty_like(input)
+        return input if inplace else empty_like(input)
 
     return rule
 
@@ -172,22 +177,21 @@ def _scalar_name(dtype: torch.dtype) -> str:
     return _SCALAR_NAMES.get(name, name)
 
 
-def _linear(input: Any, weight: Any, bias: Any = None) -> Any:
+def _linear(input: Any, weight: Any, bias: Any = None) -> None:
     """Real devices refuse an input whose dtype differs from the weight's; meta does not."""
     if _plain_meta(input) and _plain_meta(weight) and input.dtype != weight.dtype:
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {_scalar_name(input.dtype)} "
             f"and {_scalar_name(weight.dtype)}"
         )
-    return None
 
 
 def _conv_transpose(dims: int) -> Rule:
     """Real devices check a transposed conv's input channels and dtype; meta does not."""
 
-    def rule(input: Any, weight: Any, *args: Any, **kwargs: Any) -> Any:
+    def rule(input: Any, weight: Any, *args: Any, **kwargs: Any) -> None:
         if not (_plain_meta(input) and _plain_meta(weight)) or input.dim() not in (dims + 1, dims + 2):
-            return None
+            return
         batched = input if input.dim() == dims + 2 else input.unsqueeze(0)
         if batched.shape[1] != weight.shape[0]:
             raise RuntimeError(
@@ -199,7 +203,6 @@ def _conv_transpose(dims: int) -> Rule:
             raise RuntimeError(
                 f"expected scalar type {_scalar_name(input.dtype)} but found {_scalar_name(weight.dtype)}"
             )
-        return None
 
     return rule
 
@@ -238,13 +241,17 @@ CHECKS: dict[Any, Rule] = {
     F.instance_norm: _norm_check((1, 2, 3, 4), ("running_mean", "running_var", "weight", "bias")),
     F.group_norm: _norm_check((2, 3), ("weight", "bias")),
     F.layer_norm: _norm_check((2, 3), ("weight", "bias")),
+    F.linear: _linear,
+    F.conv_transpose1d: _conv_transpose(1),
+    F.conv_transpose2d: _conv_transpose(2),
+    F.conv_transpose3d: _conv_transpose(3),
 }
 
 
 def _gelu(input: Any, approximate: str = "none") -> Any:
     if approximate not in ("none", "tanh") or not _float_input(input):
         return None
-    return torch.empty_like(input)
+    return empty_like(input)
 
 
 def _dropout(rank: int | None) -> Rule:
@@ -255,16 +262,13 @@ def _dropout(rank: int | None) -> Rule:
             return None  # eval-mode dropout is already free
         if rank is not None and input.dim() != rank:
             return None
-        return input if inplace else torch.empty_like(input)
+        return input if inplace else empty_like(input)
 
     return rule
 
 
+#: Shape-preserving ops answered fast (with their graph, when autograd records).
 RULES: dict[Any, Rule] = {
-    F.linear: _linear,
-    F.conv_transpose1d: _conv_transpose(1),
-    F.conv_transpose2d: _conv_transpose(2),
-    F.conv_transpose3d: _conv_transpose(3),
     F.batch_norm: _batch_norm,
     F.instance_norm: _instance_norm,
     F.group_norm: _group_norm,
@@ -285,6 +289,23 @@ RULES: dict[Any, Rule] = {
     F.dropout2d: _dropout(4),
     F.dropout3d: _dropout(5),
 }
+
+#: Every op a meta trace answers itself: the above and ``metarules``' size rules.
+ALL_RULES: dict[Any, Rule] = {**metarules.RULES, **RULES}
+
+#: False inside ``dispatched_ops()``: the size rules stand aside for that context.
+_SIZE_RULES: ContextVar[bool] = ContextVar("cnnshape_size_rules", default=True)
+
+
+@contextmanager
+def dispatched_ops() -> Iterator[None]:
+    """Traces started here let torch run every op the size rules would answer, so that a
+    ``TorchDispatchMode`` (torch's FLOP counter) sees them all."""
+    token = _SIZE_RULES.set(False)
+    try:
+        yield
+    finally:
+        _SIZE_RULES.reset(token)
 
 
 class OpWatcher(Protocol):
@@ -378,7 +399,7 @@ class TraceMode(TorchFunctionMode):
 
     def __init__(self, *, meta: bool, watchers: Sequence[OpWatcher] = ()) -> None:
         super().__init__()
-        self.rules = RULES if meta else {}
+        self.rules = (ALL_RULES if _SIZE_RULES.get() else RULES) if meta else {}
         self.checks = CHECKS if meta else {}
         self.unpool = _UnpoolCheck() if meta else None
         self.watchers = tuple(watchers)

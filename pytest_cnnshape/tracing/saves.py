@@ -22,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .metarules import empty_like
+
 #: ``rule(out, *args, **kwargs)`` -> the tensors autograd saves (None entries allowed),
 #: or None when the rule does not know the call.
 SaveRule = Callable[..., tuple[Any, ...] | None]
@@ -90,7 +92,7 @@ def _activation(plain: str, inplace: str) -> SaveRule:
             return (out,)
         if what == INPUT:
             return (input,)
-        return (torch.empty_like(input),)
+        return (empty_like(input),)
 
     return rule
 
@@ -160,7 +162,14 @@ class Shortcut(torch.autograd.Function):
 
 
 def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
-    return [v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)]
+    """The tensor arguments, those in a list or tuple (``torch.cat([a, b])``) too."""
+    found: list[torch.Tensor] = []
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple)):
+            found.extend(t for t in v if isinstance(t, torch.Tensor))
+    return found
 
 
 def needs_graph(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
