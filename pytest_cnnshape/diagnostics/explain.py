@@ -45,13 +45,27 @@ def trace(
 
     Raises ShapeMismatchError when the forward fails; the model is left as it was.
     """
+    return traced(model, inputs, (), device=device, dtype=dtype, train=train, flow=flow)
+
+
+def traced(
+    model: nn.Module,
+    inputs: Any,
+    observers: Sequence[Observer],
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+    train: bool = False,
+    flow: bool = False,
+) -> ShapeTrace:
+    """``trace`` with ``observers`` of its module calls, the data flow recorded with ``flow``."""
     if not flow:
-        return watched(model, inputs, (), device=device, dtype=dtype, train=train)
+        return watched(model, inputs, observers, device=device, dtype=dtype, train=train)
     from ..tracing.lineage import Lineage
 
     lineage = Lineage()
     try:
-        result = watched(model, inputs, (lineage,), device=device, dtype=dtype, train=train)
+        result = watched(model, inputs, (*observers, lineage), device=device, dtype=dtype, train=train)
     except ShapeMismatchError as err:
         lineage.annotate(err.trace.layers)
         raise

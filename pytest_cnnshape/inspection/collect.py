@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from ..tracing.records import ShapeTrace
+    from .observe import Observation
+
 
 def inspect_model(
     model: nn.Module,
@@ -27,12 +30,14 @@ def inspect_model(
     device: str | torch.device = "auto",
     ignore: tuple[str, ...] = (),
     batch_dim: int = 0,
+    observation: Observation | None = None,
 ) -> dict[str, Any]:
     """Parameters, regularization, FLOPs and lint of ``model`` as JSON-safe data.
 
-    Never raises for the model's sake: a model this cannot inspect (an op
-    FlopCounterMode cannot follow, say) gets ``{"error": "..."}`` instead, so the
-    report still shows the model and its shapes.
+    ``observation``: the observed trace the report already made (``report_trace``);
+    without it one is made here. Never raises for the model's sake: a model this
+    cannot inspect gets ``{"error": "..."}`` instead, so the report still shows the
+    model and its shapes.
     """
     from ..tracing.tracer import check_model
     from .flops import flop_report
@@ -43,9 +48,10 @@ def inspect_model(
 
     try:
         model = check_model(model)  # unwrapped, so names match the trace's
-        observation = observed_trace(
-            model, inputs, device=device, flops=True, parameter_use="unused-parameters" not in ignore
-        )
+        if observation is None:
+            observation = observed_trace(
+                model, inputs, device=device, flops=True, parameter_use=_tracks_use(ignore)
+            )
         findings = run_rules(
             model, observation, inputs=inputs, ignore=ignore, device=device, batch_dim=batch_dim
         )
@@ -56,7 +62,61 @@ def inspect_model(
             "lint": findings.to_dict(),
         }
     except Exception as exc:  # the report must not fail for an inspection
-        return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        return _failed(exc)
+
+
+def _tracks_use(ignore: tuple[str, ...]) -> bool:
+    return "unused-parameters" not in ignore
+
+
+def _failed(exc: BaseException) -> dict[str, Any]:
+    return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+
+def report_trace(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+    train: bool = False,
+    flow: bool = False,
+    ignore: tuple[str, ...] = (),
+) -> tuple[ShapeTrace, Observation | dict[str, Any]]:
+    """The trace a report shows and what its inspection needs, from one forward.
+
+    ``trace(model, inputs, ...)`` with FLOPs, data flow and parameter use observed
+    in the same pass (inspection in training mode would judge another forward than
+    the one the report shows; ``train=True`` gets the eval-mode observation of its
+    own, as before). Returns the trace and the Observation, or the inspection's
+    ``{"error": ...}`` when observing failed where the plain trace did not. Raises
+    what ``trace`` raises.
+    """
+    from ..diagnostics.explain import trace
+    from .observe import observed_trace
+
+    if train:
+        result = trace(model, inputs, device=device, dtype=dtype, train=True, flow=flow)
+        try:
+            return result, observed_trace(
+                model, inputs, device=device, dtype=dtype, flops=True, parameter_use=_tracks_use(ignore)
+            )
+        except Exception as exc:  # the report must not fail for an inspection
+            return result, _failed(exc)
+    try:
+        observation = observed_trace(
+            model,
+            inputs,
+            device=device,
+            dtype=dtype,
+            flow=flow,
+            flops=True,
+            parameter_use=_tracks_use(ignore),
+        )
+    except Exception as exc:  # the model's failure (raised again below), or the observers'
+        result = trace(model, inputs, device=device, dtype=dtype, flow=flow)  # raises the model's
+        return result, _failed(exc)
+    return observation.trace, observation
 
 
 def record_inspection(
@@ -67,13 +127,19 @@ def record_inspection(
     device: str | torch.device = "auto",
     ignore: tuple[str, ...] = (),
     batch_dim: int = 0,
+    observation: Observation | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``inspect_model``, stored in a ModelEntry's ``extras`` under ``render.EXTRAS_KEY``."""
+    """``inspect_model``, stored in a ModelEntry's ``extras`` under ``render.EXTRAS_KEY``;
+    ``observation`` as ``report_trace`` returned it (an error is stored as it is)."""
     from .render import EXTRAS_KEY
 
-    data = extras[EXTRAS_KEY] = inspect_model(
-        model, inputs, device=device, ignore=ignore, batch_dim=batch_dim
-    )
+    if isinstance(observation, dict):
+        data = observation
+    else:
+        data = inspect_model(
+            model, inputs, device=device, ignore=ignore, batch_dim=batch_dim, observation=observation
+        )
+    extras[EXTRAS_KEY] = data
     return data
 
 

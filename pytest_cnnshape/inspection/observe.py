@@ -15,20 +15,20 @@ observer afresh, so what is kept describes the run the trace reports:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..tracing.modelview import ModelView
-from ..tracing.recorder import Observer, RunningCall
+from ..tracing.recorder import RunningCall
 from ..tracing.records import ShapeTrace
 from .flop_counting import FlopCounter
 from .parameters import named_tensors
+from .size_freedom import SizeFreedom
 
 
 @dataclass(slots=True)
@@ -63,6 +63,8 @@ class Observation:
     counter: Any = None
     #: The FLOPs come from torch's FlopCounterMode, in a second pass (``observed_trace``).
     torch_counted: bool = False
+    #: Some Linear call's input may depend on the input size (``size_freedom``).
+    linear_may_be_locked: bool = True
 
 
 class _ParameterUse(TorchFunctionMode):
@@ -123,6 +125,7 @@ class _Observer:
     softmaxed: dict[int, tuple[Any, str]] = field(default_factory=dict)
     #: Forward code moved axes (a permute or transpose): a sequence-first output is by design.
     permuted: bool = False
+    freedom: SizeFreedom = field(default_factory=SizeFreedom)
 
     def flops(self) -> int:
         if isinstance(self.counter, FlopCounter):
@@ -140,6 +143,7 @@ class _Observer:
             self.use.used.clear()
         if isinstance(self.counter, FlopCounter):
             self.counter.reset()
+        self.freedom.started()
 
     def entered(self, call: RunningCall) -> None:
         if self.use is not None and call.index == 0:
@@ -152,11 +156,13 @@ class _Observer:
         fed = not module._modules and last is not None and bool(call.args) and call.args[0] is last
         self.calls.append(ObservedCall(module, fed_by_previous_leaf=fed))
         self.flops_at[call.index] = self.flops()
+        self.freedom.entered(call.index, module, call.args)
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         """An op watcher too: FLOPs, which softmax a forward returns, whether it moves axes."""
         if isinstance(self.counter, FlopCounter):
             self.counter.op(func, args, kwargs, result)
+        self.freedom.op(func, args, kwargs, result)
         _watch_op(self, func, result)
 
     def left(self, call: RunningCall, output: Any) -> None:
@@ -190,31 +196,33 @@ def observed_trace(
     inputs: Any,
     *,
     device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
     train: bool = False,
+    flow: bool = False,
     flops: bool = False,
     parameter_use: bool = False,
-    observers: Sequence[Observer] = (),
 ) -> Observation:
     """``trace(model, inputs)``, watched: data flow always, FLOPs and parameter use on request.
 
     FLOPs are counted in the same pass by ``flop_counting.FlopCounter``; a model with
     ops only torch's ``FlopCounterMode`` can count (attention, recurrent layers,
-    TorchScript) is counted by it in a second pass. ``observers`` watch the pass too
-    (a ``Lineage`` for the picture). Raises what ``trace`` raises (ShapeMismatchError
-    when the forward fails); the model is left as it was.
+    TorchScript) is counted by it in a second pass. ``flow`` records the data flow
+    for the picture, as ``trace(flow=True)`` does. Raises what ``trace`` raises
+    (ShapeMismatchError when the forward fails); the model is left as it was.
     """
     from ..tracing.tracer import check_model
 
     view = ModelView.of(check_model(model))
-    observation = _observed(
-        model, inputs, view, device, train, flops, parameter_use, observers, torch_counter=False
-    )
+    run = _Run(device, dtype, train, flow)
+    observation = _observed(model, inputs, view, run, flops, parameter_use, torch_counter=False)
     counter = observation.counter
     if flops and (view.scripted or (isinstance(counter, FlopCounter) and counter.opaque)):
         from ..tracing.metamode import dispatched_ops
 
         with dispatched_ops():
-            counted = _observed(model, inputs, view, device, train, True, False, (), torch_counter=True)
+            counted = _observed(
+                model, inputs, view, run._replace(flow=False), True, False, torch_counter=True
+            )
         observation.calls = (
             counted.calls if len(counted.calls) == len(observation.calls) else observation.calls
         )
@@ -222,19 +230,26 @@ def observed_trace(
     return observation
 
 
+class _Run(NamedTuple):
+    """How the observed forward runs: as ``trace`` is asked to."""
+
+    device: str | torch.device
+    dtype: torch.dtype | str | None
+    train: bool
+    flow: bool
+
+
 def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
     model: nn.Module,
     inputs: Any,
     view: ModelView,
-    device: str | torch.device,
-    train: bool,
+    run: _Run,
     flops: bool,
     parameter_use: bool,
-    observers: Sequence[Observer],
     *,
     torch_counter: bool,
 ) -> Observation:
-    from ..diagnostics.explain import watched
+    from ..diagnostics.explain import traced
 
     observer = _Observer()
     with ExitStack() as stack:
@@ -247,9 +262,19 @@ def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
         if parameter_use:
             observer.use = stack.enter_context(_ParameterUse(view))
         try:
-            result = watched(model, inputs, (observer, *observers), device=device, train=train)
+            result = traced(
+                model, inputs, (observer,), device=run.device, dtype=run.dtype, train=run.train, flow=run.flow
+            )
         finally:
             observer.last_leaf_output = None
             observer.softmaxed.clear()
+            observer.freedom.finished()
     used = frozenset(observer.use.used) if observer.use is not None else None
-    return Observation(result, list(observer.calls), used, observer.permuted, counter=observer.counter)
+    return Observation(
+        result,
+        list(observer.calls),
+        used,
+        observer.permuted,
+        counter=observer.counter,
+        linear_may_be_locked=observer.freedom.linear_may_be_locked,
+    )

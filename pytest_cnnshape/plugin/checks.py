@@ -150,17 +150,31 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
 
 
 def inspection_problems(
-    check: ModelCheck, run: RunOptions, model: nn.Module, inputs: Any, *, entry: ModelEntry, device: str
+    check: ModelCheck,
+    run: RunOptions,
+    model: nn.Module,
+    inputs: Any,
+    *,
+    entry: ModelEntry,
+    device: str,
+    observation: Any = None,
 ) -> list[str]:
     """Inspect and estimate the memory for the report (or because the check asks); the
-    failure texts of ``lint = true`` and ``max_memory``."""
+    failure texts of ``lint = true`` and ``max_memory``. ``observation``: what
+    ``report_trace`` observed in the check's own trace."""
     from ..inspection.collect import lint_problem, memory_problem, record_inspection, record_memory
 
     problems: list[str] = []
     if run.inspect or check.lint:
         batch_dim = check.batch_dim if check.batch_dim is not None else run.lint_batch_dim
         data = record_inspection(
-            entry.extras, model, inputs, device=device, ignore=run.lint_ignore, batch_dim=batch_dim
+            entry.extras,
+            model,
+            inputs,
+            device=device,
+            ignore=run.lint_ignore,
+            batch_dim=batch_dim,
+            observation=observation,
         )
         lint_text = lint_problem(check.name, data) if check.lint else None
         if lint_text:
@@ -186,6 +200,7 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
     from ..contracts.assertions import output_failure_text
     from ..diagnostics.explain import trace
     from ..errors import ShapeMismatchError
+    from ..inspection.collect import report_trace
     from ..shapes.expected import bind_inputs, compare_output, parse_expected
     from ..tracing.records import inputs_text
 
@@ -206,7 +221,12 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
         bound = bind_inputs(check.traced_input, check.dims)
         inputs = check_inputs(check, bound.inputs)
         expected = parse_expected(check.output) if check.output is not None else None
-        result = trace(model, inputs, device=device, train=check.train, flow=run.flow)
+        if run.inspect or check.lint:  # the inspection observes this very trace
+            result, observation = report_trace(
+                model, inputs, device=device, train=check.train, flow=run.flow, ignore=run.lint_ignore
+            )
+        else:
+            result, observation = trace(model, inputs, device=device, train=check.train, flow=run.flow), None
     except ShapeMismatchError as err:
         entry.status, entry.failure = FAILED, err.diagnosis.headline
         entry.error = err.diagnosis.to_dict()
@@ -221,7 +241,9 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
     entry.trace = result.to_dict()
     entry.input = inputs_text(entry.trace, entry.input)
     note_picture(run, entry, model)
-    problems = inspection_problems(check, run, model, inputs, entry=entry, device=device)
+    problems = inspection_problems(
+        check, run, model, inputs, entry=entry, device=device, observation=observation
+    )
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)
         if mismatches:

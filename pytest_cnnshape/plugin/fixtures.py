@@ -69,6 +69,7 @@ class CnnShapes:
         __tracebackhide__ = True
         from ..diagnostics.explain import trace
         from ..errors import ShapeMismatchError
+        from ..inspection.collect import report_trace
         from ..tracing.records import inputs_text
 
         device = device or self._run.device
@@ -79,8 +80,20 @@ class CnnShapes:
             input=input_text(inputs),
         )
         item_entries(self._item).append(entry)
+        observation: Any = None
         try:
-            result = trace(model, inputs, device=device, dtype=dtype, train=train, flow=self._run.flow)
+            if self._run.inspect:  # the inspection observes this very trace
+                result, observation = report_trace(
+                    model,
+                    inputs,
+                    device=device,
+                    dtype=dtype,
+                    train=train,
+                    flow=self._run.flow,
+                    ignore=self._run.lint_ignore,
+                )
+            else:
+                result = trace(model, inputs, device=device, dtype=dtype, train=train, flow=self._run.flow)
         except ShapeMismatchError as err:
             entry.status, entry.failure = FAILED, err.diagnosis.headline
             entry.error, entry.trace = err.diagnosis.to_dict(), err.trace.to_dict()
@@ -105,6 +118,7 @@ class CnnShapes:
                 device=device,
                 ignore=self._run.lint_ignore,
                 batch_dim=self._run.lint_batch_dim,
+                observation=observation,
             )
             record_memory(entry.extras, model, typed, device=device)
         self.traces.append(result)

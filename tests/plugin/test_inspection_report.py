@@ -129,8 +129,8 @@ def test_once(cnn_shapes):
 """
     )
     pytester.runpytest("-s").stdout.fnmatch_lines(["*forward calls: 1"])
-    # with a report: the inspection's observed trace and the memory estimate's one pass
-    pytester.runpytest("-s", "--cnn-shapes").stdout.fnmatch_lines(["*forward calls: 3"])
+    # with a report: the trace is the inspection's observed pass too; the memory estimate's one
+    pytester.runpytest("-s", "--cnn-shapes").stdout.fnmatch_lines(["*forward calls: 2"])
 
 
 DECLARED = """
@@ -260,7 +260,9 @@ def test_expected_values_come_from_real_models() -> None:
     assert torch.is_tensor(next(nets["LeNet"]().parameters()))
 
 
-def test_a_model_that_cannot_be_inspected_still_shows_its_shapes(pytester: pytest.Pytester) -> None:
+def test_a_model_that_cannot_be_estimated_still_shows_its_shapes_and_inspection(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         test_once=COUNTED
         + """
@@ -273,9 +275,40 @@ def test_it(cnn_shapes):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "Counted*1x4*1x2*10*10*-*-*cpu*passed",
-            "Inspection failed: TraceError: *this layer runs once*",
+            "Counted*1x4*1x2*10*10*8*0*cpu*passed",
+            "Lint: clean",
+            "Memory: not estimated: TraceError: *this layer runs once*",
         ]
+    )
+
+
+UNWATCHABLE = """
+import torch
+from torch import nn
+
+
+class Unwatchable(nn.Linear):
+    \"\"\"Refuses to run under any TorchFunctionMode (the observers' mode among them).\"\"\"
+
+    def forward(self, x):
+        if torch._C._is_torch_function_mode_enabled():
+            raise RuntimeError("not under a mode")
+        return super().forward(x)
+"""
+
+
+def test_a_model_that_cannot_be_observed_still_shows_its_shapes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_modes=UNWATCHABLE
+        + """
+def test_it(cnn_shapes):
+    cnn_shapes.trace(Unwatchable(4, 2), "1x4", device="cpu")
+"""
+    )
+    result = pytester.runpytest("--cnn-shapes")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["Unwatchable*1x4*1x2*10*10*-*-*cpu*passed", "Inspection failed: TraceError: *not under a mode*"]
     )
 
 

@@ -191,8 +191,8 @@ def linear_fixed_input_size(ctx: LintContext) -> Iterator[Finding]:
     from ...errors import ShapeMismatchError
     from ...tracing.records import inputs_text
 
-    if ctx.observation is None or ctx.inputs is None:
-        return
+    if ctx.observation is None or ctx.inputs is None or not ctx.observation.linear_may_be_locked:
+        return  # every Linear's input has one shape at any size: no second trace needed
     doubled = _doubled(ctx.inputs)
     if doubled is None:
         return
