@@ -44,7 +44,7 @@ def test_report_lists_every_model_with_overview_and_tables(suite: pytest.Pyteste
             "Model*Input*Output*Params*Trainable*Device*Status",
             "Broken*1x1x28x28*-*FAILED",
             "encoder*2x3x64x48*2x64x8x6*passed",
-            "LeNet*2x1x28x28*2x10*34,622*34,622*cpu*passed",
+            "LeNet*2x1x28x28*2x10*34,622*34,622*meta*passed",
             "3 model(s): 2 passed, 1 failed",
             "Broken  ?test_suite.py::test_broken?",
             "FAILED: *",
