@@ -52,12 +52,19 @@ def inspect_model(
             observation = observed_trace(
                 model, inputs, device=device, flops=True, parameter_use=_tracks_use(ignore)
             )
+        regularized = regularization(model)
         findings = run_rules(
-            model, observation, inputs=inputs, ignore=ignore, device=device, batch_dim=batch_dim
+            model,
+            observation,
+            inputs=inputs,
+            ignore=ignore,
+            device=device,
+            batch_dim=batch_dim,
+            regularized=regularized,
         )
         return {
             "parameters": parameter_breakdown(model).to_dict(),
-            "regularization": regularization(model).to_dict(),
+            "regularization": regularized.to_dict(),
             "flops": flop_report(observation).to_dict(),
             "lint": findings.to_dict(),
         }

@@ -10,10 +10,11 @@ figures such as ResNet-50's 4.1 GMACs at 224x224.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..tracing.table import grid, indent
+from .plain import fields_dict
 from .render import flops_line
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class FlopReport:
             "total_flops": self.total_flops,
             "total_macs": self.total_macs,
             "layers": [
-                {**asdict(layer), "macs": layer.macs} for layer in self.by_layer.values() if layer.flops
+                {**fields_dict(layer), "macs": layer.macs} for layer in self.by_layer.values() if layer.flops
             ],
         }
 
@@ -106,7 +107,7 @@ def flop_report(observation: Observation) -> FlopReport:
             is_leaf=record.is_leaf,
         )
     total = by_layer[""].flops if "" in by_layer else 0
-    data = trace.to_dict()
+    data = {"input_shapes": trace.input_shapes, "input_kwargs": trace.input_kwargs}
     return FlopReport(
         model=trace.model_type,
         total_flops=total,

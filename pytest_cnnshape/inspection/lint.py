@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .observe import Observation
+    from .regularization import RegularizationReport
 
 Check = Callable[[LintContext], Iterable[Finding]]
 
@@ -97,8 +98,10 @@ def run_rules(
     ignore: tuple[str, ...] = (),
     device: str | torch.device = "auto",
     batch_dim: int = 0,
+    regularized: RegularizationReport | None = None,
 ) -> Findings:
-    """Every rule not in ``ignore`` over one model (and its observed trace, if any)."""
+    """Every rule not in ``ignore`` over one model (and its observed trace, if any);
+    ``regularized``: the model's ``regularization(model, optimizer)``, when already made."""
     from ..tracing.modelview import ModelView
     from ..tracing.tracer import check_model
     from ..tracing.wrappers import is_script_module
@@ -109,7 +112,7 @@ def run_rules(
     ctx = LintContext(
         model=model,
         view=view,
-        regularization=regularization(model, optimizer),
+        regularization=regularized or regularization(model, optimizer),
         optimizer=optimizer,
         loss=parse_loss(loss) or held_loss(view),
         observation=observation,

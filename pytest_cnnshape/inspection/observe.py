@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from ..tracing.modelview import ModelView
 from ..tracing.recorder import RunningCall
@@ -67,35 +66,40 @@ class Observation:
     linear_may_be_locked: bool = True
 
 
-class _ParameterUse(TorchFunctionMode):
+def _is_parameter(t: torch.Tensor) -> bool:
+    # nn.Parameter's isinstance check runs Python code: most tensors are plain ones
+    return type(t) is nn.Parameter or (type(t) is not torch.Tensor and isinstance(t, nn.Parameter))
+
+
+class _ParameterUse:
     """Notes every parameter handed to a torch function while a forward runs.
 
-    Attribute reads (``p.shape``, ``p.device``) are not uses. During a meta trace
-    the parameters are meta twins, so names are looked up in the registries as
-    they are at that moment; the map keeps the tensors alive so an id is never
+    Told of each op by the observer (an op watcher of the trace's own mode, so it
+    sees the ops a meta size rule answers too); attribute reads (``p.shape``,
+    ``p.device``) are not reported as ops, so they are not uses. During a meta
+    trace the parameters are meta twins, so names are looked up in the registries
+    as they are at that moment; the map keeps the tensors alive so an id is never
     reused for another tensor while it is in use.
     """
 
     def __init__(self, view: ModelView) -> None:
-        super().__init__()
         self.view = view
         self.active = False
         self.used: set[str] = set()
         self._names: dict[int, tuple[torch.Tensor, list[str]]] = {}
 
-    def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        if self.active and getattr(func, "__name__", "") != "__get__":
-            for value in (*args, *kwargs.values()):
-                if isinstance(value, nn.Parameter):
+    def op(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """An op was called with these arguments."""
+        if not self.active:
+            return
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, torch.Tensor):
+                if _is_parameter(value):
                     self._note(value)
-                elif isinstance(value, (list, tuple)):
-                    for item in value:
-                        if isinstance(item, nn.Parameter):
-                            self._note(item)
-        return func(*args, **kwargs)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    if isinstance(item, torch.Tensor) and _is_parameter(item):
+                        self._note(item)
 
     def forget(self) -> None:
         """Drop the names looked up so far (another module tree is about to run)."""
@@ -163,6 +167,8 @@ class _Observer:
         if isinstance(self.counter, FlopCounter):
             self.counter.op(func, args, kwargs, result)
         self.freedom.op(func, args, kwargs, result)
+        if self.use is not None:
+            self.use.op(args, kwargs)
         _watch_op(self, func, result)
 
     def left(self, call: RunningCall, output: Any) -> None:
@@ -260,7 +266,7 @@ def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
         elif flops:
             observer.counter = FlopCounter()
         if parameter_use:
-            observer.use = stack.enter_context(_ParameterUse(view))
+            observer.use = _ParameterUse(view)
         try:
             result = traced(
                 model, inputs, (observer,), device=run.device, dtype=run.dtype, train=run.train, flow=run.flow

@@ -14,7 +14,7 @@ a model on meta or with uninitialised lazy layers works too (a lazy tensor count
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from torch.nn.parameter import is_lazy
 
 from ..tracing.modelview import ModelView
 from ..tracing.table import grid
+from .plain import fields_dict
 from .render import human_bytes, params_line
 
 
@@ -138,7 +139,7 @@ class ParameterBreakdown:
             "totals": self.totals(),
             "parameters": [_tensor_dict(t) for t in self.parameters],
             "buffers": [_tensor_dict(t) for t in self.buffers],
-            "layers": [{**asdict(layer), "shared": list(layer.shared)} for layer in self.layers],
+            "layers": [fields_dict(layer, "shared") for layer in self.layers],
         }
 
     def table(self) -> str:
@@ -162,10 +163,7 @@ class ParameterBreakdown:
 
 
 def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
-    data = asdict(t)
-    data["shape"] = list(t.shape)
-    data["aliases"] = list(t.aliases)
-    return data
+    return fields_dict(t, "shape", "aliases")
 
 
 def _shape_text(t: TensorInfo) -> str:

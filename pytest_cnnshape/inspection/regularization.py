@@ -11,7 +11,7 @@ read this report rather than looking at the optimizer again.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import ArgumentTypeError
 from ..tracing.modelview import ModelView
 from .parameters import tensor_names
+from .plain import fields_dict
 
 DECOUPLED, L2, NO_DECAY, UNKNOWN = "decoupled", "L2", "none", "unknown"
 
@@ -96,10 +97,10 @@ class RegularizationReport:
         """JSON-safe form with stable keys."""
         return {
             "model": self.model,
-            "dropouts": [{**asdict(d), "active": d.active} for d in self.dropouts],
-            "norms": [asdict(n) for n in self.norms],
+            "dropouts": [{**fields_dict(d), "active": d.active} for d in self.dropouts],
+            "norms": [fields_dict(n) for n in self.norms],
             "optimizer": self.optimizer,
-            "groups": [{**asdict(g), "params": list(g.params)} for g in self.groups],
+            "groups": [fields_dict(g, "params") for g in self.groups],
             "uncovered": list(self.uncovered),
         }
 

@@ -8,7 +8,8 @@ cheaper or is the only faithful option:
   Measured (benchmarks/cold_start.py): the meta size rules make a meta trace cost
   about 0.1 ms per op with no warm-up, while the first CPU forward of a shape pays
   for its kernels (LeNet at 8x1x28x28: 100 ms on CPU, 3 ms on meta, in a fresh
-  process); a CPU forward wins only below about 2 million MACs. The decision depends only on the model and input, never on what ran before, so
+  process); a CPU forward wins only below about 2 million MACs. The decision
+  depends only on the model and input, never on what ran before, so
   the device a model is traced on is the same in every process (serial or xdist);
 * an input tensor lives on another device than the model: only a real forward
   shows what that does.

@@ -88,6 +88,8 @@ def unused_parameters(ctx: LintContext) -> Iterator[Finding]:
     used = observation.used_parameters or frozenset()
     names = tensor_names(view, "_parameters")
     dead = {key for key, found in names.items() if not any(_owner(n) in called or n in used for n in found)}
+    if not dead:
+        return
     reported: list[str] = []
     for module in view.modules[1:]:
         name = view.name_of(module)
