@@ -9,7 +9,10 @@ recorded their use on their model entries; at the end of the session this object
 - with ``--cnn-shapes-update`` writes missing files and rewrites changed or
   unreadable ones, atomically; with ``update_missing`` writes only missing ones;
 - lists baseline files no test used, on runs that ran everything, and with
-  ``--cnn-shapes-prune`` deletes them;
+  ``--cnn-shapes-prune`` deletes them: only files that are provably ours (our
+  schema and format version) and really inside the project (symlinks resolved);
+  any other file in a baseline folder is listed and left alone;
+- removes the temporary files a killed write left behind, on update runs;
 - prints counts and GitHub annotations in the terminal summary.
 
 Failures go through ``session.exitstatus``; nothing raises from the summary.
@@ -18,6 +21,7 @@ Failures go through ``session.exitstatus``; nothing raises from the summary.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +34,8 @@ from ..baseline.location import (
     declared_folder,
     display,
     file_name,
+    leftover_writes,
+    outside,
     remove_empty_folders,
     resolve,
     safe_name,
@@ -49,7 +55,7 @@ WRITTEN, UPDATED, UNCHANGED = "written", "updated", "unchanged"
 PRUNE = f"{UPDATE} --cnn-shapes-prune"
 
 
-def narrowing(config: pytest.Config, deselected: bool) -> str | None:
+def narrowing(config: pytest.Config, deselected: str | None) -> str | None:
     """What kept this run from running every test (None: nothing did)."""
     for option, flag in (
         ("keyword", "-k"),
@@ -62,7 +68,7 @@ def narrowing(config: pytest.Config, deselected: bool) -> str | None:
             return flag
     if any("::" in str(arg) for arg in config.args):
         return "node ids"
-    return "deselected tests" if deselected else None
+    return deselected
 
 
 @dataclass
@@ -74,6 +80,11 @@ class Outcome:
     failed: list[tuple[ModelEntry, BaselineUse]] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    #: Files in baseline folders prune may not delete, each with the reason.
+    kept: list[str] = field(default_factory=list)
+    #: Temporary files of killed writes: listed, or removed (``cleaned``) on update runs.
+    leftovers: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
     not_judged: str | None = None
     #: How many baseline files tests compared with (after conflicts are left out).
     used: int = 0
@@ -89,7 +100,7 @@ class BaselineGate:
         settings: Settings,
         models: SessionModels,
         files_passed: dict[str, bool],
-        deselected: bool,
+        deselected: str | None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -161,8 +172,29 @@ class BaselineGate:
             except OSError as exc:
                 self.outcome.problems.append(f"could not write the baseline {file}: {exc}")
                 return
+        self._clean(p for p in leftover_writes(path.parent) if p.name.startswith(f".{path.name}."))
         self.outcome.counts[state] += 1
         self.outcome.wrote = True
+
+    def _clean(self, leftovers: Iterable[Path]) -> None:
+        """Remove temporary files of killed writes (update runs only; listed otherwise)."""
+        rootpath = self.settings.rootpath
+        for path in leftovers:
+            shown = display(path, rootpath)
+            if outside(path, rootpath) is not None or shown in (
+                *self.outcome.leftovers,
+                *self.outcome.cleaned,
+            ):
+                continue
+            if not self.settings.update:
+                self.outcome.leftovers.append(shown)
+                continue
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                self.outcome.leftovers.append(shown)
+            else:
+                self.outcome.cleaned.append(shown)
 
     def _candidates(self) -> list[Path]:
         """Baseline files this run would have used: declared ones, and those of test files run whole."""
@@ -201,7 +233,21 @@ class BaselineGate:
             return
         rootpath = self.settings.rootpath
         used = {resolve(use.file, rootpath) for e in self.models.entries if (use := use_in(e.extras))}
-        unused = [p for p in self._candidates() if p not in used]
+        candidates = self._candidates()
+        self._clean(sorted({t for folder in {p.parent for p in candidates} for t in leftover_writes(folder)}))
+        unused = []
+        for path in (p for p in candidates if p not in used):
+            if (real := outside(path, rootpath)) is not None:
+                self.outcome.kept.append(
+                    f"{display(path, rootpath)}: a symlink leads it out of the project (to {real})"
+                )
+            elif not serializer.is_ours(path):
+                self.outcome.kept.append(
+                    f'{display(path, rootpath)}: not a pytest-cnnshape baseline (no "schema": '
+                    f'"{serializer.SCHEMA}", "version": {serializer.FORMAT})'
+                )
+            else:
+                unused.append(path)
         self.outcome.unused = [display(p, rootpath) for p in unused]
         if not self.settings.prune:
             return
@@ -253,6 +299,29 @@ class BaselineGate:
                 )
             )
             lines += [(f"  {p}", False) for p in out.unused]
+        if out.kept:
+            lines.append(
+                (
+                    f"cnnshape: {len(out.kept)} file(s) in shape baseline folders that no test used and "
+                    "that --cnn-shapes-prune leaves alone (delete them by hand if unwanted):",
+                    False,
+                )
+            )
+            lines += [(f"  {k}", False) for k in out.kept]
+        if out.cleaned:
+            lines.append(
+                (f"cnnshape: removed {len(out.cleaned)} temporary file(s) an interrupted write left:", False)
+            )
+            lines += [(f"  {p}", False) for p in out.cleaned]
+        if out.leftovers:
+            lines.append(
+                (
+                    f"cnnshape: {len(out.leftovers)} temporary file(s) an interrupted baseline write left "
+                    f"(removed by {UPDATE}):",
+                    False,
+                )
+            )
+            lines += [(f"  {p}", False) for p in out.leftovers]
         if self.settings.prune and out.not_judged:
             lines.append(
                 (
