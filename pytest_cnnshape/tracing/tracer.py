@@ -43,6 +43,7 @@ from .devices import (
 )
 from .failure import FailureContext
 from .functional import FunctionalOps
+from .guard import exclusive
 from .inputs import InputSpec, materialize, parse_inputs
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
@@ -106,12 +107,8 @@ def run(
     in_dtype = parse_dtype(dtype) or model_dtype(model)
     view = ModelView.of(model)
     try:
-        if is_script_module(model):
-            where = script_device(view, requested)
-            _check_real_device(view, where)
-            result = run_script(view, spec, where, dtype=in_dtype, train=train, observers=observers)
-        else:
-            result = _routed(
+        with exclusive(view.modules):
+            result = _locked_run(
                 view, spec, requested, dtype=in_dtype, train=train, observers=observers, grad=grad
             )
     except ForwardFailed as failed:
@@ -123,6 +120,25 @@ def run(
     if unwrapped.note:
         result.wrapper = "; ".join(n for n in (unwrapped.note, result.wrapper) if n)
     return result
+
+
+def _locked_run(
+    view: ModelView,
+    spec: InputSpec,
+    requested: torch.device | Literal["auto"],
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer],
+    grad: bool,
+) -> ShapeTrace:
+    """The trace proper, with every module of the model locked (``guard``): meta, or a fallback."""
+    model = view.root
+    if is_script_module(model):
+        where = script_device(view, requested)
+        _check_real_device(view, where)
+        return run_script(view, spec, where, dtype=dtype, train=train, observers=observers)
+    return _routed(view, spec, requested, dtype=dtype, train=train, observers=observers, grad=grad)
 
 
 def _routed(
@@ -246,6 +262,20 @@ def _run(
     observers: Sequence[Observer] = (),
     grad: bool = False,
 ) -> ShapeTrace:
+    with exclusive(view.modules):
+        return _run_locked(view, spec, where, dtype=dtype, train=train, observers=observers, grad=grad)
+
+
+def _run_locked(
+    view: ModelView,
+    spec: InputSpec,
+    where: torch.device,
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer] = (),
+    grad: bool = False,
+) -> ShapeTrace:
     target, lazy = _target(view, where)
     model = view.root
     args, kwargs = materialize(spec, where, dtype, view.modules)
@@ -262,7 +292,7 @@ def _run(
             target.root.train(train)
         recorder.attach()
         try:
-            with torch.enable_grad() if grad else torch.no_grad():
+            with recorder.active(), torch.enable_grad() if grad else torch.no_grad():
                 output = target.root(*args, **kwargs)
         except Exception as exc:  # the model's failure, explained by the caller
             context = FailureContext(
