@@ -11,16 +11,23 @@ models run side by side. Re-entrant: a forward that traces one of its own
 submodules already holds that lock in its thread.
 
 The locks live in a weak dictionary: a model that is dropped takes its locks with it.
+
+``recursion_room`` makes the depth a trace can reach torch's, not ours: hooks cost
+Python frames per level of nesting, so the recursion limit is raised for a trace.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from types import FrameType
 
 from torch import nn
+
+from ..errors import TraceError
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _REGISTRY = threading.Lock()
@@ -41,3 +48,77 @@ def exclusive(modules: tuple[nn.Module, ...]) -> Iterator[None]:
         for module in sorted(modules, key=id):
             stack.enter_context(_lock(module))
         yield
+
+
+#: Python frames torch's own ``Module.__call__`` costs per level of nesting (measured on
+#: torch 2.13: ``__call__``, ``_wrapped_call_impl``, ``_call_impl``, ``forward``).
+TORCH_FRAMES_PER_LEVEL = 4
+#: What a trace may cost per level on top of that: hooks make torch take its slow call
+#: path (a frame more), and our own walks (deepcopy of a lazy model) recurse too.
+TRACE_FRAMES_PER_LEVEL = 12
+_HEADROOM = 200
+_LIMITS = threading.Lock()
+_RAISED: list[int] = []
+
+
+def tree_depth(root: nn.Module) -> int:
+    """How deep ``root``'s modules nest (1: no children), walked without recursion."""
+    deepest, stack, seen = 0, [(root, 1)], {id(root)}
+    while stack:
+        module, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for child in module._modules.values():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                stack.append((child, depth + 1))
+    return deepest
+
+
+def _round_up(n: int) -> int:
+    return -(-n // 1000) * 1000
+
+
+def _stack_depth() -> int:
+    frame: FrameType | None = sys._getframe(1)
+    depth = 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+@contextmanager
+def recursion_room(root: nn.Module, name: str) -> Iterator[None]:
+    """Give the trace the Python stack torch's own forward would have, plus what hooks cost.
+
+    Python's recursion limit is the user's choice; a model that plain torch runs under
+    it must trace under it too, so the limit is raised for the trace (with headroom, for
+    every thread tracing, and put back after the last). A model too deep for torch's
+    own forward is refused in words, before any walk of the tree recurses.
+    """
+    depth = tree_depth(root)
+    limit = _RAISED[0] if _RAISED else sys.getrecursionlimit()
+    used = _stack_depth()
+    if used + depth * TORCH_FRAMES_PER_LEVEL + 20 > limit:
+        raise TraceError(
+            f"cannot trace {name}: its modules nest {depth} deep, and torch's own forward costs "
+            f"{TORCH_FRAMES_PER_LEVEL} Python frames per level, past Python's recursion limit "
+            f"({limit}); torch cannot run it either. Flatten the nesting, or raise the limit first "
+            f"(sys.setrecursionlimit({_round_up(used + depth * TRACE_FRAMES_PER_LEVEL + _HEADROOM)}))"
+        )
+    needed = used + depth * TRACE_FRAMES_PER_LEVEL + _HEADROOM
+    if needed <= limit:
+        yield
+        return
+    with _LIMITS:
+        if not _RAISED:
+            _RAISED.append(sys.getrecursionlimit())
+        _RAISED.append(needed)
+        sys.setrecursionlimit(max(_RAISED))
+    try:
+        yield
+    finally:
+        with _LIMITS:
+            _RAISED.remove(needed)
+            sys.setrecursionlimit(max(_RAISED))
+            if len(_RAISED) == 1:
+                _RAISED.clear()

@@ -43,7 +43,7 @@ from .devices import (
 )
 from .failure import FailureContext
 from .functional import FunctionalOps
-from .guard import exclusive
+from .guard import exclusive, recursion_room
 from .inputs import InputSpec, materialize, parse_inputs
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
@@ -104,21 +104,41 @@ def run(
     requested = parse_device(device)
     unwrapped = unwrap(given)
     model = unwrapped.module
-    in_dtype = parse_dtype(dtype) or model_dtype(model)
-    view = ModelView.of(model)
+    with recursion_room(model, type_name(model)):
+        in_dtype = parse_dtype(dtype) or model_dtype(model)
+        view = ModelView.of(model)
+        return _traced(
+            view, spec, requested, unwrapped.note, dtype=in_dtype, train=train, observers=observers, grad=grad
+        )
+
+
+def _traced(
+    view: ModelView,
+    spec: InputSpec,
+    requested: torch.device | Literal["auto"],
+    wrapper: str | None,
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer],
+    grad: bool,
+) -> ShapeTrace:
+    """Run with the model's modules locked; explain what no shape explains."""
+    model = view.root
+    in_dtype = dtype
     try:
         with exclusive(view.modules):
             result = _locked_run(
                 view, spec, requested, dtype=in_dtype, train=train, observers=observers, grad=grad
             )
     except ForwardFailed as failed:
-        failed.wrapper = failed.wrapper or unwrapped.note
+        failed.wrapper = failed.wrapper or wrapper
         error = untraceable(failed, type_name(model), partial_trace(failed))
         if error is not None:
             raise error from failed.context.exc
         raise
-    if unwrapped.note:
-        result.wrapper = "; ".join(n for n in (unwrapped.note, result.wrapper) if n)
+    if wrapper:
+        result.wrapper = "; ".join(n for n in (wrapper, result.wrapper) if n)
     return result
 
 
