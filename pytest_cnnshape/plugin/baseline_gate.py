@@ -89,6 +89,8 @@ class Outcome:
     #: How many baseline files tests compared with (after conflicts are left out).
     used: int = 0
     problems: list[str] = field(default_factory=list)
+    #: How many files were to be written when Ctrl-C stopped the writing (0: it was not).
+    interrupted: int = 0
 
 
 class BaselineGate:
@@ -115,8 +117,15 @@ class BaselineGate:
         texts = self._texts()
         self.outcome.used = len(texts)
         if self.settings.update or self.settings.project.update_missing:
-            for file, text in sorted(texts.items()):
-                self._store(file, text)
+            try:
+                for file, text in sorted(texts.items()):
+                    self._store(file, text)
+            except KeyboardInterrupt:
+                # Ctrl-C while writing: each file is its old or its new whole self
+                # (write_atomic); say how far it got instead of a traceback from pytest.
+                self.outcome.interrupted = len(texts)
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+                return
         if session.exitstatus != pytest.ExitCode.INTERRUPTED:
             self._judge_unused()
         if self.outcome.problems and session.exitstatus == pytest.ExitCode.OK:
@@ -273,7 +282,18 @@ class BaselineGate:
                     False,
                 )
             )
-        if out.wrote:
+        if out.interrupted:
+            done = sum(out.counts.values())
+            lines.append(
+                (
+                    f"cnnshape: interrupted while writing shape baselines: {out.counts[WRITTEN]} written, "
+                    f"{out.counts[UPDATED]} updated, {out.counts[UNCHANGED]} unchanged, "
+                    f"{out.interrupted - done} of {out.interrupted} not reached; each file is its old or "
+                    f"its new version, whole; run {UPDATE} again to finish",
+                    True,
+                )
+            )
+        elif out.wrote:
             counts = ", ".join(f"{n} {state}" for state, n in out.counts.items())
             lines.append((f"cnnshape: shape baselines: {counts}", False))
         if out.failed:
