@@ -167,3 +167,49 @@ input = "1x3x8x8"
             "'__main__':)",
         ]
     )
+
+
+def test_inputs_too_big_and_models_too_deep_are_one_line_in_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_edges="""
+        import pytest
+        import torch.nn as nn
+
+        class Item(nn.Module):
+            def forward(self, x):
+                return x * x.sum().item()
+
+        def deep():
+            model = nn.ReLU()
+            for _ in range(1000):
+                model = nn.Sequential(model)
+            return model
+
+        @pytest.mark.cnn_model(nn.ReLU, input="99999999999x99999999999")
+        def test_huge(cnn_trace): pass
+
+        @pytest.mark.cnn_model(Item, input="100000x3x4096x4096")
+        def test_memory(cnn_trace): pass
+
+        @pytest.mark.cnn_model(deep, input="1x3")
+        def test_deep(cnn_trace): pass
+
+        def test_fixture(cnn_shapes):
+            cnn_shapes.trace(Item(), "100000x3x4096x4096")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, errors=3)
+    _no_crash(result)
+    result.stdout.fnmatch_lines_random(
+        [
+            "@pytest.mark.cnn_model: input '99999999999x99999999999' has 1e+22 elements, more than a tensor "
+            "can hold (at most 2**63 - 1); use a smaller input",
+            "Item: a real forward on cpu needs 20,132,659,200,000 bytes (18,750.0 GiB) for the input alone, "
+            "more than the * GiB this machine has free; trace on device='meta' (no memory; a model meta "
+            "cannot run needs a smaller input)",
+            "deep: cannot trace Sequential: its modules nest 1001 deep, and torch's own forward costs 4 "
+            "Python frames per level, past Python's recursion limit (1000); torch cannot run it either.*",
+            "TraceError: a real forward on cpu needs 20,132,659,200,000 bytes*",
+        ]
+    )
