@@ -22,7 +22,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from types import FrameType
 
 from torch import nn
@@ -34,20 +34,28 @@ _REGISTRY = threading.Lock()
 
 
 def _lock(module: nn.Module) -> threading.RLock:
-    with _REGISTRY:
-        lock = _LOCKS.get(module)
-        if lock is None:
-            lock = _LOCKS[module] = threading.RLock()
-        return lock
+    lock = _LOCKS.get(module)  # a plain read: only creating a lock needs the registry's
+    if lock is None:
+        with _REGISTRY:
+            lock = _LOCKS.get(module)
+            if lock is None:
+                lock = _LOCKS[module] = threading.RLock()
+    return lock
 
 
 @contextmanager
 def exclusive(modules: tuple[nn.Module, ...]) -> Iterator[None]:
     """Hold the lock of every module in ``modules`` (in ``id`` order: no lock-order deadlock)."""
-    with ExitStack() as stack:
-        for module in sorted(modules, key=id):
-            stack.enter_context(_lock(module))
+    locks = [_lock(m) for m in sorted(modules, key=id)]
+    taken = 0
+    try:
+        for lock in locks:
+            lock.acquire()
+            taken += 1
         yield
+    finally:
+        for lock in reversed(locks[:taken]):
+            lock.release()
 
 
 #: Python frames torch's own ``Module.__call__`` costs per level of nesting (measured on

@@ -123,14 +123,10 @@ def _traced(
     observers: Sequence[Observer],
     grad: bool,
 ) -> ShapeTrace:
-    """Run with the model's modules locked; explain what no shape explains."""
+    """Run the trace; explain what no shape explains."""
     model = view.root
-    in_dtype = dtype
     try:
-        with exclusive(view.modules):
-            result = _locked_run(
-                view, spec, requested, dtype=in_dtype, train=train, observers=observers, grad=grad
-            )
+        result = _dispatch(view, spec, requested, dtype=dtype, train=train, observers=observers, grad=grad)
     except ForwardFailed as failed:
         failed.wrapper = failed.wrapper or wrapper
         error = untraceable(failed, type_name(model), partial_trace(failed))
@@ -142,7 +138,7 @@ def _traced(
     return result
 
 
-def _locked_run(
+def _dispatch(
     view: ModelView,
     spec: InputSpec,
     requested: torch.device | Literal["auto"],
@@ -152,12 +148,13 @@ def _locked_run(
     observers: Sequence[Observer],
     grad: bool,
 ) -> ShapeTrace:
-    """The trace proper, with every module of the model locked (``guard``): meta, or a fallback."""
+    """The trace proper: meta, or a fallback; each forward with the model's modules locked (``guard``)."""
     model = view.root
     if is_script_module(model):
         where = script_device(view, requested)
         _check_real_device(view, where)
-        return run_script(view, spec, where, dtype=dtype, train=train, observers=observers)
+        with exclusive(view.modules):
+            return run_script(view, spec, where, dtype=dtype, train=train, observers=observers)
     return _routed(view, spec, requested, dtype=dtype, train=train, observers=observers, grad=grad)
 
 
