@@ -116,18 +116,25 @@ class BaselineGate:
         """Write accepted baselines, judge unused ones; conflicts and write errors fail the run."""
         texts = self._texts()
         self.outcome.used = len(texts)
-        if self.settings.update or self.settings.project.update_missing:
-            try:
+        writing = True
+        try:
+            if self.settings.update or self.settings.project.update_missing:
                 for file, text in sorted(texts.items()):
                     self._store(file, text)
-            except KeyboardInterrupt:
-                # Ctrl-C while writing: each file is its old or its new whole self
-                # (write_atomic); say how far it got instead of a traceback from pytest.
+            writing = False
+            if session.exitstatus != pytest.ExitCode.INTERRUPTED:
+                self._judge_unused()
+        except KeyboardInterrupt:
+            # Ctrl-C here: each file is its old or its new whole self (write_atomic), each
+            # deletion done or not; say how far it got instead of a traceback from pytest.
+            if writing:
                 self.outcome.interrupted = len(texts)
-                session.exitstatus = pytest.ExitCode.INTERRUPTED
-                return
-        if session.exitstatus != pytest.ExitCode.INTERRUPTED:
-            self._judge_unused()
+            else:
+                self.outcome.problems.append(
+                    f"interrupted while judging unused baselines ({len(self.outcome.pruned)} deleted)"
+                )
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            return
         if self.outcome.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -136,6 +136,10 @@ class CnnShapeSession:
         for target in self.settings.reports:
             try:
                 write_atomic(target, self.render_file(target))
+            except KeyboardInterrupt:  # Ctrl-C: one line, not pytest's traceback
+                self.problems.append(f"interrupted: the report {target} was not written")
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+                return
             except OSError as exc:
                 self.problems.append(f"could not write the report {target}: {exc}")
                 session.exitstatus = (

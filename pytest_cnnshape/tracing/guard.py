@@ -23,6 +23,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from types import FrameType
 
 from torch import nn
@@ -66,20 +67,23 @@ TORCH_FRAMES_PER_LEVEL = 4
 TRACE_FRAMES_PER_LEVEL = 12
 _HEADROOM = 200
 _LIMITS = threading.Lock()
+#: ``id`` of the roots whose trace this context is inside (``guarded``).
+_HELD: ContextVar[frozenset[int]] = ContextVar("cnnshape_guarded", default=frozenset())
 _RAISED: list[int] = []
 
 
-def tree_depth(root: nn.Module) -> int:
-    """How deep ``root``'s modules nest (1: no children), walked without recursion."""
-    deepest, stack, seen = 0, [(root, 1)], {id(root)}
+def walk(root: nn.Module) -> tuple[int, list[nn.Module]]:
+    """How deep ``root``'s modules nest (1: no children), and each module once; no recursion."""
+    deepest, stack, seen, modules = 0, [(root, 1)], {id(root)}, [root]
     while stack:
         module, depth = stack.pop()
         deepest = max(deepest, depth)
         for child in module._modules.values():
             if child is not None and id(child) not in seen:
                 seen.add(id(child))
+                modules.append(child)
                 stack.append((child, depth + 1))
-    return deepest
+    return deepest, modules
 
 
 def _round_up(n: int) -> int:
@@ -95,7 +99,28 @@ def _stack_depth() -> int:
 
 
 @contextmanager
-def recursion_room(root: nn.Module, name: str) -> Iterator[None]:
+def guarded(root: nn.Module, name: str) -> Iterator[None]:
+    """The whole of a trace of ``root``: the stack it needs (``recursion_room``), its modules locked.
+
+    Planning (which device, are the weights on meta?) and diagnosing a failure read
+    the model too, so the lock spans them, not just the forward. Entered once per
+    root and context: a nested ``guarded`` of the same root costs nothing.
+    """
+    held = _HELD.get()
+    if id(root) in held:
+        yield
+        return
+    depth, modules = walk(root)
+    with recursion_room(depth, name), exclusive(tuple(modules)):
+        token = _HELD.set(held | {id(root)})
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+
+
+@contextmanager
+def recursion_room(depth: int, name: str) -> Iterator[None]:
     """Give the trace the Python stack torch's own forward would have, plus what hooks cost.
 
     Python's recursion limit is the user's choice; a model that plain torch runs under
@@ -103,7 +128,6 @@ def recursion_room(root: nn.Module, name: str) -> Iterator[None]:
     every thread tracing, and put back after the last). A model too deep for torch's
     own forward is refused in words, before any walk of the tree recurses.
     """
-    depth = tree_depth(root)
     limit = _RAISED[0] if _RAISED else sys.getrecursionlimit()
     used = _stack_depth()
     if used + depth * TORCH_FRAMES_PER_LEVEL + 20 > limit:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import torch
@@ -43,7 +43,7 @@ from .devices import (
 )
 from .failure import FailureContext
 from .functional import FunctionalOps
-from .guard import exclusive, recursion_room
+from .guard import exclusive, guarded
 from .inputs import InputSpec, materialize, parse_inputs
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
@@ -104,12 +104,20 @@ def run(
     requested = parse_device(device)
     unwrapped = unwrap(given)
     model = unwrapped.module
-    with recursion_room(model, type_name(model)):
+    with guarded(model, type_name(model)):
         in_dtype = parse_dtype(dtype) or model_dtype(model)
         view = ModelView.of(model)
         return _traced(
             view, spec, requested, unwrapped.note, dtype=in_dtype, train=train, observers=observers, grad=grad
         )
+
+
+def holding(model: Any) -> AbstractContextManager[None]:
+    """Hold ``model`` for a whole trace and its diagnosis (``guard.guarded``); a no-op for a non-module."""
+    if not isinstance(model, nn.Module):
+        return nullcontext()  # run() says what is wrong with it
+    module = unwrap(model).module
+    return guarded(module, type_name(module))
 
 
 def _traced(

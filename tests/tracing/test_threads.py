@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_cnnshape import trace
+from pytest_cnnshape import ShapeMismatchError, trace
 from pytest_cnnshape.tracing.records import ShapeTrace
 
 THREADS = 6
@@ -141,3 +141,24 @@ def test_a_trace_inside_a_forward_records_into_its_own_trace_only(device: str) -
         ("1", (1, 4, 6, 6)),
     ]
     assert not any(p.is_meta for p in model.parameters())
+
+
+def test_threads_diagnosing_one_broken_model_all_get_the_same_diagnosis() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(100, 10))
+    with pytest.raises(ShapeMismatchError) as first:
+        trace(model, (1, 3, 8, 8))
+    weights = list(model.parameters())
+
+    def work(i: int) -> Any:
+        try:
+            trace(model, (1, 3, 8, 8), device="meta" if i % 2 else "cpu")
+        except ShapeMismatchError as err:
+            return err.layer, err.fix, [r.name for r in err.trace.layers]
+        return None
+
+    results, errors = _hammer(work)
+    assert errors == []
+    expected = (first.value.layer, first.value.fix, [r.name for r in first.value.trace.layers])
+    assert expected[0] == "2" and expected[1]
+    assert all(out == expected for _, out in results)
+    assert list(model.parameters()) == weights and not any(p.is_meta for p in weights)
