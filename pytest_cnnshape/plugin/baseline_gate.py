@@ -91,6 +91,8 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     #: How many files were to be written when Ctrl-C stopped the writing (0: it was not).
     interrupted: int = 0
+    #: The run was interrupted (Ctrl-C) before the session's end.
+    stopped: bool = False
 
 
 class BaselineGate:
@@ -111,11 +113,14 @@ class BaselineGate:
         self.files_passed = files_passed
         self.deselected = deselected
         self.outcome = Outcome()
+        #: Each file a write was attempted for (path, text, what it counts as), for ``_recount``.
+        self._attempted: list[tuple[Path, str, str]] = []
 
     def finish(self, session: pytest.Session) -> None:
         """Write accepted baselines, judge unused ones; conflicts and write errors fail the run."""
         texts = self._texts()
         self.outcome.used = len(texts)
+        self.outcome.stopped = session.exitstatus == pytest.ExitCode.INTERRUPTED
         writing = True
         try:
             if self.settings.update or self.settings.project.update_missing:
@@ -128,6 +133,7 @@ class BaselineGate:
             # Ctrl-C here: each file is its old or its new whole self (write_atomic), each
             # deletion done or not; say how far it got instead of a traceback from pytest.
             if writing:
+                self._recount()
                 self.outcome.interrupted = len(texts)
             else:
                 self.outcome.problems.append(
@@ -182,15 +188,28 @@ class BaselineGate:
         if stored is not None and not self.settings.update:
             return
         state = WRITTEN if stored is None else UNCHANGED if stored == text else UPDATED
+        self._attempted.append((path, text, state))
         if state != UNCHANGED:
             try:
                 write_atomic(path, text)
             except OSError as exc:
                 self.outcome.problems.append(f"could not write the baseline {file}: {exc}")
                 return
-        self._clean(p for p in leftover_writes(path.parent) if p.name.startswith(f".{path.name}."))
         self.outcome.counts[state] += 1
         self.outcome.wrote = True
+        self._clean(p for p in leftover_writes(path.parent) if p.name.startswith(f".{path.name}."))
+
+    def _recount(self) -> None:
+        """After Ctrl-C: count from the files themselves (the interrupt may fall between a
+        rename and its count)."""
+        counts = dict.fromkeys(self.outcome.counts, 0)
+        for path, text, state in self._attempted:
+            try:
+                landed = state == UNCHANGED or path.read_text(encoding="utf-8") == text
+            except (OSError, UnicodeDecodeError):
+                landed = False
+            counts[state] += landed
+        self.outcome.counts = counts
 
     def _clean(self, leftovers: Iterable[Path]) -> None:
         """Remove temporary files of killed writes (update runs only; listed otherwise)."""
@@ -280,7 +299,7 @@ class BaselineGate:
         """The terminal summary's lines, each with whether it is an error."""
         out = self.outcome
         lines = [(f"cnnshape: {p}", True) for p in out.problems]
-        if self.settings.update and not out.used and not out.problems:
+        if self.settings.update and not out.used and not out.problems and not out.stopped:
             lines.append(
                 (
                     "cnnshape: --cnn-shapes-update: no test compared a model with a shape baseline "
