@@ -321,7 +321,10 @@ class BaselineGate:
             )
         elif out.wrote:
             counts = ", ".join(f"{n} {state}" for state, n in out.counts.items())
-            lines.append((f"cnnshape: shape baselines: {counts}", False))
+            stopped = (
+                " (the run was interrupted: tests that did not run wrote nothing)" if out.stopped else ""
+            )
+            lines.append((f"cnnshape: shape baselines: {counts}{stopped}", False))
         if out.failed:
             kinds: dict[str, int] = defaultdict(int)
             for _, use in out.failed:

@@ -161,3 +161,24 @@ def test_killed_updates_leave_every_baseline_old_or_new(
     pytester.runpytest("--cnn-shapes-update").assert_outcomes(passed=COUNT)
     assert _files(root) == new and _temps(root) == []
     print("kills (signal, exit code, files rewritten):", outcomes)
+
+
+def test_a_ctrl_c_during_the_tests_writes_the_baselines_of_those_that_ran(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = TESTS.format(width=4, count=5) + (
+        "\n\ndef test_zz_stop():\n    raise KeyboardInterrupt  # a Ctrl-C after the five models\n"
+        "\n\ndef test_zz_never(cnn_shapes):\n"
+        "    cnn_shapes.assert_baseline(nn.ReLU(), (1, 3), name='never')\n"
+    )
+    make_project(pytester, monkeypatch, "", {"test_models.py": source})
+    result = pytester.runpytest_subprocess("--cnn-shapes-update")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "cnnshape: shape baselines: 5 written, 0 updated, 0 unchanged (the run was interrupted: tests "
+            "that did not run wrote nothing)"
+        ]
+    )
+    assert len(_files(pytester.path)) == 5
+    assert not re.search(r'File ".*pytest_cnnshape', result.stdout.str())
