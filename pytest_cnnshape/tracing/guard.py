@@ -4,11 +4,14 @@ A trace changes the model while its forward runs: training flags, on meta every
 parameter and buffer swapped for a twin, hooks on every module. Two threads
 tracing one model at once would see each other's twins and hooks (and could put
 meta tensors back as the user's weights). So every module a trace touches is
-locked for the forward: each has its own re-entrant lock, taken in one global
-order (by ``id``), so two traces that share any module (the same model, or a
-model and one of its parts) run one after the other while traces of unrelated
-models run side by side. Re-entrant: a forward that traces one of its own
-submodules already holds that lock in its thread.
+locked from planning to diagnosis (``guarded``), and again for each forward
+(``exclusive``: the probes of contracts and size searches): each module has its
+own re-entrant lock, taken in one global order (by ``id``), so two traces that
+share any module (the same model, or a model and one of its parts) run one after
+the other while traces of unrelated models run side by side. Re-entrant: a
+forward that traces one of its own submodules already holds that lock in its
+thread. (A forward that starts another thread to trace its own submodule and waits
+for it would wait forever; nothing in a model needs that.)
 
 The locks live in a weak dictionary: a model that is dropped takes its locks with it.
 
@@ -128,7 +131,8 @@ def recursion_room(depth: int, name: str) -> Iterator[None]:
     every thread tracing, and put back after the last). A model too deep for torch's
     own forward is refused in words, before any walk of the tree recurses.
     """
-    limit = _RAISED[0] if _RAISED else sys.getrecursionlimit()
+    with _LIMITS:
+        limit = _RAISED[0] if _RAISED else sys.getrecursionlimit()  # the user's, not one we raised
     used = _stack_depth()
     if used + depth * TORCH_FRAMES_PER_LEVEL + 20 > limit:
         raise TraceError(
