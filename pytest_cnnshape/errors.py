@@ -45,6 +45,10 @@ class SpecError(UsageError, ValueError):
     """A shape, input or model spec that cannot be understood; says how to write it."""
 
 
+class SizeLimitError(SpecError):
+    """An input larger than any tensor can be: the shape is understood, only too big."""
+
+
 class ConfigError(UsageError, ValueError):
     """A setting (pyproject, marker, command line) with a wrong key or value."""
 

@@ -71,15 +71,46 @@ def resolve(text: str, rootpath: Path) -> Path:
     return rootpath / text
 
 
+#: The start of every baseline file ``serializer.dumps`` writes (sorted keys: ``compare`` first).
+_HEAD = '{\n  "compare": "'
+#: ``write_atomic``'s temporary file for ``<name>.json``: ``.<name>.json.<mkstemp's 8 characters>.tmp``.
+_TEMP = re.compile(r"\.(?P<target>[A-Za-z0-9._-]+\.json)\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
+
+
 def stored_files(folder: Path) -> list[Path]:
-    """Baseline files directly in ``folder``, and temporary files a killed write left there."""
+    """Files directly in ``folder`` that look like baselines (``*.json``), ours or not."""
     if not folder.is_dir():
         return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and (p.suffix == SUFFIX or (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)))
-    )
+    return sorted(p for p in folder.iterdir() if p.suffix == SUFFIX and p.is_file())
+
+
+def leftover_writes(folder: Path) -> list[Path]:
+    """Temporary files a killed baseline write left in ``folder``: our name pattern, our text.
+
+    A SIGKILL between ``mkstemp`` and the rename leaves one behind; it is never a
+    baseline, and nothing but our own write makes a file of that name holding the
+    start of a baseline (or nothing, when killed before the first byte).
+    """
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not _TEMP.fullmatch(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(len(_HEAD)).decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        if _HEAD.startswith(head):
+            found.append(path)
+    return found
+
+
+def outside(path: Path, project: Path) -> Path | None:
+    """Where ``path`` really is, when symlinks lead it out of ``project``; None when inside."""
+    real = path.resolve()
+    return None if real.is_relative_to(project.resolve()) else real
 
 
 def remove_empty_folders(path: Path, dir_name: str) -> None:

@@ -25,6 +25,7 @@ BaselineFileError, which the caller turns into advice naming the file.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ from .snapshot import LAYERS, OUTPUT, Row, Snapshot
 SCHEMA = "pytest-cnnshape/baseline"
 #: The format this version writes and reads; bump it when the layout changes.
 FORMAT = 1
+#: Nesting no baseline comes near (an output structure nests a few levels): deeper is
+#: damage or not ours, refused before the parser recurses into it.
+MAX_DEPTH = 100
+#: Digits of the largest integer a baseline holds (parameter counts, shape sizes).
+MAX_DIGITS = 30
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _compact(value: Any) -> str:
@@ -119,18 +127,65 @@ def from_data(data: Any) -> Snapshot:
     )
 
 
-def loads(text: str) -> Snapshot:
-    """Parse a baseline file's text."""
+def _depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, strings left out: linear, no recursion."""
+    deepest = depth = 0
+    for match in _BRACKETS.finditer(_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_DIGITS:
+        raise BaselineFileError(
+            f"holds an integer of {len(digits.lstrip('-'))} digits (a baseline's have at most "
+            f"{MAX_DIGITS}): it is damaged or not a baseline"
+        )
+    return int(digits)
+
+
+def parse(text: str) -> Any:
+    """The JSON data of a baseline file's text, bounded: no deep nesting, no huge numbers."""
     if not text.strip():
         raise BaselineFileError("is empty")
+    if (depth := _depth(text)) > MAX_DEPTH:
+        raise BaselineFileError(
+            f"nests {depth} levels deep (a baseline nests at most {MAX_DEPTH}): it is damaged or not "
+            "a baseline"
+        )
     try:
-        data = json.loads(text)
+        return json.loads(text, parse_int=_integer)
     except json.JSONDecodeError as exc:
         raise BaselineFileError(
             f"is not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno}): it is "
             "truncated or damaged"
         ) from None
-    return from_data(data)
+    except (RecursionError, ValueError) as exc:  # the parser's own limits, whatever slipped past ours
+        raise BaselineFileError(f"cannot be parsed ({exc}): it is damaged or not a baseline") from None
+
+
+def loads(text: str) -> Snapshot:
+    """Parse a baseline file's text."""
+    return from_data(parse(text))
+
+
+def is_ours(path: Path) -> bool:
+    """Whether ``path`` holds a baseline this version writes: our schema, our format version.
+
+    What prune may delete: anything else in a baseline folder (hand-written JSON,
+    another tool's file, a damaged file) is not provably ours and stays.
+    """
+    try:
+        data = parse(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, BaselineFileError):
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("schema") == SCHEMA
+        and type(data.get("version")) is int
+        and data["version"] == FORMAT
+    )
 
 
 def read(path: Path) -> Snapshot | None:

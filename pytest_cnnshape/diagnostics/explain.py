@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ForwardFailed, ShapeMismatchError
-from ..tracing.tracer import partial_trace, run
+from ..tracing.tracer import holding, partial_trace, run
 from . import diagnose
 
 if TYPE_CHECKING:
@@ -85,10 +85,11 @@ def watched(
 ) -> ShapeTrace:
     """``trace`` with observers of the module calls (inspection's data flow, FLOPs, memory);
     ``grad=True`` records autograd's graph as a training forward does."""
-    try:
-        return run(model, inputs, device=device, dtype=dtype, train=train, observers=observers, grad=grad)
-    except ForwardFailed as failed:
-        raise explain(failed) from failed.context.exc
+    with holding(model):  # the diagnosis reads the model too: no other thread's trace meanwhile
+        try:
+            return run(model, inputs, device=device, dtype=dtype, train=train, observers=observers, grad=grad)
+        except ForwardFailed as failed:
+            raise explain(failed) from failed.context.exc
 
 
 def explain(failed: ForwardFailed) -> ShapeMismatchError:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import ArgumentError, ArgumentTypeError, TraceError
 from ..tracing.devices import model_device, model_dtype
+from ..tracing.guard import exclusive
 from ..tracing.inputs import materialize, parse_inputs
 from ..tracing.modelview import ModelView
 from ..tracing.state import preserved
@@ -46,7 +47,7 @@ def torchinfo_summary(model: nn.Module, inputs: Any, *, depth: int = 3, **option
         )
     view = ModelView.of(model)
     args, kwargs = materialize(parse_inputs(inputs), home, model_dtype(model), view.modules)
-    with preserved(view, real_run=True, train=False):
+    with exclusive(view.modules), preserved(view, real_run=True, train=False):
         return torchinfo.summary(
             model,
             input_data=list(args),

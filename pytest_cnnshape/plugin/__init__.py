@@ -40,12 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
         pyproject = str(settings.project.path)
         if not any(Path(pyproject).is_relative_to(Path(arg).resolve()) for arg in config.args):
             config.args.append(pyproject)
-    if not hasattr(config, "workerinput"):  # xdist workers send; the controller reports
-        from .session import CnnShapeSession
+    from .session import CnnShapeSession, CollectionWatch
 
+    if not hasattr(config, "workerinput"):  # xdist workers send; the controller reports
         session = CnnShapeSession(config, settings)
         config.stash[SESSION_KEY] = session
         config.pluginmanager.register(session, "cnnshape-session")
+    config.pluginmanager.register(CollectionWatch(config), "cnnshape-collection")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -9,7 +9,10 @@ recorded their use on their model entries; at the end of the session this object
 - with ``--cnn-shapes-update`` writes missing files and rewrites changed or
   unreadable ones, atomically; with ``update_missing`` writes only missing ones;
 - lists baseline files no test used, on runs that ran everything, and with
-  ``--cnn-shapes-prune`` deletes them;
+  ``--cnn-shapes-prune`` deletes them: only files that are provably ours (our
+  schema and format version) and really inside the project (symlinks resolved);
+  any other file in a baseline folder is listed and left alone;
+- removes the temporary files a killed write left behind, on update runs;
 - prints counts and GitHub annotations in the terminal summary.
 
 Failures go through ``session.exitstatus``; nothing raises from the summary.
@@ -18,6 +21,7 @@ Failures go through ``session.exitstatus``; nothing raises from the summary.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +34,8 @@ from ..baseline.location import (
     declared_folder,
     display,
     file_name,
+    leftover_writes,
+    outside,
     remove_empty_folders,
     resolve,
     safe_name,
@@ -49,7 +55,7 @@ WRITTEN, UPDATED, UNCHANGED = "written", "updated", "unchanged"
 PRUNE = f"{UPDATE} --cnn-shapes-prune"
 
 
-def narrowing(config: pytest.Config, deselected: bool) -> str | None:
+def narrowing(config: pytest.Config, deselected: str | None) -> str | None:
     """What kept this run from running every test (None: nothing did)."""
     for option, flag in (
         ("keyword", "-k"),
@@ -62,7 +68,7 @@ def narrowing(config: pytest.Config, deselected: bool) -> str | None:
             return flag
     if any("::" in str(arg) for arg in config.args):
         return "node ids"
-    return "deselected tests" if deselected else None
+    return deselected
 
 
 @dataclass
@@ -74,10 +80,19 @@ class Outcome:
     failed: list[tuple[ModelEntry, BaselineUse]] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    #: Files in baseline folders prune may not delete, each with the reason.
+    kept: list[str] = field(default_factory=list)
+    #: Temporary files of killed writes: listed, or removed (``cleaned``) on update runs.
+    leftovers: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
     not_judged: str | None = None
     #: How many baseline files tests compared with (after conflicts are left out).
     used: int = 0
     problems: list[str] = field(default_factory=list)
+    #: How many files were to be written when Ctrl-C stopped the writing (0: it was not).
+    interrupted: int = 0
+    #: The run was interrupted (Ctrl-C) before the session's end.
+    stopped: bool = False
 
 
 class BaselineGate:
@@ -89,7 +104,7 @@ class BaselineGate:
         settings: Settings,
         models: SessionModels,
         files_passed: dict[str, bool],
-        deselected: bool,
+        deselected: str | None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -98,16 +113,34 @@ class BaselineGate:
         self.files_passed = files_passed
         self.deselected = deselected
         self.outcome = Outcome()
+        #: Each file a write was attempted for (path, text, what it counts as), for ``_recount``.
+        self._attempted: list[tuple[Path, str, str]] = []
 
     def finish(self, session: pytest.Session) -> None:
         """Write accepted baselines, judge unused ones; conflicts and write errors fail the run."""
         texts = self._texts()
         self.outcome.used = len(texts)
-        if self.settings.update or self.settings.project.update_missing:
-            for file, text in sorted(texts.items()):
-                self._store(file, text)
-        if session.exitstatus != pytest.ExitCode.INTERRUPTED:
-            self._judge_unused()
+        self.outcome.stopped = session.exitstatus == pytest.ExitCode.INTERRUPTED
+        writing = True
+        try:
+            if self.settings.update or self.settings.project.update_missing:
+                for file, text in sorted(texts.items()):
+                    self._store(file, text)
+            writing = False
+            if session.exitstatus != pytest.ExitCode.INTERRUPTED:
+                self._judge_unused()
+        except KeyboardInterrupt:
+            # Ctrl-C here: each file is its old or its new whole self (write_atomic), each
+            # deletion done or not; say how far it got instead of a traceback from pytest.
+            if writing:
+                self._recount()
+                self.outcome.interrupted = len(texts)
+            else:
+                self.outcome.problems.append(
+                    f"interrupted while judging unused baselines ({len(self.outcome.pruned)} deleted)"
+                )
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            return
         if self.outcome.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -155,6 +188,7 @@ class BaselineGate:
         if stored is not None and not self.settings.update:
             return
         state = WRITTEN if stored is None else UNCHANGED if stored == text else UPDATED
+        self._attempted.append((path, text, state))
         if state != UNCHANGED:
             try:
                 write_atomic(path, text)
@@ -163,6 +197,39 @@ class BaselineGate:
                 return
         self.outcome.counts[state] += 1
         self.outcome.wrote = True
+        self._clean(p for p in leftover_writes(path.parent) if p.name.startswith(f".{path.name}."))
+
+    def _recount(self) -> None:
+        """After Ctrl-C: count from the files themselves (the interrupt may fall between a
+        rename and its count)."""
+        counts = dict.fromkeys(self.outcome.counts, 0)
+        for path, text, state in self._attempted:
+            try:
+                landed = state == UNCHANGED or path.read_text(encoding="utf-8") == text
+            except (OSError, UnicodeDecodeError):
+                landed = False
+            counts[state] += landed
+        self.outcome.counts = counts
+
+    def _clean(self, leftovers: Iterable[Path]) -> None:
+        """Remove temporary files of killed writes (update runs only; listed otherwise)."""
+        rootpath = self.settings.rootpath
+        for path in leftovers:
+            shown = display(path, rootpath)
+            if outside(path, rootpath) is not None or shown in (
+                *self.outcome.leftovers,
+                *self.outcome.cleaned,
+            ):
+                continue
+            if not self.settings.update:
+                self.outcome.leftovers.append(shown)
+                continue
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                self.outcome.leftovers.append(shown)
+            else:
+                self.outcome.cleaned.append(shown)
 
     def _candidates(self) -> list[Path]:
         """Baseline files this run would have used: declared ones, and those of test files run whole."""
@@ -201,7 +268,21 @@ class BaselineGate:
             return
         rootpath = self.settings.rootpath
         used = {resolve(use.file, rootpath) for e in self.models.entries if (use := use_in(e.extras))}
-        unused = [p for p in self._candidates() if p not in used]
+        candidates = self._candidates()
+        self._clean(sorted({t for folder in {p.parent for p in candidates} for t in leftover_writes(folder)}))
+        unused = []
+        for path in (p for p in candidates if p not in used):
+            if (real := outside(path, rootpath)) is not None:
+                self.outcome.kept.append(
+                    f"{display(path, rootpath)}: a symlink leads it out of the project (to {real})"
+                )
+            elif not serializer.is_ours(path):
+                self.outcome.kept.append(
+                    f'{display(path, rootpath)}: not a pytest-cnnshape baseline (no "schema": '
+                    f'"{serializer.SCHEMA}", "version": {serializer.FORMAT})'
+                )
+            else:
+                unused.append(path)
         self.outcome.unused = [display(p, rootpath) for p in unused]
         if not self.settings.prune:
             return
@@ -218,7 +299,7 @@ class BaselineGate:
         """The terminal summary's lines, each with whether it is an error."""
         out = self.outcome
         lines = [(f"cnnshape: {p}", True) for p in out.problems]
-        if self.settings.update and not out.used and not out.problems:
+        if self.settings.update and not out.used and not out.problems and not out.stopped:
             lines.append(
                 (
                     "cnnshape: --cnn-shapes-update: no test compared a model with a shape baseline "
@@ -227,9 +308,23 @@ class BaselineGate:
                     False,
                 )
             )
-        if out.wrote:
+        if out.interrupted:
+            done = sum(out.counts.values())
+            lines.append(
+                (
+                    f"cnnshape: interrupted while writing shape baselines: {out.counts[WRITTEN]} written, "
+                    f"{out.counts[UPDATED]} updated, {out.counts[UNCHANGED]} unchanged, "
+                    f"{out.interrupted - done} of {out.interrupted} not reached; each file is its old or "
+                    f"its new version, whole; run {UPDATE} again to finish",
+                    True,
+                )
+            )
+        elif out.wrote:
             counts = ", ".join(f"{n} {state}" for state, n in out.counts.items())
-            lines.append((f"cnnshape: shape baselines: {counts}", False))
+            stopped = (
+                " (the run was interrupted: tests that did not run wrote nothing)" if out.stopped else ""
+            )
+            lines.append((f"cnnshape: shape baselines: {counts}{stopped}", False))
         if out.failed:
             kinds: dict[str, int] = defaultdict(int)
             for _, use in out.failed:
@@ -253,6 +348,29 @@ class BaselineGate:
                 )
             )
             lines += [(f"  {p}", False) for p in out.unused]
+        if out.kept:
+            lines.append(
+                (
+                    f"cnnshape: {len(out.kept)} file(s) in shape baseline folders that no test used and "
+                    "that --cnn-shapes-prune leaves alone (delete them by hand if unwanted):",
+                    False,
+                )
+            )
+            lines += [(f"  {k}", False) for k in out.kept]
+        if out.cleaned:
+            lines.append(
+                (f"cnnshape: removed {len(out.cleaned)} temporary file(s) an interrupted write left:", False)
+            )
+            lines += [(f"  {p}", False) for p in out.cleaned]
+        if out.leftovers:
+            lines.append(
+                (
+                    f"cnnshape: {len(out.leftovers)} temporary file(s) an interrupted baseline write left "
+                    f"(removed by {UPDATE}):",
+                    False,
+                )
+            )
+            lines += [(f"  {p}", False) for p in out.leftovers]
         if self.settings.prune and out.not_judged:
             lines.append(
                 (

@@ -175,6 +175,11 @@ def load_project(path: Path | None) -> ProjectConfig:
             document = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); TOML "
+            "files must be UTF-8: re-save it with that encoding"
+        ) from None
     table = document.get("tool", {}).get("cnnshape")
     if table is None:
         return ProjectConfig(path=path)

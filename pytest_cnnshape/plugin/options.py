@@ -207,10 +207,16 @@ def report_path(config: pytest.Config, project: ProjectConfig | None, text: str,
         base = config.invocation_params.dir if given or project is None else project.root
         path = base / path
     if path.suffix.lower() not in REPORT_SUFFIXES:
-        raise pytest.UsageError(
-            f"--cnn-shapes-report={text}: the file must end in .json, .md or .html, e.g. "
-            "--cnn-shapes-report=cnnshape.html"
-        )
+        where = f"--cnn-shapes-report={text}" if given else f'[tool.cnnshape] report = "{text}"'
+        name = Path(text).name
+        if not path.suffix and name.lower() in REPORT_SUFFIXES:
+            read = f"the file name {name!r} is all extension: a hidden file with no extension"
+        elif not path.suffix:
+            read = f"the file name {name!r} has no extension"
+        else:
+            read = f"the file name {name!r} ends in {path.suffix!r}"
+        example = "--cnn-shapes-report=cnnshape.html" if given else 'report = "cnnshape.html"'
+        raise pytest.UsageError(f"{where}: {read}; it must end in .json, .md or .html, e.g. {example}")
     return path
 
 

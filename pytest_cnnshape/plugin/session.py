@@ -13,16 +13,57 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .keys import REPORT_ATTRIBUTE
+from .keys import REPORT_ATTRIBUTE, SESSION_KEY
 
 if TYPE_CHECKING:
     from .baseline_gate import BaselineGate
     from .options import Settings
     from .report.gather import SessionModels
+
+
+#: ``workeroutput`` key of what an xdist worker's collection left out.
+LEFT_OUT_KEY = "cnnshape_left_out"
+
+
+class CollectionWatch:
+    """Notices collected tests that do not run, whoever left them out, in every process.
+
+    ``pytest_deselected`` tells of ``-k``, ``-m`` and well-behaved plugins; a
+    ``pytest_collection_modifyitems`` that just drops items from the list tells
+    nobody, so the items collected are counted against the items that remain. A
+    test left out looks as if its baselines were unused: prune must not judge them.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.collected = 0
+        self.reason: str | None = None
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        """Count a collected test."""
+        self.collected += 1
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        """Note tests deselected by -k, -m or a plugin."""
+        if items:
+            self.reason = self.reason or "deselected tests"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Compare what was collected with what will run; tell the controller."""
+        if len(session.items) < self.collected:
+            self.reason = self.reason or "tests a pytest_collection_modifyitems hook left out"
+        if self.reason is None:
+            return
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[LEFT_OUT_KEY] = self.reason
+        elif (cnn := self.config.stash.get(SESSION_KEY, None)) is not None:
+            cnn.left_out(self.reason)
 
 
 class CnnShapeSession:
@@ -35,7 +76,8 @@ class CnnShapeSession:
         self.payloads: list[str] = []
         #: Test file (rootdir-relative, as in node ids) -> every test in it passed.
         self.files_passed: dict[str, bool] = {}
-        self.deselected = False
+        #: What left collected tests out of the run (None: nothing did).
+        self.deselected: str | None = None
         self.problems: list[str] = []
         self.gate: BaselineGate | None = None
         self._models: SessionModels | None = None
@@ -52,10 +94,16 @@ class CnnShapeSession:
                 self._models.add(decode(payload))
         return self._models
 
-    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+    def left_out(self, reason: str) -> None:
         """Note that tests were left out: unused baselines are not judged on such a run."""
-        if items:
-            self.deselected = True
+        self.deselected = self.deselected or reason
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """Take what an xdist worker's collection left out (its ``CollectionWatch``)."""
+        reason = getattr(node, "workeroutput", {}).get(LEFT_OUT_KEY)
+        if reason:
+            self.left_out(reason)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Take the model entries a test's report carries (from any worker); note pass/fail per file."""
@@ -88,6 +136,10 @@ class CnnShapeSession:
         for target in self.settings.reports:
             try:
                 write_atomic(target, self.render_file(target))
+            except KeyboardInterrupt:  # Ctrl-C: one line, not pytest's traceback
+                self.problems.append(f"interrupted: the report {target} was not written")
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+                return
             except OSError as exc:
                 self.problems.append(f"could not write the report {target}: {exc}")
                 session.exitstatus = (

@@ -23,6 +23,7 @@ take none.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from enum import Enum
 from types import EllipsisType
 from typing import Any, Literal
 
-from ..errors import SpecError, unknown
+from ..errors import SizeLimitError, SpecError, unknown
 from .tree import Shape
 
 DimKind = Literal["int", "name", "expr", "any", "rest"]
@@ -79,6 +80,10 @@ CONVENTIONAL_NAMES: dict[int, tuple[str, ...]] = {
 }
 
 _ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+
+
+#: The most elements a tensor can have: torch counts them (and their bytes) in an int64.
+MAX_ELEMENTS = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,13 @@ class ShapeSpec:
                     f"{what} {self.text!r}: dimension {d.text!r} comes out as {size}; "
                     "every size must be a positive integer"
                 )
-        return tuple(s for s in sizes if isinstance(s, int))
+        shape = tuple(s for s in sizes if isinstance(s, int))
+        if (count := math.prod(shape)) > MAX_ELEMENTS:
+            raise SizeLimitError(
+                f"{what} {self.text!r} has {count:.3g} elements, more than a tensor can hold "
+                "(at most 2**63 - 1); use a smaller input"
+            )
+        return shape
 
     def bind(
         self, shape: Sequence[int], bindings: Mapping[str, int] | None = None, what: str = "input"

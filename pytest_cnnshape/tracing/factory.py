@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 EXAMPLE = "write it like 'mypkg.models:Net', 'models/net.py:Net' or 'mypkg.models:Net(width=2)'"
 MODEL_SEED = 0
+#: What follows the ``:`` of a spec: a dotted Python name, then optionally one argument list.
+_NAME_AND_CALL = re.compile(r"(?P<attr>[^\W\d]\w*(?:\.[^\W\d]\w*)*)\s*(?P<call>\(.*\))?\s*", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -48,21 +51,24 @@ def parse_factory(text: str, kwargs: Mapping[str, Any] | None = None) -> Factory
     if not isinstance(text, str) or not text.strip():
         raise SpecError(f"model factory {text!r} is empty; {EXAMPLE}")
     text = text.strip()
-    call = ""
-    if text.endswith(")") and "(" in text:
-        cut = text.index("(", text.rfind(":") if ":" in text else 0)
-        text, call = text[:cut], text[cut:]
-    target, sep, attr = text.rpartition(":")
-    if not sep or not target or not attr:
-        raise SpecError(f"model factory {text + call!r} has no ':Name' part; {EXAMPLE}")
-    if not all(part.isidentifier() for part in attr.split(".")):
-        raise SpecError(f"model factory {text + call!r}: {attr!r} is not a Python name; {EXAMPLE}")
+    # the last ':' followed by a name (and its arguments): colons inside the arguments
+    # (name="a:b") or a Windows drive (C:\\models\\net.py) are not the separator
+    for cut in reversed([i for i, c in enumerate(text) if c == ":"]):
+        found = _NAME_AND_CALL.fullmatch(text, cut + 1)
+        if found and text[:cut].strip():
+            break
+    else:
+        target, sep, attr = text.partition("(")[0].rpartition(":")
+        if not sep or not target or not attr:
+            raise SpecError(f"model factory {text!r} has no ':Name' part; {EXAMPLE}")
+        raise SpecError(f"model factory {text!r}: {attr.strip()!r} is not a Python name; {EXAMPLE}")
+    target, attr, call = text[:cut].strip(), found["attr"], found["call"] or ""
     args: tuple[Any, ...] = ()
     written: dict[str, Any] = {}
     if call:
-        args, written = _parse_call(attr + call, text + call)
+        args, written = _parse_call(attr + call, text)
     written.update(kwargs or {})
-    return FactorySpec(target, attr, args, written, text + call)
+    return FactorySpec(target, attr, args, written, text)
 
 
 def _parse_call(code: str, text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -72,6 +78,13 @@ def _parse_call(code: str, text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         raise SpecError(f"model factory {text!r}: cannot read the arguments; {EXAMPLE}") from None
     if not isinstance(node, ast.Call):
         raise SpecError(f"model factory {text!r}: cannot read the arguments; {EXAMPLE}")
+    if isinstance(node.func, ast.Call):
+        raise SpecError(
+            f"model factory {text!r} has more than one argument list; put every argument in one, "
+            "e.g. 'net.py:Net(width=4, depth=2)'"
+        )
+    if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args):
+        raise SpecError(f"model factory {text!r}: write each argument out (no * or **); {EXAMPLE}")
     try:
         args = tuple(ast.literal_eval(a) for a in node.args)
         kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
@@ -133,6 +146,12 @@ def load_factory(spec: FactorySpec, root: Path | None = None) -> Callable[..., A
             f"model factory {spec.text!r}: cannot import {spec.target!r} ({exc}); run from the "
             "project root, or name the file: 'path/to/file.py:Name'"
         ) from exc
+    except SystemExit as exc:
+        raise FactoryError(
+            f"model factory {spec.text!r}: importing {spec.target!r} called sys.exit({exc.code!r}); "
+            "a module that defines models must not exit when imported (put script code under "
+            "if __name__ == '__main__':)"
+        ) from None
     except Exception as exc:
         raise FactoryError(
             f"model factory {spec.text!r}: importing {spec.target!r} raised {type(exc).__name__}: {exc}"
@@ -180,6 +199,10 @@ def build_model(
             torch.manual_seed(seed)
         try:
             model = fn(*args, **call_kwargs)
+        except SystemExit as exc:
+            raise FactoryError(
+                f"model factory {label!r} called sys.exit({exc.code!r}) instead of returning a model"
+            ) from None
         except Exception as exc:
             raise FactoryError(f"model factory {label!r} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, nn.Module):

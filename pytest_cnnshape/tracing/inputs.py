@@ -18,12 +18,14 @@ list of ints, a dict of strings, any other object), is wrapped in ``Arg``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SpecError
+from ..errors import SizeLimitError, SpecError, TraceError
 from ..shapes.spec import EXAMPLE, is_shape_text, looks_like_shape, parse_concrete_input
 from ..shapes.tree import Shape, ShapeTree, first_shape, shape_tree
 
@@ -226,6 +228,8 @@ def _torch_dtype(name: str | None) -> torch.dtype | None:
 def _shape_leaf(value: Any, where: str) -> ShapeLeaf:
     try:
         shape, dtype = parse_concrete_input(value, where)
+    except SizeLimitError:
+        raise
     except SpecError as exc:
         if isinstance(value, str):
             raise SpecError(
@@ -304,6 +308,72 @@ def index_bound(modules: Iterable[nn.Module]) -> int | None:
     return min(known) if known else None
 
 
+def _leaves(value: Any) -> Iterator[ShapeLeaf]:
+    if isinstance(value, ShapeLeaf):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _leaves(v)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _leaves(v)
+
+
+#: The most bytes a tensor can address: torch computes its storage size in an int64.
+MAX_BYTES = 2**63 - 1
+
+
+#: Inputs smaller than this fit anywhere: their CPU traces skip reading the free memory.
+SMALL = 64 * 2**20
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can have on this machine (Linux: MemAvailable), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_size(spec: InputSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Refuse inputs no tensor can hold, and, for a real CPU run, inputs this machine cannot hold.
+
+    Checked before a single byte is allocated: torch would otherwise fail deep in its
+    allocator (a C++ message) or try for terabytes.
+    """
+    total = 0
+    for leaf in _leaves((spec.args, spec.kwargs)):
+        kind = leaf.dtype or dtype
+        size = math.prod(leaf.shape) * kind.itemsize
+        text = "x".join(map(str, leaf.shape))
+        if size > MAX_BYTES:
+            raise SizeLimitError(
+                f"input {text} of {str(kind).removeprefix('torch.')} needs {size:.3g} bytes, more "
+                "than a tensor can address (2**63 - 1); use a smaller input"
+            )
+        total += size
+    if device.type != "cpu" or total < SMALL:
+        return
+    free = available_memory()
+    if free is not None and total > free:
+        raise TraceError(
+            f"a real forward on cpu needs {total:,} bytes ({_gib(total)}) for the input alone, "
+            f"more than the {_gib(free)} this machine has free; trace on device='meta' "
+            "(no memory; a model meta cannot run needs a smaller input)"
+        )
+
+
 def materialize(
     spec: InputSpec, device: torch.device, dtype: torch.dtype, modules: Sequence[nn.Module] = ()
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -311,9 +381,11 @@ def materialize(
 
     Integer tensors made from shapes hold values below ``index_bound(modules)`` (the
     model's modules; looked up only when a real run needs one), zeros without one.
+    The sizes are checked first (``check_size``).
     """
     import torch
 
+    check_size(spec, device, dtype)
     meta = device.type == "meta"
     generator = None if meta else torch.Generator(device=device).manual_seed(INPUT_SEED)
     bounds: list[int | None] = []

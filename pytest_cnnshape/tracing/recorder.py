@@ -10,6 +10,11 @@ Whatever else wants to watch a forward (inspection's data flow and FLOP counts)
 registers an ``Observer`` instead of hooks of its own, so there is one call stack
 and every observer sees the calls in the order the records have them.
 
+Each recorder counts only the calls made while it is the active one of its
+thread (a context variable): a trace run in another thread, or one started from
+inside a forward (re-entrant: ``trace(self.block, ...)`` in ``forward``), has
+its own recorder, and the hooks of the other see none of its calls.
+
 The modules of a ``torch.nn.utils.parametrize`` parametrization (spectral_norm,
 weight_norm, orthogonal) compute a weight, not the data flow: they are not
 hooked, and the layer they belong to counts as a leaf.
@@ -17,7 +22,9 @@ hooked, and the layer they belong to counts as a leaf.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +35,9 @@ from ..shapes.tree import shape_tree
 from .modelview import ModelView
 from .params import subtree_counts
 from .records import LayerRecord
+
+#: The recorder whose forward is running in this thread (and context), if any.
+_ACTIVE: ContextVar[Recorder | None] = ContextVar("cnnshape_recorder", default=None)
 
 
 @dataclass(slots=True)
@@ -106,6 +116,15 @@ class Recorder:
             self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
 
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Make this recorder the one that records, in this thread, for the body."""
+        token = _ACTIVE.set(self)
+        try:
+            yield
+        finally:
+            _ACTIVE.reset(token)
+
     def detach(self) -> None:
         """Remove every hook this recorder added; user hooks stay."""
         for handle in self._handles:
@@ -113,6 +132,8 @@ class Recorder:
         self._handles.clear()
 
     def _pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if _ACTIVE.get() is not self:
+            return  # another trace's call: another thread, or a trace inside a forward
         key = id(module)
         call = self.calls.get(key, 0)
         self.calls[key] = call + 1
@@ -134,6 +155,8 @@ class Recorder:
             observer.entered(running)
 
     def _post(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        if _ACTIVE.get() is not self:
+            return
         stack = self.stack
         # Calls above ours whose hook never ran raised inside a try/except of the
         # forward; they stay unfinished.

@@ -8,7 +8,10 @@ values of every buffer a real forward may write (running stats and
 ``num_batches_tracked`` of normalisation layers in training mode, any buffer of a
 user module or of a module with hooks: copied, they are small), and every
 attribute or registry entry a forward rebinds, adds or deletes (``self.cache =
-y``, ``self.count = self.count + 1`` on a buffer). Parameters are never copied
+y``, ``self.count = self.count + 1`` on a buffer), and the contents of the plain
+lists, dicts and sets in a module's ``__dict__`` (``self.history.append(x)``,
+``self.stats["calls"] += 1``: shallow copies, put back in place, so the user's
+container is the same object with the same items). Parameters are never copied
 (that would cost the model's size on every trace); one changed in place by a real
 forward is reported.
 
@@ -104,15 +107,34 @@ def _same(current: dict[str, Any], saved: dict[str, Any]) -> bool:
     return current.keys() == saved.keys() and all(map(operator.is_, current.values(), saved.values()))
 
 
-class _Attributes:
-    """A module's own attributes (beyond nn.Module's standard ones) and its registries."""
+_CONTAINERS = (list, dict, set)
 
-    __slots__ = ("module", "own", "saved")
+
+def _put_back(container: Any, saved: Any) -> None:
+    """Make ``container`` hold ``saved``'s items again, in place (it stays the same object)."""
+    if type(container) is list:
+        if len(container) != len(saved) or not all(map(operator.is_, container, saved)):
+            container[:] = saved
+    elif type(container) is dict:
+        if not _same(container, saved):
+            container.clear()
+            container.update(saved)
+    elif len(container) != len(saved) or not container.issuperset(saved):
+        container.clear()
+        container.update(saved)
+
+
+class _Attributes:
+    """A module's own attributes (beyond nn.Module's standard ones), its containers and registries."""
+
+    __slots__ = ("contents", "module", "own", "saved")
 
     def __init__(self, module: nn.Module, base: frozenset[str]) -> None:
         d = vars(module)
         self.module = module
         self.own = {k: d[k] for k in d.keys() - base}
+        #: Shallow copies of the plain containers among them (exact types: no subclass tricks).
+        self.contents = [(v, v.copy()) for v in self.own.values() if type(v) in _CONTAINERS]
         self.saved: tuple[dict[str, Any], ...] = (
             module._parameters.copy(),
             module._buffers.copy(),
@@ -129,6 +151,8 @@ class _Attributes:
             for key in current.keys() - own.keys():
                 del d[key]
             d.update(own)
+        for container, saved in self.contents:
+            _put_back(container, saved)
         registries: tuple[dict[str, Any], ...] = (module._parameters, module._buffers, module._modules)
         for registry, saved in zip(registries, self.saved, strict=True):
             if not _same(registry, saved):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import torch
@@ -43,6 +43,7 @@ from .devices import (
 )
 from .failure import FailureContext
 from .functional import FunctionalOps
+from .guard import exclusive, guarded
 from .inputs import InputSpec, materialize, parse_inputs
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
@@ -103,26 +104,66 @@ def run(
     requested = parse_device(device)
     unwrapped = unwrap(given)
     model = unwrapped.module
-    in_dtype = parse_dtype(dtype) or model_dtype(model)
-    view = ModelView.of(model)
+    with guarded(model, type_name(model)):
+        in_dtype = parse_dtype(dtype) or model_dtype(model)
+        view = ModelView.of(model)
+        return _traced(
+            view, spec, requested, unwrapped.note, dtype=in_dtype, train=train, observers=observers, grad=grad
+        )
+
+
+def holding(model: Any) -> AbstractContextManager[None]:
+    """Hold ``model`` for a whole trace and its diagnosis (``guard.guarded``); a no-op for a non-module."""
+    if not isinstance(model, nn.Module):
+        return nullcontext()  # run() says what is wrong with it
+    module = unwrap(model).module
+    return guarded(module, type_name(module))
+
+
+def _traced(
+    view: ModelView,
+    spec: InputSpec,
+    requested: torch.device | Literal["auto"],
+    wrapper: str | None,
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer],
+    grad: bool,
+) -> ShapeTrace:
+    """Run the trace; explain what no shape explains."""
+    model = view.root
     try:
-        if is_script_module(model):
-            where = script_device(view, requested)
-            _check_real_device(view, where)
-            result = run_script(view, spec, where, dtype=in_dtype, train=train, observers=observers)
-        else:
-            result = _routed(
-                view, spec, requested, dtype=in_dtype, train=train, observers=observers, grad=grad
-            )
+        result = _dispatch(view, spec, requested, dtype=dtype, train=train, observers=observers, grad=grad)
     except ForwardFailed as failed:
-        failed.wrapper = failed.wrapper or unwrapped.note
+        failed.wrapper = failed.wrapper or wrapper
         error = untraceable(failed, type_name(model), partial_trace(failed))
         if error is not None:
             raise error from failed.context.exc
         raise
-    if unwrapped.note:
-        result.wrapper = "; ".join(n for n in (unwrapped.note, result.wrapper) if n)
+    if wrapper:
+        result.wrapper = "; ".join(n for n in (wrapper, result.wrapper) if n)
     return result
+
+
+def _dispatch(
+    view: ModelView,
+    spec: InputSpec,
+    requested: torch.device | Literal["auto"],
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer],
+    grad: bool,
+) -> ShapeTrace:
+    """The trace proper: meta, or a fallback; each forward with the model's modules locked (``guard``)."""
+    model = view.root
+    if is_script_module(model):
+        where = script_device(view, requested)
+        _check_real_device(view, where)
+        with exclusive(view.modules):
+            return run_script(view, spec, where, dtype=dtype, train=train, observers=observers)
+    return _routed(view, spec, requested, dtype=dtype, train=train, observers=observers, grad=grad)
 
 
 def _routed(
@@ -246,6 +287,20 @@ def _run(
     observers: Sequence[Observer] = (),
     grad: bool = False,
 ) -> ShapeTrace:
+    with exclusive(view.modules):
+        return _run_locked(view, spec, where, dtype=dtype, train=train, observers=observers, grad=grad)
+
+
+def _run_locked(
+    view: ModelView,
+    spec: InputSpec,
+    where: torch.device,
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    observers: Sequence[Observer] = (),
+    grad: bool = False,
+) -> ShapeTrace:
     target, lazy = _target(view, where)
     model = view.root
     args, kwargs = materialize(spec, where, dtype, view.modules)
@@ -262,7 +317,7 @@ def _run(
             target.root.train(train)
         recorder.attach()
         try:
-            with torch.enable_grad() if grad else torch.no_grad():
+            with recorder.active(), torch.enable_grad() if grad else torch.no_grad():
                 output = target.root(*args, **kwargs)
         except Exception as exc:  # the model's failure, explained by the caller
             context = FailureContext(

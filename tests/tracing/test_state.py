@@ -216,3 +216,37 @@ def test_the_in_place_warning_points_at_the_callers_line() -> None:
     with pytest.warns(RuntimeWarning, match=r"changed parameter\(s\) fc.weight in place") as caught:
         trace(ShrinksItsWeight(), (1, 4), device="cpu")
     assert caught[0].filename == __file__
+
+
+class Remembers(nn.Module):
+    """A forward that keeps a history in plain containers on ``self``."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.history: list[tuple[int, ...]] = [(0,)]
+        self.stats: dict[str, int] = {"calls": 0}
+        self.seen: set[int] = {1}
+        self.fail = fail
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.history.append(tuple(x.shape))
+        self.stats["calls"] += 1
+        self.stats["batch"] = x.shape[0]
+        self.seen.add(x.shape[0])
+        if self.fail:
+            x = x.flatten()
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+@pytest.mark.parametrize("fail", [False, True])
+def test_containers_a_forward_updates_are_put_back_in_place(device: str, fail: bool) -> None:
+    model = Remembers(fail)
+    history, stats, seen = model.history, model.stats, model.seen
+    for _ in range(3):
+        with contextlib.suppress(ShapeMismatchError):
+            trace(model, (3, 4), device=device)
+    assert model.history is history and history == [(0,)]
+    assert model.stats is stats and stats == {"calls": 0}
+    assert model.seen is seen and seen == {1}
