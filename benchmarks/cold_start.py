@@ -21,7 +21,6 @@ Nothing here asserts; the figures are printed with their targets.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile

@@ -105,7 +105,7 @@ class _ParameterUse:
         """Drop the names looked up so far (another module tree is about to run)."""
         self._names.clear()
 
-    def _note(self, param: nn.Parameter) -> None:
+    def _note(self, param: torch.Tensor) -> None:
         entry = self._names.get(id(param))
         if entry is None or entry[0] is not param:
             self._names.update(named_tensors(self.view, "_parameters"))
