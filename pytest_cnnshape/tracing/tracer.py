@@ -43,7 +43,7 @@ from .devices import (
 )
 from .failure import FailureContext
 from .functional import FunctionalOps
-from .guard import exclusive, guarded
+from .guard import exclusive, gc_paused, guarded
 from .inputs import InputSpec, materialize, parse_inputs
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
@@ -309,6 +309,7 @@ def _run_locked(
     on_meta = where.type == "meta"
     swap = on_meta and target is view
     with (
+        gc_paused() if on_meta else nullcontext(),  # a meta forward is short: no collection in it
         preserved(view, real_run=not on_meta, train=train),
         meta_weights(view) if swap else nullcontext(),
         trace_mode(meta=on_meta, watchers=watchers),
