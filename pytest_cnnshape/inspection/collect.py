@@ -39,6 +39,23 @@ def inspect_model(
     cannot inspect gets ``{"error": "..."}`` instead, so the report still shows the
     model and its shapes.
     """
+    from ..tracing.modelview import shared_views
+
+    try:
+        with shared_views():  # parameters, regularization and lint read one walk of the model
+            return _inspected(model, inputs, device, ignore, batch_dim, observation)
+    except Exception as exc:  # the report must not fail for an inspection
+        return _failed(exc)
+
+
+def _inspected(  # noqa: PLR0917  (inspect_model's arguments, passed on)
+    model: nn.Module,
+    inputs: Any,
+    device: str | torch.device,
+    ignore: tuple[str, ...],
+    batch_dim: int,
+    observation: Observation | None,
+) -> dict[str, Any]:
     from ..tracing.tracer import check_model
     from .flops import flop_report
     from .lint import run_rules
@@ -46,30 +63,27 @@ def inspect_model(
     from .parameters import parameter_breakdown
     from .regularization import regularization
 
-    try:
-        model = check_model(model)  # unwrapped, so names match the trace's
-        if observation is None:
-            observation = observed_trace(
-                model, inputs, device=device, flops=True, parameter_use=_tracks_use(ignore)
-            )
-        regularized = regularization(model)
-        findings = run_rules(
-            model,
-            observation,
-            inputs=inputs,
-            ignore=ignore,
-            device=device,
-            batch_dim=batch_dim,
-            regularized=regularized,
+    model = check_model(model)  # unwrapped, so names match the trace's
+    if observation is None:
+        observation = observed_trace(
+            model, inputs, device=device, flops=True, parameter_use=_tracks_use(ignore)
         )
-        return {
-            "parameters": parameter_breakdown(model).to_dict(),
-            "regularization": regularized.to_dict(),
-            "flops": flop_report(observation).to_dict(),
-            "lint": findings.to_dict(),
-        }
-    except Exception as exc:  # the report must not fail for an inspection
-        return _failed(exc)
+    regularized = regularization(model)
+    findings = run_rules(
+        model,
+        observation,
+        inputs=inputs,
+        ignore=ignore,
+        device=device,
+        batch_dim=batch_dim,
+        regularized=regularized,
+    )
+    return {
+        "parameters": parameter_breakdown(model).to_dict(),
+        "regularization": regularized.to_dict(),
+        "flops": flop_report(observation).to_dict(),
+        "lint": findings.to_dict(),
+    }
 
 
 def _tracks_use(ignore: tuple[str, ...]) -> bool:
@@ -100,6 +114,7 @@ def report_trace(
     what ``trace`` raises.
     """
     from ..diagnostics.explain import trace
+    from ..tracing.modelview import shared_views
     from .observe import observed_trace
 
     if train:
@@ -111,15 +126,16 @@ def report_trace(
         except Exception as exc:  # the report must not fail for an inspection
             return result, _failed(exc)
     try:
-        observation = observed_trace(
-            model,
-            inputs,
-            device=device,
-            dtype=dtype,
-            flow=flow,
-            flops=True,
-            parameter_use=_tracks_use(ignore),
-        )
+        with shared_views():  # the observer and the tracer read one walk of the model
+            observation = observed_trace(
+                model,
+                inputs,
+                device=device,
+                dtype=dtype,
+                flow=flow,
+                flops=True,
+                parameter_use=_tracks_use(ignore),
+            )
     except Exception as exc:  # the model's failure (raised again below), or the observers'
         result = trace(model, inputs, device=device, dtype=dtype, flow=flow)  # raises the model's
         return result, _failed(exc)

@@ -163,7 +163,17 @@ class ParameterBreakdown:
 
 
 def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
-    return fields_dict(t, "shape", "aliases")
+    # written out: one per tensor, the bulk of a report's inspection data
+    return {
+        "name": t.name,
+        "shape": list(t.shape),
+        "numel": t.numel,
+        "trainable": t.trainable,
+        "dtype": t.dtype,
+        "bytes": t.bytes,
+        "aliases": list(t.aliases),
+        "materialized": t.materialized,
+    }
 
 
 def _shape_text(t: TensorInfo) -> str:
@@ -200,15 +210,26 @@ def tensor_names(view: ModelView, registry: str = "_parameters") -> dict[int, li
     return {key: names for key, (_, names) in named_tensors(view, registry).items()}
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
+
+
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
 def _info(tensor: torch.Tensor, names: list[str], trainable: bool) -> TensorInfo:
-    lazy = is_lazy(tensor)
+    # plain tensors and parameters are never lazy: skip the mixin check for them
+    lazy = type(tensor) not in (torch.Tensor, nn.Parameter) and is_lazy(tensor)
     numel = 0 if lazy else tensor.numel()
     return TensorInfo(
         name=names[0],
         shape=() if lazy else tuple(tensor.shape),
         numel=numel,
         trainable=trainable,
-        dtype=str(tensor.dtype).removeprefix("torch."),
+        dtype=_dtype_name(tensor.dtype),
         bytes=0 if lazy else numel * tensor.element_size(),
         aliases=tuple(names[1:]),
         materialized=not lazy,

@@ -10,6 +10,9 @@ cost small next to the forward itself (ResNet-50 has 161 parameter tensors in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +42,19 @@ class ModelView:
 
     @classmethod
     def of(cls, root: nn.Module) -> ModelView:
-        """Walk ``root`` once."""
+        """Walk ``root`` once (inside ``shared_views``: once for the whole block)."""
+        cache = _SHARED.get()
+        if cache is not None:
+            hit = cache.get(id(root))
+            if hit is not None and hit.root is root:
+                return hit
+        view = cls._walk(root)
+        if cache is not None:
+            cache[id(root)] = view
+        return view
+
+    @classmethod
+    def _walk(cls, root: nn.Module) -> ModelView:
         names: dict[int, str] = {}
         extra: dict[int, list[str]] = {}
         modules: list[nn.Module] = []
@@ -97,3 +112,18 @@ class ModelView:
     def name_of(self, module: nn.Module) -> str:
         """Qualified name of a module of this model (``"?"`` for a stranger)."""
         return self.names.get(id(module), "?")
+
+
+#: ``id(root) -> view`` while ``shared_views`` is active (None: every call walks).
+_SHARED: ContextVar[dict[int, ModelView] | None] = ContextVar("cnnshape_shared_views", default=None)
+
+
+@contextmanager
+def shared_views() -> Iterator[None]:
+    """One walk per model for the block: for steps that only read a model whose tree does
+    not change meanwhile (a report's trace and inspection), each of which asks for its view."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
