@@ -178,11 +178,21 @@ def _scalar_name(dtype: torch.dtype) -> str:
 
 
 def _linear(input: Any, weight: Any, bias: Any = None) -> None:
-    """Real devices refuse an input whose dtype differs from the weight's; meta does not."""
-    if _plain_meta(input) and _plain_meta(weight) and input.dtype != weight.dtype:
+    """Real devices refuse an input whose dtype differs from the weight's; meta does not.
+    Sizes that do not fit get the CPU's words, the ones users search for (meta's
+    Python kernel says "a and b must have same reduction dim")."""
+    if not (_plain_meta(input) and _plain_meta(weight)):
+        return
+    if input.dtype != weight.dtype:
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {_scalar_name(input.dtype)} "
             f"and {_scalar_name(weight.dtype)}"
+        )
+    if input.dim() >= 2 and weight.dim() == 2 and input.shape[-1] != weight.shape[1]:
+        rows = math.prod(input.shape[:-1])
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} and "
+            f"{weight.shape[1]}x{weight.shape[0]})"
         )
 
 
