@@ -142,6 +142,16 @@ def _conv_sides(
     return out
 
 
+def _conv_operands(input: Any, weight: Any, dims: int, groups: Any) -> bool | None:
+    """What every convolution checks first: float tensors of one dtype, the weight's rank,
+    the groups; whether the input is batched (None: torch judges the call)."""
+    if not (_float(input) and _float(weight)) or input.dtype != weight.dtype:
+        return None
+    if weight.dim() != dims + 2 or type(groups) is not int or groups < 1:
+        return None
+    return _batched(input, dims)
+
+
 def _conv(dims: int) -> Rule:
     """``conv{dims}d(input, weight, bias, stride, padding, dilation, groups)``."""
 
@@ -154,10 +164,8 @@ def _conv(dims: int) -> Rule:
         dilation: Any = 1,
         groups: Any = 1,
     ) -> Any:
-        if not (_float(input) and _float(weight)) or input.dtype != weight.dtype:
-            return None
-        batched = _batched(input, dims)
-        if batched is None or weight.dim() != dims + 2 or type(groups) is not int or groups < 1:
+        batched = _conv_operands(input, weight, dims, groups)
+        if batched is None:
             return None
         out_channels, group_channels, *kernel = weight.shape
         channels = input.shape[1 if batched else 0]
@@ -188,10 +196,8 @@ def _conv_transpose(dims: int) -> Rule:
         groups: Any = 1,
         dilation: Any = 1,
     ) -> Any:
-        if not (_float(input) and _float(weight)) or input.dtype != weight.dtype:
-            return None
-        batched = _batched(input, dims)
-        if batched is None or weight.dim() != dims + 2 or type(groups) is not int or groups < 1:
+        batched = _conv_operands(input, weight, dims, groups)
+        if batched is None:
             return None
         in_channels, group_out, *kernel = weight.shape
         if input.shape[1 if batched else 0] != in_channels or in_channels % groups:
