@@ -15,6 +15,7 @@ observer afresh, so what is kept describes the run the trace reports:
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -187,10 +188,16 @@ class _Observer:
 
 _SOFTMAX = frozenset({"softmax", "log_softmax"})
 _AXIS_MOVES = frozenset({"permute", "transpose", "movedim", "moveaxis", "swapaxes", "swapdims"})
+#: ``func -> its __name__`` once looked up (an op is seen hundreds of times per forward).
+_NAMES: dict[Any, str] = {}
 
 
 def _watch_op(observer: _Observer, func: Any, result: Any) -> None:
-    name = getattr(func, "__name__", "")
+    name = _NAMES.get(func)
+    if name is None:
+        name = getattr(func, "__name__", "")
+        with contextlib.suppress(TypeError):  # an unhashable callable: looked up each time
+            _NAMES[func] = name
     if name in _SOFTMAX and isinstance(result, torch.Tensor):
         observer.softmaxed = {id(result): (result, name)}  # only the latest one matters
     elif name in _AXIS_MOVES:

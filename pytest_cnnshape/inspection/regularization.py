@@ -135,10 +135,15 @@ _NORM_SETTINGS = (
 
 def _settings(module: nn.Module) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    own = module.__dict__  # settings are plain attributes: no Module.__getattr__ misses
     for key in _NORM_SETTINGS:
-        if hasattr(module, key):
+        if key in own:
+            value = own[key]
+        elif hasattr(type(module), key):  # a property of a subclass
             value = getattr(module, key)
-            out[key] = list(value) if isinstance(value, tuple) else value
+        else:
+            continue
+        out[key] = list(value) if isinstance(value, tuple) else value
     if isinstance(module, nn.LayerNorm):
         out["bias"] = module.bias is not None
     return out

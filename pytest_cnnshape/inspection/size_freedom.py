@@ -142,16 +142,22 @@ class SizeFreedom:
                         self._free[id(t)] = t
         if isinstance(module, nn.Linear) and not (args and self.is_free(args[0])):
             self.linear_may_be_locked = True
+            self._free.clear()
 
     def is_free(self, value: Any) -> bool:
         return isinstance(value, torch.Tensor) and self._free.get(id(value)) is value
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         """Mark ``result`` free of the input size when the op cannot carry the size into it."""
+        if self.linear_may_be_locked:
+            return  # decided: the second trace will run
         if func in _ADAPTIVE:
             given = {"output_size": args[1]} if len(args) > 1 else kwargs
             free = _fixed_size(given.get("output_size"))
-        elif func in _RESHAPING or func in metamode.RULES or func in _SHAPE_PRESERVING:
+        elif func in _PROPAGATING:
+            first = args[0] if args else None
+            if isinstance(first, torch.Tensor) and not self.is_free(first):
+                return  # the common case: an op on the input's own maps
             tensors = _tensors((*args, *kwargs.values()))
             free = bool(tensors) and all(self.is_free(t) for t in tensors)
         else:
@@ -168,3 +174,6 @@ class SizeFreedom:
 #: The meta size rules' ops but interpolate, whose ``size=`` often comes from the input's
 #: own sides (a pyramid pooling upsampled back to the map).
 _SHAPE_PRESERVING = frozenset(f for f in metarules.RULES if f not in _ADAPTIVE and f is not F.interpolate)
+
+#: Every op whose result is free of the input size when all its tensors are.
+_PROPAGATING = _RESHAPING | frozenset(metamode.RULES) | _SHAPE_PRESERVING

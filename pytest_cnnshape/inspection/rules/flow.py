@@ -105,8 +105,10 @@ def dropout_after_conv(ctx: LintContext) -> Iterator[Finding]:
     leaves = ctx.leaves
     for index, drop in enumerate(leaves):
         module = drop.module
+        if not isinstance(module, (nn.Dropout, nn.AlphaDropout)):
+            continue
         shape = drop.input_shape
-        if not isinstance(module, (nn.Dropout, nn.AlphaDropout)) or shape is None or not 3 <= len(shape) <= 5:
+        if shape is None or not 3 <= len(shape) <= 5:
             continue
         conv = _reaches_conv(leaves, index, len(shape))
         if conv is None:

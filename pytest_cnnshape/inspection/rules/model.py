@@ -86,6 +86,11 @@ def unused_parameters(ctx: LintContext) -> Iterator[Finding]:
     called = {r.name for r in observation.trace.layers}
     called.update(alias for r in observation.trace.layers for alias in r.aliases)
     used = observation.used_parameters or frozenset()
+    holders = (m for m in view.modules if m._parameters)
+    if all(
+        view.names[id(m)] in called or not called.isdisjoint(view.aliases.get(id(m), ())) for m in holders
+    ):
+        return  # every module holding parameters was called: none can be unused
     names = tensor_names(view, "_parameters")
     dead = {key for key, found in names.items() if not any(_owner(n) in called or n in used for n in found)}
     if not dead:
