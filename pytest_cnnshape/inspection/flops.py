@@ -1,11 +1,11 @@
 """``count_flops(model, inputs)``: multiply-accumulates and FLOPs, per layer and in total.
 
-Counted by torch's own ``torch.utils.flop_counter.FlopCounterMode`` during a
-trace (on meta by default: no weights copied, no compute), not by formulas written
-here: it knows convolutions (grouped, dilated, transposed), matrix products and
-attention. It counts 2 FLOPs per multiply-accumulate and ignores element-wise work
-(BatchNorm, activations, pooling, additions), which is the convention of published
-figures such as ResNet-50's 4.1 GMACs at 224x224.
+Counted during a trace (on meta by default: no weights copied, no compute) by an
+op watcher with ``torch.utils.flop_counter``'s formulas (``flop_counting``), or by
+torch's ``FlopCounterMode`` itself for ops that hide matrix products inside one
+call (attention, recurrent layers). 2 FLOPs per multiply-accumulate; element-wise
+work (BatchNorm, activations, pooling, additions) counts nothing, the convention of
+published figures such as ResNet-50's 4.1 GMACs at 224x224.
 """
 
 from __future__ import annotations
@@ -121,9 +121,9 @@ def count_flops(model: nn.Module, inputs: Any, *, device: str | torch.device = "
     """Multiply-accumulates and FLOPs of one forward, per layer and in total.
 
     ``inputs`` as for ``trace``. ``.total_macs``, ``.total_flops``, ``.by_layer``
-    (qualified name -> LayerFlops with ``.macs``, ``.flops``, ``.calls``). Counted by
-    ``torch.utils.flop_counter.FlopCounterMode``; only matrix products,
-    convolutions and attention count (not BatchNorm, activations or pooling).
+    (qualified name -> LayerFlops with ``.macs``, ``.flops``, ``.calls``). Counted as
+    ``torch.utils.flop_counter`` counts: only matrix products, convolutions and
+    attention (not BatchNorm, activations or pooling).
     The model is left as it was; a failing forward raises ShapeMismatchError.
     """
     from .observe import observed_trace

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ..tracing.metarules import tensor_arguments
 from ..tracing.modelview import ModelView
 from ..tracing.recorder import RunningCall
 from ..tracing.records import ShapeTrace
@@ -93,14 +94,9 @@ class _ParameterUse:
         """An op was called with these arguments."""
         if not self.active:
             return
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, torch.Tensor):
-                if _is_parameter(value):
-                    self._note(value)
-            elif isinstance(value, (list, tuple)):
-                for item in value:
-                    if isinstance(item, torch.Tensor) and _is_parameter(item):
-                        self._note(item)
+        for tensor in tensor_arguments(args, kwargs):
+            if _is_parameter(tensor):
+                self._note(tensor)
 
     def forget(self) -> None:
         """Drop the names looked up so far (another module tree is about to run)."""

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tracing import metamode, metarules
+from ..tracing.metarules import tensor_arguments
 
 T = torch.Tensor
 
@@ -104,16 +105,6 @@ _RESHAPING = frozenset(
 )
 
 
-def _tensors(values: Any) -> list[torch.Tensor]:
-    found: list[torch.Tensor] = []
-    for v in values:
-        if isinstance(v, torch.Tensor):
-            found.append(v)
-        elif isinstance(v, (list, tuple)):
-            found.extend(t for t in v if isinstance(t, torch.Tensor))
-    return found
-
-
 def _fixed_size(output_size: Any) -> bool:
     if isinstance(output_size, (list, tuple)):
         return all(v is not None for v in output_size)
@@ -158,12 +149,12 @@ class SizeFreedom:
             first = args[0] if args else None
             if isinstance(first, torch.Tensor) and not self.is_free(first):
                 return  # the common case: an op on the input's own maps
-            tensors = _tensors((*args, *kwargs.values()))
+            tensors = tensor_arguments(args, kwargs)
             free = bool(tensors) and all(self.is_free(t) for t in tensors)
         else:
             free = False
         if free:
-            for t in _tensors(result if isinstance(result, tuple) else (result,)):
+            for t in tensor_arguments((result,), {}):
                 self._free[id(t)] = t
 
     def finished(self) -> None:

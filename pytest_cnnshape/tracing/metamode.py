@@ -46,20 +46,12 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from . import metarules
-from .metarules import Rule, empty_like
+from .metarules import Rule, empty_like, plain_meta
 from .saves import needs_graph, with_graph
 
 
-def _plain_meta(t: Any, dtype: torch.dtype | None = None) -> bool:
-    return (
-        (type(t) is torch.Tensor or type(t) is torch.nn.Parameter)
-        and t.is_meta
-        and (dtype is None or t.dtype == dtype)
-    )
-
-
 def _float_input(t: Any) -> bool:
-    return _plain_meta(t) and t.is_floating_point()
+    return plain_meta(t) and t.is_floating_point()
 
 
 def _contiguous_like(t: torch.Tensor) -> torch.Tensor:
@@ -69,7 +61,7 @@ def _contiguous_like(t: torch.Tensor) -> torch.Tensor:
 
 def _sized(values: tuple[Any, ...], numel: int, dtype: torch.dtype) -> bool:
     """Every given (non-None) tensor is a meta tensor of ``dtype`` with ``numel`` elements."""
-    return all(v is None or (_plain_meta(v, dtype) and v.numel() == numel) for v in values)
+    return all(v is None or (plain_meta(v, dtype) and v.numel() == numel) for v in values)
 
 
 def _batch_norm(  # noqa: PLR0917  (mirrors F.batch_norm, called positionally)
@@ -136,7 +128,7 @@ def _layer_norm(
     if not shape or len(shape) > input.dim() or tuple(input.shape[-len(shape) :]) != shape:
         return None
     for t in (weight, bias):
-        if t is not None and (not _plain_meta(t, input.dtype) or tuple(t.shape) != shape):
+        if t is not None and (not plain_meta(t, input.dtype) or tuple(t.shape) != shape):
             return None
     return _contiguous_like(input)
 
@@ -181,7 +173,7 @@ def _linear(input: Any, weight: Any, bias: Any = None) -> None:
     """Real devices refuse an input whose dtype differs from the weight's; meta does not.
     Sizes that do not fit get the CPU's words, the ones users search for (meta's
     Python kernel says "a and b must have same reduction dim")."""
-    if not (_plain_meta(input) and _plain_meta(weight)):
+    if not (plain_meta(input) and plain_meta(weight)):
         return
     if input.dtype != weight.dtype:
         raise RuntimeError(
@@ -200,7 +192,7 @@ def _conv_transpose(dims: int) -> Rule:
     """Real devices check a transposed conv's input channels and dtype; meta does not."""
 
     def rule(input: Any, weight: Any, *args: Any, **kwargs: Any) -> None:
-        if not (_plain_meta(input) and _plain_meta(weight)) or input.dim() not in (dims + 1, dims + 2):
+        if not (plain_meta(input) and plain_meta(weight)) or input.dim() not in (dims + 1, dims + 2):
             return
         batched = input if input.dim() == dims + 2 else input.unsqueeze(0)
         if batched.shape[1] != weight.shape[0]:
@@ -227,7 +219,7 @@ def _mixed_dtypes(input: Any, *params: Any) -> None:
         return
     for p in params:
         if (
-            _plain_meta(p)
+            plain_meta(p)
             and p.dtype != input.dtype
             and not (input.dtype in _REDUCED and p.dtype == torch.float32)
         ):

@@ -39,14 +39,30 @@ _INDICES = (torch.int64, torch.int32)
 _SCALARS = (bool, int, float)
 
 
-def _plain(t: Any) -> bool:
-    """A plain, contiguous meta tensor with no zero-sized dimension."""
+def plain_meta(t: Any, dtype: torch.dtype | None = None) -> bool:
+    """A meta tensor or parameter of no subclass (of ``dtype``, when given): one whose
+    ops torch's own kernels would run, with no ``__torch_function__`` of its own."""
     return (
         (type(t) is torch.Tensor or type(t) is torch.nn.Parameter)
         and t.is_meta
-        and t.numel() > 0
-        and t.is_contiguous()
+        and (dtype is None or t.dtype == dtype)
     )
+
+
+def _plain(t: Any) -> bool:
+    """A plain, contiguous meta tensor with no zero-sized dimension."""
+    return plain_meta(t) and t.numel() > 0 and t.is_contiguous()
+
+
+def tensor_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """The tensors among an op's arguments, those in a list or tuple (``torch.cat([a, b])``) too."""
+    found: list[torch.Tensor] = []
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple)):
+            found.extend(t for t in v if isinstance(t, torch.Tensor))
+    return found
 
 
 def _float(t: Any) -> bool:

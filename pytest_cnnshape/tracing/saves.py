@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .metarules import empty_like
+from .metarules import empty_like, tensor_arguments
 
 #: ``rule(out, *args, **kwargs)`` -> the tensors autograd saves (None entries allowed),
 #: or None when the rule does not know the call.
@@ -161,20 +161,9 @@ class Shortcut(torch.autograd.Function):
         raise RuntimeError("pytest-cnnshape's meta shortcuts cannot run backward; trace without them")
 
 
-def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
-    """The tensor arguments, those in a list or tuple (``torch.cat([a, b])``) too."""
-    found: list[torch.Tensor] = []
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, torch.Tensor):
-            found.append(v)
-        elif isinstance(v, (list, tuple)):
-            found.extend(t for t in v if isinstance(t, torch.Tensor))
-    return found
-
-
 def needs_graph(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Autograd would record this call: grad mode is on and a tensor argument requires grad."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in _tensors(args, kwargs))
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensor_arguments(args, kwargs))
 
 
 def with_graph(func: Any, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -191,4 +180,4 @@ def with_graph(func: Any, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any
         return None
     if saved is None:
         return None
-    return Shortcut.apply(_Answer(out, saved), *_tensors(args, kwargs))  # type: ignore[no-untyped-call]
+    return Shortcut.apply(_Answer(out, saved), *tensor_arguments(args, kwargs))  # type: ignore[no-untyped-call]

@@ -8,22 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.plugin.helpers import make_project
-
-TESTS = """
-import pytest
-from mymodels.nets import LeNet, Encoder
-
-@pytest.mark.cnn_model(LeNet, input="1x1x28x28", baseline=True)
-def test_lenet(cnn_trace):
-    pass
-
-def test_encoder(cnn_shapes):
-    cnn_shapes.assert_baseline(Encoder(), "1x3x32x32", name="encoder")
-"""
+from tests.plugin.test_baseline_files import ENCODER, LENET, TESTS
 
 FOLDER = "__cnnshapes__/test_models"
-LENET = f"{FOLDER}/LeNet-1x1x28x28.json"
-ENCODER = f"{FOLDER}/encoder-1x3x32x32.json"
 PRUNE = ("--cnn-shapes-update", "--cnn-shapes-prune")
 
 
