@@ -117,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .diagnostics.explain import trace
+    from .diagnostics.explain import traced
     from .errors import ShapeMismatchError
     from .tracing.factory import build_model
+    from .tracing.request import TraceRequest
 
     if not args.input:
         raise UsageError("--input is required, e.g. --input 1x3x32x32")
@@ -132,22 +133,21 @@ def _run(args: argparse.Namespace) -> int:
 
         print(torchinfo_summary(model, inputs, depth=args.depth if args.depth is not None else 3))
         return EXIT_OK
+    request = TraceRequest.of(model, inputs, device=args.device, dtype=args.dtype, train=args.train)
     try:
-        result = trace(
-            model, inputs, device=args.device, dtype=args.dtype, train=args.train, flow=bool(args.html)
-        )
+        result = traced(request, (), flow=bool(args.html))
     except ShapeMismatchError as err:
         if args.html:
-            _write_html(args, err.trace, model, inputs, diagnostic=err.diagnosis.render())
+            _write_html(args, err.trace, request, diagnostic=err.diagnosis.render())
         if args.json:
             payload = {"ok": False, "error": err.diagnosis.to_dict(), "trace": err.trace.to_dict()}
             print(json.dumps(payload, indent=2, sort_keys=True))
         else:
             print(f"ShapeMismatchError: {err}")
         return EXIT_FAILED
-    sections = _inspection(args, model, inputs)
+    sections = _inspection(args, request)
     if args.html:
-        _write_html(args, result, model, inputs)
+        _write_html(args, result, request)
     if args.json:
         payload = {"ok": True, "trace": result.to_dict()}
         if sections.data:
@@ -182,7 +182,7 @@ def _inputs(args: argparse.Namespace) -> Any:
     return parse_inputs(raw).typed(parse_dtype(args.dtype)).with_kwargs(kwargs, "--forward-kwarg")
 
 
-def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
+def _inspection(args: argparse.Namespace, request: Any) -> Any:
     """``--params``, ``--flops``, ``--lint`` (with ./pyproject.toml's lint settings)."""
     from pathlib import Path
 
@@ -201,30 +201,22 @@ def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
         ignore = (*project.lint_ignore, *check_rule_ids(args.lint_ignore, "--lint-ignore"))
         batch_dim = project.lint_batch_dim
     return inspection_sections(
-        model,
-        inputs,
-        **wanted,
-        optimizer=optimizer,
-        ignore=ignore,
-        device=args.device,
-        depth=args.depth,
-        batch_dim=batch_dim,
+        request, **wanted, optimizer=optimizer, ignore=ignore, depth=args.depth, batch_dim=batch_dim
     )
 
 
-def _write_html(
-    args: argparse.Namespace, result: Any, model: Any, inputs: Any, diagnostic: str | None = None
-) -> None:
+def _write_html(args: argparse.Namespace, result: Any, request: Any, diagnostic: str | None = None) -> None:
     """``--html PATH``: the picture, with MACs, lint findings and module settings."""
     from pathlib import Path
 
     from .inspection.settings import module_settings
 
+    model = request.model
     inspection = None
     if diagnostic is None:
         from .inspection.collect import inspect_model
 
-        inspection = inspect_model(model, inputs, device=args.device)
+        inspection = inspect_model(request.with_mode(False))
     target = Path(args.html)
     try:
         result.save_html(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
 
 __tracebackhide__ = True
 
@@ -171,16 +172,18 @@ def assert_shape_contract(
     from hypothesis import given
 
     from ..shapes.expected import compare_output, parse_expected
+    from ..tracing.inputs import InputSpec
     from ..tracing.records import ShapeTrace
-    from ..tracing.tracer import check_model, prober
+    from ..tracing.request import TraceRequest
+    from ..tracing.tracer import Prober
 
-    model = check_model(model)
     strategy = shape_strategy(shapes, dims, **strategy_options)
+    request = TraceRequest.of(model, InputSpec((), {}), device=device)  # inputs: each drawn shape
     expected_fn: Callable[[Shape], Any] | None = output if callable(output) else None
     expected = None if expected_fn is not None else parse_expected(output, "contract output")
     # The search only needs pass/fail: undiagnosed meta runs. The smallest failing
     # input is traced once more at the end, for the full diagnostic.
-    probe = prober(model) if str(device) in ("auto", "meta") else None
+    probe = Prober.of(request) if str(request.device) in ("auto", "meta") else None
 
     def expectation(shape: Shape) -> Any:
         return parse_expected(expected_fn(shape), "contract output") if expected_fn else expected
@@ -192,7 +195,7 @@ def assert_shape_contract(
             if not isinstance(result, ShapeTrace):
                 raise ContractViolation(shape, names)
         else:
-            result = _traced(model, shape, device, names)
+            result = _traced(request, shape, names)
         if compare_output(expectation(shape), result.output_shape, {**_bindings(shape), **names}):
             raise ContractViolation(shape, names)
 
@@ -204,15 +207,15 @@ def assert_shape_contract(
     try:
         run()
     except ContractViolation as violation:
-        raise _contract_error(model, output, violation, expectation(violation.shape), device) from None
+        raise _contract_error(request, output, violation, expectation(violation.shape)) from None
 
 
-def _traced(model: nn.Module, shape: Shape, device: str | torch.device, names: dict[str, int]) -> ShapeTrace:
-    from ..diagnostics.explain import trace
+def _traced(request: TraceRequest, shape: Shape, names: dict[str, int]) -> ShapeTrace:
+    from ..diagnostics.explain import traced
     from ..errors import ShapeMismatchError
 
     try:
-        return trace(model, shape, device=device)
+        return traced(request.with_inputs(shape), ())
     except ShapeMismatchError:
         raise ContractViolation(shape, names) from None
 
@@ -224,25 +227,27 @@ def _bindings(shape: Shape) -> dict[str, int]:
 
 
 def _contract_error(
-    model: nn.Module, output: Any, violation: ContractViolation, expected: Any, device: str | torch.device
+    request: TraceRequest, output: Any, violation: ContractViolation, expected: Any
 ) -> ShapeContractError:
     """Trace the smallest failing input again, fully diagnosed, for the message."""
-    from ..diagnostics.explain import trace
+    from ..diagnostics.explain import traced
     from ..errors import ShapeMismatchError
     from ..shapes.expected import compare_output
     from .assertions import output_failure_text
 
     shape = violation.shape
+    model = request.model
     cause: ShapeMismatchError | None = None
+    failing = request.with_inputs(shape)
     try:
-        result = trace(model, shape, device=device)
+        result = traced(failing, ())
     except ShapeMismatchError as err:
         cause = err
         text = f"ShapeMismatchError: {err}"
     else:
         bindings = {**_bindings(shape), **violation.names}
         text = output_failure_text(
-            result, compare_output(expected, result.output_shape, bindings), bindings, model
+            result, compare_output(expected, result.output_shape, bindings), bindings, failing
         )
     promise = output if isinstance(output, str) else getattr(output, "__name__", repr(output))
     lines = [

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ForwardFailed, ShapeMismatchError
+from ..tracing.request import TraceRequest
 from ..tracing.tracer import holding, partial_trace, run
 from . import diagnose
 
@@ -45,27 +46,19 @@ def trace(
 
     Raises ShapeMismatchError when the forward fails; the model is left as it was.
     """
-    return traced(model, inputs, (), device=device, dtype=dtype, train=train, flow=flow)
+    request = TraceRequest.of(model, inputs, device=device, dtype=dtype, train=train)
+    return traced(request, (), flow=flow)
 
 
-def traced(
-    model: nn.Module,
-    inputs: Any,
-    observers: Sequence[Observer],
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
-    flow: bool = False,
-) -> ShapeTrace:
-    """``trace`` with ``observers`` of its module calls, the data flow recorded with ``flow``."""
+def traced(request: TraceRequest, observers: Sequence[Observer], *, flow: bool = False) -> ShapeTrace:
+    """The request traced with ``observers`` of its module calls, the data flow recorded with ``flow``."""
     if not flow:
-        return watched(model, inputs, observers, device=device, dtype=dtype, train=train)
+        return watched(request, observers)
     from ..tracing.lineage import Lineage
 
     lineage = Lineage()
     try:
-        result = watched(model, inputs, (*observers, lineage), device=device, dtype=dtype, train=train)
+        result = watched(request, (*observers, lineage))
     except ShapeMismatchError as err:
         lineage.annotate(err.trace.layers)
         raise
@@ -73,21 +66,12 @@ def traced(
     return result
 
 
-def watched(
-    model: nn.Module,
-    inputs: Any,
-    observers: Sequence[Observer],
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
-    grad: bool = False,
-) -> ShapeTrace:
-    """``trace`` with observers of the module calls (inspection's data flow, FLOPs, memory);
-    ``grad=True`` records autograd's graph as a training forward does."""
-    with holding(model):  # the diagnosis reads the model too: no other thread's trace meanwhile
+def watched(request: TraceRequest, observers: Sequence[Observer], *, grad: bool = False) -> ShapeTrace:
+    """The request traced with observers of the module calls (inspection's data flow, FLOPs,
+    memory); ``grad=True`` records autograd's graph as a training forward does."""
+    with holding(request):  # the diagnosis reads the model too: no other thread's trace meanwhile
         try:
-            return run(model, inputs, device=device, dtype=dtype, train=train, observers=observers, grad=grad)
+            return run(request, observers=observers, grad=grad)
         except ForwardFailed as failed:
             raise explain(failed) from failed.context.exc
 

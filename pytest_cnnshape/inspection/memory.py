@@ -49,6 +49,7 @@ from .render import memory_text
 
 if TYPE_CHECKING:
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
 
 
 @dataclass(frozen=True)
@@ -466,15 +467,22 @@ def estimate_memory(
 
     Raises ShapeMismatchError when the forward fails; the model is left as it was.
     """
+    from ..tracing.request import TraceRequest
+
+    return memory_report(TraceRequest.of(model, inputs, device=device, dtype=dtype, train=train), optimizer)
+
+
+def memory_report(request: TraceRequest, optimizer: Any = None) -> MemoryReport:
+    """``estimate_memory`` of a request (its mode is the training forward's)."""
     from ..diagnostics.explain import watched
     from ..tracing.records import inputs_text
-    from ..tracing.tracer import check_model
 
-    model = check_model(model)
+    model = request.model
+    train = request.train
     memory = _MemoryPass()
     try:
         with torch.autograd.graph.saved_tensors_hooks(memory.pack, _unpack):
-            trace = watched(model, inputs, (memory,), device=device, dtype=dtype, train=train, grad=True)
+            trace = watched(request, (memory,), grad=True)
     finally:
         memory.close()
     by_name = {info.name: info for info in memory.params}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ from ..tracing.records import ShapeTrace
 from .flop_counting import FlopCounter
 from .parameters import named_tensors
 from .size_freedom import SizeFreedom
+
+if TYPE_CHECKING:
+    from ..tracing.request import TraceRequest
 
 
 @dataclass(slots=True)
@@ -201,17 +204,9 @@ def _watch_op(observer: _Observer, func: Any, result: Any) -> None:
 
 
 def observed_trace(
-    model: nn.Module,
-    inputs: Any,
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
-    flow: bool = False,
-    flops: bool = False,
-    parameter_use: bool = False,
+    request: TraceRequest, *, flow: bool = False, flops: bool = False, parameter_use: bool = False
 ) -> Observation:
-    """``trace(model, inputs)``, watched: data flow always, FLOPs and parameter use on request.
+    """The request traced, watched: data flow always, FLOPs and parameter use on request.
 
     FLOPs are counted in the same pass by ``flop_counting.FlopCounter``; a model with
     ops only torch's ``FlopCounterMode`` can count (attention, recurrent layers,
@@ -219,19 +214,14 @@ def observed_trace(
     for the picture, as ``trace(flow=True)`` does. Raises what ``trace`` raises
     (ShapeMismatchError when the forward fails); the model is left as it was.
     """
-    from ..tracing.tracer import check_model
-
-    view = ModelView.of(check_model(model))
-    run = _Run(device, dtype, train, flow)
-    observation = _observed(model, inputs, view, run, flops, parameter_use, torch_counter=False)
+    view = request.view
+    observation = _observed(request, view, flow, flops, parameter_use, torch_counter=False)
     counter = observation.counter
     if flops and (view.scripted or (isinstance(counter, FlopCounter) and counter.opaque)):
         from ..tracing.metamode import dispatched_ops
 
         with dispatched_ops():
-            counted = _observed(
-                model, inputs, view, run._replace(flow=False), True, False, torch_counter=True
-            )
+            counted = _observed(request, view, False, True, False, torch_counter=True)
         observation.calls = (
             counted.calls if len(counted.calls) == len(observation.calls) else observation.calls
         )
@@ -239,20 +229,10 @@ def observed_trace(
     return observation
 
 
-class _Run(NamedTuple):
-    """How the observed forward runs: as ``trace`` is asked to."""
-
-    device: str | torch.device
-    dtype: torch.dtype | str | None
-    train: bool
-    flow: bool
-
-
-def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
-    model: nn.Module,
-    inputs: Any,
+def _observed(
+    request: TraceRequest,
     view: ModelView,
-    run: _Run,
+    flow: bool,
     flops: bool,
     parameter_use: bool,
     *,
@@ -271,9 +251,7 @@ def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
         if parameter_use:
             observer.use = _ParameterUse(view)
         try:
-            result = traced(
-                model, inputs, (observer,), device=run.device, dtype=run.dtype, train=run.train, flow=run.flow
-            )
+            result = traced(request, (observer,), flow=flow)
         finally:
             observer.last_leaf_output = None
             observer.softmaxed.clear()

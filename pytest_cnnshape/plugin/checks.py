@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..errors import ShapeMismatchError
     from ..tracing.inputs import InputSpec
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def params_failure(name: str, total: int, limit: int) -> str:
     )
 
 
-def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: ModelEntry) -> str | None:
+def run_contract(check: ModelCheck, run: RunOptions, request: TraceRequest, entry: ModelEntry) -> str | None:
     """Check the model's contract over its input domain; the failure text, or None.
 
     What ran is noted on the entry (``extras["contract"]``) for the report.
@@ -133,7 +134,7 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
     entry.extras["contract"] = note
     try:
         assert_shape_contract(
-            model,
+            request.model,
             contract.input,
             contract.output,
             dims=contract.dims,
@@ -152,11 +153,9 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
 def inspection_problems(
     check: ModelCheck,
     run: RunOptions,
-    model: nn.Module,
-    inputs: Any,
+    request: TraceRequest,
     *,
     entry: ModelEntry,
-    device: str,
     observation: Any = None,
 ) -> list[str]:
     """Inspect and estimate the memory for the report (or because the check asks); the
@@ -168,26 +167,14 @@ def inspection_problems(
     if run.inspect or check.lint:
         batch_dim = check.batch_dim if check.batch_dim is not None else run.lint_batch_dim
         data = record_inspection(
-            entry.extras,
-            model,
-            inputs,
-            device=device,
-            ignore=run.lint_ignore,
-            batch_dim=batch_dim,
-            observation=observation,
+            entry.extras, request, ignore=run.lint_ignore, batch_dim=batch_dim, observation=observation
         )
         lint_text = lint_problem(check.name, data) if check.lint else None
         if lint_text:
             problems.append(lint_text)
     if run.inspect or check.max_memory is not None:
         memory = record_memory(
-            entry.extras,
-            model,
-            inputs,
-            batch=check.batch,
-            optimizer=check.optimizer,
-            budget=check.max_memory,
-            device=device,
+            entry.extras, request, batch=check.batch, optimizer=check.optimizer, budget=check.max_memory
         )
         memory_text = memory_problem(check.name, memory) if check.max_memory is not None else None
         if memory_text:
@@ -198,11 +185,12 @@ def inspection_problems(
 def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -> CheckResult:
     """Run a check without raising; the caller decides how to fail."""
     from ..contracts.assertions import output_failure_text
-    from ..diagnostics.explain import trace
+    from ..diagnostics.explain import traced
     from ..errors import ShapeMismatchError
     from ..inspection.collect import report_trace
     from ..shapes.expected import bind_inputs, compare_output, parse_expected
     from ..tracing.records import inputs_text
+    from ..tracing.request import TraceRequest
 
     if check.root is None and run.root is not None:
         check = replace(check, root=run.root)
@@ -219,14 +207,13 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
     try:
         model = build(check)
         bound = bind_inputs(check.traced_input, check.dims)
-        inputs = check_inputs(check, bound.inputs)
+        request = TraceRequest.of(model, check_inputs(check, bound.inputs), device=device, train=check.train)
+        model = request.model
         expected = parse_expected(check.output) if check.output is not None else None
         if run.inspect or check.lint:  # the inspection observes this very trace
-            result, observation = report_trace(
-                model, inputs, device=device, train=check.train, flow=run.flow, ignore=run.lint_ignore
-            )
+            result, observation = report_trace(request, flow=run.flow, ignore=run.lint_ignore)
         else:
-            result, observation = trace(model, inputs, device=device, train=check.train, flow=run.flow), None
+            result, observation = traced(request, (), flow=run.flow), None
     except ShapeMismatchError as err:
         entry.status, entry.failure = FAILED, err.diagnosis.headline
         entry.error = err.diagnosis.to_dict()
@@ -241,17 +228,15 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
     entry.trace = result.to_dict()
     entry.input = inputs_text(entry.trace, entry.input)
     note_picture(run, entry, model)
-    problems = inspection_problems(
-        check, run, model, inputs, entry=entry, device=device, observation=observation
-    )
+    problems = inspection_problems(check, run, request, entry=entry, observation=observation)
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)
         if mismatches:
-            problems.append(output_failure_text(result, mismatches, bound.bindings, model, bound.inputs))
+            problems.append(output_failure_text(result, mismatches, bound.bindings, request))
     if check.max_params is not None and result.total_params > check.max_params:
         problems.insert(0, params_failure(check.name, result.total_params, check.max_params))
     if check.contract is not None and not problems:
-        contract_text = run_contract(check, run, model, entry)
+        contract_text = run_contract(check, run, request, entry)
         if contract_text:
             problems.append(contract_text)
     if problems:

@@ -93,13 +93,25 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype inputs made from shapes get: the model's first floating-point tensor's."""
-    for param in model.parameters():
-        if param.is_floating_point():
-            return param.dtype
-    for buffer in model.buffers():
-        if buffer.is_floating_point():
-            return buffer.dtype
+    """The dtype inputs made from shapes get: the model's first floating-point parameter's
+    (in ``parameters()`` order), else its first floating-point buffer's.
+
+    Read without recursion: a request is made before the trace gives a model nested
+    deeper than Python's recursion limit the room it needs.
+    """
+    modules, stack, seen = [], [model], {id(model)}
+    while stack:  # preorder, as named_modules() walks
+        module = stack.pop()
+        modules.append(module)
+        children = [c for c in module._modules.values() if c is not None and id(c) not in seen]
+        seen.update(id(c) for c in children)
+        stack.extend(reversed(children))
+    for registry in ("_parameters", "_buffers"):
+        for module in modules:
+            tensors: dict[str, torch.Tensor | None] = getattr(module, registry)
+            for tensor in tensors.values():
+                if tensor is not None and tensor.is_floating_point():
+                    return tensor.dtype
     return torch.get_default_dtype()
 
 
