@@ -161,9 +161,12 @@ def model_split(name: str, side: int, channels: int, repeats: int) -> dict[str, 
     request = TraceRequest.of(model, shape)
     extras: dict[str, object] = {}
 
+    observed: dict[str, object] = {}
+
     def inspected() -> None:
-        _, observation = report_trace(request)
+        _, observation = report_trace(request, memory=True)
         record_inspection(extras, request, observation=observation)
+        observed["observation"] = observation
 
     def rendered() -> None:
         result.table()
@@ -174,7 +177,9 @@ def model_split(name: str, side: int, channels: int, repeats: int) -> dict[str, 
         "trace": best_of(repeats, lambda: trace(model, shape)),
         "estimate": best_of(repeats, lambda: estimate_memory(model, shape)),
         "inspection": best_of(repeats, inspected),
-        "memory": best_of(repeats, lambda: record_memory(extras, request)),
+        "memory": best_of(
+            repeats, lambda: record_memory(extras, request, observation=observed["observation"])
+        ),  # type: ignore[arg-type]
     }
     seconds["inspection"] -= seconds["trace"]
     seconds["render"] = best_of(repeats, rendered)

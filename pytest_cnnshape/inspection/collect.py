@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LintError
+from .catalog import tracks_use
 from .findings import Findings
-from .lint import tracks_use
 
 if TYPE_CHECKING:
     from ..tracing.records import ShapeTrace
@@ -74,16 +74,16 @@ def _failed(exc: BaseException) -> dict[str, Any]:
 
 
 def report_trace(
-    request: TraceRequest, *, flow: bool = False, ignore: tuple[str, ...] = ()
+    request: TraceRequest, *, flow: bool = False, ignore: tuple[str, ...] = (), memory: bool = False
 ) -> tuple[ShapeTrace, Observation | dict[str, Any]]:
     """The trace a report shows and what its inspection needs, from one forward.
 
-    The request traced with FLOPs, data flow and parameter use observed in the same
-    pass (inspection in training mode would judge another forward than the one the
-    report shows; a training-mode request gets the eval-mode observation of its own,
-    as before). Returns the trace and the Observation, or the inspection's
-    ``{"error": ...}`` when observing failed where the plain trace did not. Raises
-    what ``trace`` raises.
+    The request traced with FLOPs, data flow, parameter use and (``memory``) what a
+    training step would keep observed in the same pass (inspection in training mode
+    would judge another forward than the one the report shows; a training-mode request
+    gets the eval-mode observation of its own, as before). Returns the trace and the
+    Observation, or the inspection's ``{"error": ...}`` when observing failed where the
+    plain trace did not. Raises what ``trace`` raises.
     """
     from ..diagnostics.explain import traced
     from ..tracing.modelview import shared_views
@@ -99,7 +99,9 @@ def report_trace(
             return result, _failed(exc)
     try:
         with shared_views():  # the observer and the tracer read one walk of the model
-            observation = observed_trace(request, flow=flow, flops=True, parameter_use=tracks_use(ignore))
+            observation = observed_trace(
+                request, flow=flow, flops=True, parameter_use=tracks_use(ignore), memory=memory
+            )
     except Exception as exc:  # the model's failure (raised again below), or the observers'
         result = traced(request, (), flow=flow)  # raises the model's
         return result, _failed(exc)
@@ -141,13 +143,18 @@ def record_memory(
     batch: int | None = None,
     optimizer: Any = None,
     budget: int | None = None,
+    observation: Observation | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``estimate_memory`` as JSON-safe data in ``extras[render.MEMORY_KEY]``, with the budget.
 
-    ``batch`` replaces the first size of every input. Never raises for the model's
-    sake: an estimate that fails is ``{"error": ...}`` (a budget then fails the check).
+    ``batch`` replaces the first size of every input. ``observation``: the report's one
+    forward, whose count stands for the estimate when it counted every op and the
+    model's code does not depend on its mode or on autograd. Never raises for the
+    model's sake: an estimate that fails is ``{"error": ...}`` (a budget then fails the
+    check).
     """
-    from .memory import memory_report
+    from .memory import counted, counts_without_autograd, estimate, memory_report
+    from .observe import Observation
     from .render import MEMORY_KEY
 
     data: dict[str, Any]
@@ -155,7 +162,17 @@ def record_memory(
         if batch is not None:
             request = request.with_inputs(request.inputs.with_batch(batch))
         first = request.inputs.first_shape()
-        data = memory_report(request.with_mode(True), optimizer).to_dict()
+        seen = observation if isinstance(observation, Observation) else None
+        if (
+            seen is not None
+            and seen.memory is not None
+            and batch is None
+            and counted(seen.memory)
+            and counts_without_autograd(request.view)
+        ):
+            data = estimate(request.with_mode(True), seen.memory, seen.trace, optimizer).to_dict()
+        else:
+            data = memory_report(request.with_mode(True), optimizer).to_dict()
         data["batch"] = first[0] if first else None
         data["rebatched"] = batch is not None
     except Exception as exc:  # the report must not fail for an estimate

@@ -34,8 +34,9 @@ def inspection_sections(
     estimate (with ``optimizer``'s state): as asked. FLOPs and lint read one observed
     forward of the request in evaluation mode."""
     from ..tracing.wrappers import is_script_module
+    from .catalog import tracks_use
     from .flops import flop_report
-    from .lint import lint_model, tracks_use
+    from .lint import lint_model
     from .observe import observed_trace
     from .parameters import breakdown
     from .regularization import regularization_of

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LintError
-from .catalog import INPUTS, LOSS, OPTIMIZER, RULES, check_rule_ids
+from .catalog import INPUTS, LOSS, OPTIMIZER, RULES, check_rule_ids, tracks_use
 from .context import LintContext, held_loss, parse_loss
 from .findings import Finding, Findings
 from .rules.flow import (
@@ -194,11 +194,6 @@ def lint_model(
         ignore=ignored,
         batch_dim=batch_dim,
     )
-
-
-def tracks_use(ignore: Iterable[str]) -> bool:
-    """Whether a lint run needs the parameters the forward uses (``unused-parameters``)."""
-    return "unused-parameters" not in ignore
 
 
 def assert_no_lint(

@@ -105,8 +105,9 @@ def _observe(request: TraceRequest, run: RunOptions, check: ModelCheck) -> Trace
     from ..inspection.collect import report_trace
 
     try:
-        if run.inspect or check.lint:  # the inspection observes this very trace
-            result, observation = report_trace(request, flow=run.flow, ignore=run.lint_ignore)
+        if run.inspect or check.lint:  # the inspection (and memory estimate) observe this very trace
+            memory = run.inspect or check.max_memory is not None
+            result, observation = report_trace(request, flow=run.flow, ignore=run.lint_ignore, memory=memory)
             return Traced(request, result, observation)
         return Traced(request, traced(request, (), flow=run.flow))
     except ShapeMismatchError as err:
@@ -243,7 +244,12 @@ def inspection_problems(
             problems.append(lint_text)
     if run.inspect or check.max_memory is not None:
         memory = record_memory(
-            entry.extras, request, batch=check.batch, optimizer=check.optimizer, budget=check.max_memory
+            entry.extras,
+            request,
+            batch=check.batch,
+            optimizer=check.optimizer,
+            budget=check.max_memory,
+            observation=observation,
         )
         memory_text = memory_problem(check.name, memory) if check.max_memory is not None else None
         if memory_text:

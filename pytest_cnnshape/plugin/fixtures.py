@@ -84,7 +84,9 @@ class CnnShapes:
         observation: Any = None
         try:
             if self._run.inspect:  # the inspection observes this very trace
-                result, observation = report_trace(request, flow=self._run.flow, ignore=self._run.lint_ignore)
+                result, observation = report_trace(
+                    request, flow=self._run.flow, ignore=self._run.lint_ignore, memory=True
+                )
             else:
                 result = traced(request, (), flow=self._run.flow)
         except ShapeMismatchError as err:
@@ -106,7 +108,7 @@ class CnnShapes:
                 batch_dim=self._run.lint_batch_dim,
                 observation=observation,
             )
-            record_memory(entry.extras, request)
+            record_memory(entry.extras, request, observation=observation)
         self.traces.append(result)
         return result
 

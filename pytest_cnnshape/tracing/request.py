@@ -12,6 +12,7 @@ search, the training mode for a memory pass) is made from it with ``with_inputs`
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from torch import nn
@@ -87,19 +88,27 @@ class TraceRequest:
         kind = parse_dtype(dtype) or model_dtype(unwrapped.module)
         return cls(unwrapped.module, spec, where, kind, train, unwrapped.note)
 
-    @property
+    @cached_property
     def view(self) -> ModelView:
-        """The model's module tree, walked once (per ``shared_views`` block)."""
+        """The model's module tree, walked once for the request (a trace's steps, a diagnosis's
+        probes and a report's passes all read it)."""
         return ModelView.of(self.model)
 
     def with_inputs(self, inputs: Any) -> TraceRequest:
         """The same request on other inputs (a size search, a rebatched memory estimate)."""
-        return replace(self, inputs=parse_inputs(inputs))
+        return self._derived(inputs=parse_inputs(inputs))
 
     def with_mode(self, train: bool) -> TraceRequest:
         """The same request in training (True) or evaluation mode."""
-        return self if train == self.train else replace(self, train=train)
+        return self if train == self.train else self._derived(train=train)
 
     def on(self, device: str | torch.device | None) -> TraceRequest:
         """The same request on another device (validated)."""
-        return replace(self, device=parse_device(device))
+        return self._derived(device=parse_device(device))
+
+    def _derived(self, **changes: Any) -> TraceRequest:
+        """A variant of the same model: its walk is shared, not repeated."""
+        derived = replace(self, **changes)
+        if "view" in self.__dict__ and derived.model is self.model:
+            derived.__dict__["view"] = self.__dict__["view"]
+        return derived
