@@ -44,7 +44,8 @@ exact     and every module's output shapes equal the original model's on that in
 wrong     a verified fix that plain torch refutes (fails, or another output shape);
 crash     ``trace`` raised something other than ShapeMismatchError/TraceError, did not
           raise at all, or ``patches.apply`` raised for a shown fix.
-The time is the wall time of the ``trace`` call; p95 is the nearest-rank 95th percentile.
+The time is the wall time of the ``trace`` call (after one warm-up diagnosis, as the first
+in a process also pays for imports); p95 is the nearest-rank 95th percentile.
 """
 
 from __future__ import annotations
@@ -808,6 +809,11 @@ def apply_fix(
     return patched, tuple(real(a) for a in spec.args), {k: real(v) for k, v in spec.kwargs.items()}
 
 
+def warm_up() -> None:
+    """One diagnosis before any is timed: the first in a process also pays for imports."""
+    diagnose(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(5)), (1, 3, 8, 8))
+
+
 # -- judging ------------------------------------------------------------------------------------
 
 
@@ -918,6 +924,7 @@ def measure(
     report: Callable[[Subject, list[Case]], None] | None = None,
 ) -> Iterator[Case]:
     """Plant and judge, model by model, in order (at most ``limit`` cases)."""
+    warm_up()
     count = 0
     for entry in entries:
         subject = prepare(entry)
@@ -979,17 +986,23 @@ def _row(label: str, cases: list[Case]) -> list[Any]:
     ]
 
 
-def summary(cases: list[Case]) -> list[list[Any]]:
-    """One row per kind (in ``KINDS`` order) and an overall row."""
-    rows = [_row(k, [c for c in cases if c.mutation.kind == k]) for k in KINDS]
-    rows = [r for r in rows if r[1]]
+def summary(cases: list[Case], by: str = "kind") -> list[list[Any]]:
+    """One row per kind (in ``KINDS`` order) or per source (``tv``, ``timm``, ``corpus``), and overall."""
+
+    def group(case: Case) -> str:
+        return case.mutation.kind if by == "kind" else case.mutation.model.split(":")[0]
+
+    labels = list(KINDS) if by == "kind" else list(dict.fromkeys(map(group, cases)))
+    groups = {label: [c for c in cases if group(c) == label] for label in labels}
+    rows = [_row(label, found) for label, found in groups.items() if found]
     return [*rows, _row("overall", cases)] if cases else []
 
 
-def table(cases: list[Case]) -> str:
+def table(cases: list[Case], by: str = "kind") -> str:
     from tabulate import tabulate
 
-    return tabulate(summary(cases), headers=HEADERS, tablefmt="github")
+    headers = (by, *HEADERS[1:])
+    return tabulate(summary(cases, by), headers=headers, tablefmt="github")
 
 
 def problems(cases: list[Case]) -> str:
@@ -1079,6 +1092,8 @@ def main(argv: list[str] | None = None) -> None:
     models = len({c.mutation.model for c in cases})
     print(f"\n{len(cases)} mutations in {models} models, {elapsed:.0f} s in all\n")
     print(table(cases))
+    print()
+    print(table(cases, by="source"))
     related = sum(c.verdict.named == "related" for c in cases)
     print(f"\nnamed through the container whose forward() failed (counted as named): {related}")
     found = problems(cases)
@@ -1089,6 +1104,9 @@ def main(argv: list[str] | None = None) -> None:
             "torch": torch.__version__,
             "seconds": round(elapsed, 1),
             "summary": [dict(zip(HEADERS, row, strict=True)) for row in summary(cases)],
+            "by_source": [
+                dict(zip(("source", *HEADERS[1:]), row, strict=True)) for row in summary(cases, "source")
+            ],
             "cases": [c.to_dict() for c in cases],
         }
         args.json.write_text(json.dumps(data, indent=1, default=str) + "\n")
