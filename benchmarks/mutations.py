@@ -757,7 +757,6 @@ class Diagnosed:
 
     #: ``diagnosed`` (ShapeMismatchError), ``trace_error``, ``crash`` or ``no_error``.
     outcome: str
-    seconds: float
     layer: str | None = None
     #: The diagnostic without its table of layers (or the error, for the other outcomes).
     message: str = ""
@@ -765,27 +764,35 @@ class Diagnosed:
     #: A fix is shown and its twin ran to the output.
     verified: bool = False
     patch: Any = None
+    #: Wall and CPU time of the ``trace`` call.
+    seconds: float = 0.0
+    cpu: float = 0.0
 
 
 def diagnose(model: nn.Module, shape: Shape) -> Diagnosed:
     """``pytest_cnnshape.trace`` on the mutated model, timed (adapt here when the API changes)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    found = _traced(model, shape)
+    found.seconds, found.cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return found
+
+
+def _traced(model: nn.Module, shape: Shape) -> Diagnosed:
     from pytest_cnnshape import ShapeMismatchError, trace
     from pytest_cnnshape.errors import TraceError
 
-    start = time.perf_counter()
     try:
         trace(model, shape)
     except ShapeMismatchError as err:
-        seconds = time.perf_counter() - start
         shown = err.diagnosis.shown
         message = str(err).split("\nlayers up to the failure")[0]
         verified = shown is not None and shown.complete
-        return Diagnosed("diagnosed", seconds, err.layer, message, err.fix, verified, shown and shown.patch)
+        return Diagnosed("diagnosed", err.layer, message, err.fix, verified, shown and shown.patch)
     except TraceError as err:
-        return Diagnosed("trace_error", time.perf_counter() - start, err.layer, str(err))
+        return Diagnosed("trace_error", err.layer, str(err))
     except Exception as err:
-        return Diagnosed("crash", time.perf_counter() - start, None, f"trace raised {_first_line(err)}")
-    return Diagnosed("no_error", time.perf_counter() - start, None, "trace ran without an error")
+        return Diagnosed("crash", None, f"trace raised {_first_line(err)}")
+    return Diagnosed("no_error", None, "trace ran without an error")
 
 
 def apply_fix(
@@ -822,7 +829,9 @@ class Verdict:
     """How our diagnosis of one mutation compares with plain torch."""
 
     outcome: str
+    #: Wall and CPU time of the ``trace`` call.
     seconds: float
+    cpu: float
     layer: str | None
     #: How the layer was named: ``failing``, ``planted``, ``related`` (inside or above the
     #: container whose forward() code failed) or ``""`` (not named).
@@ -881,6 +890,7 @@ def judge(mutation: Mutation, subject: Subject) -> Verdict:
     verdict = Verdict(
         outcome=found.outcome,
         seconds=found.seconds,
+        cpu=found.cpu,
         layer=found.layer,
         named=named_how(found.layer, mutation),
         verified=found.verified,
@@ -1094,6 +1104,12 @@ def main(argv: list[str] | None = None) -> None:
     print(table(cases))
     print()
     print(table(cases, by="source"))
+    if cases:
+        cpu = [c.verdict.cpu for c in cases]
+        print(
+            f"\ntrace CPU time (less sensitive to a busy machine): median {statistics.median(cpu):.3f} s, "
+            f"p95 {_p95(cpu):.3f} s"
+        )
     related = sum(c.verdict.named == "related" for c in cases)
     print(f"\nnamed through the container whose forward() failed (counted as named): {related}")
     found = problems(cases)
