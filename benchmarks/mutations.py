@@ -63,7 +63,7 @@ import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -168,6 +168,9 @@ TIMM: tuple[tuple[str, int], ...] = (
     ("vovnet39a", 224),
 )
 
+#: Parameters of the models whose times are also shown apart, as ResNet-50-sized (25.6 M).
+RESNET50_SIZED = (20_000_000, 70_000_000)
+
 #: The project's working models (tests/corpus/zoo.py ZOO keys) with one plain input shape.
 CORPUS_ZOO = (
     "lenet_sequential",
@@ -257,7 +260,7 @@ def _copied(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Construction:
-    """A layer's class and the arguments its ``__init__`` received: it built again, one changed."""
+    """A layer's class and the arguments its ``__init__`` received, to build it again with one changed."""
 
     cls: type[nn.Module]
     settings: dict[str, Any]
@@ -465,21 +468,23 @@ class Subject:
     #: Built and set to eval; never run (mutated copies are made of it).
     pristine: nn.Module
     calls: dict[str, Construction]
-    #: A copy of the original that is run: its plain runs per input shapes.
+    #: A copy of the original that is run, and its plain run on the usual input.
     reference: nn.Module
+    intended: Run
+    #: Its plain runs by the shapes of their inputs.
     runs: dict[str, Run]
     discarded: int = 0
 
-    @property
-    def intended(self) -> Run:
-        return self.runs[repr(((self.entry.shape,), {}))]
-
     def original(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
         """The original model's plain run on these inputs (cached by their shapes)."""
-        key = repr((shape_of(args), shape_of(kwargs)))
+        key = _key(args, kwargs)
         if key not in self.runs:
             self.runs[key] = run_plain(self.reference, args, kwargs)
         return self.runs[key]
+
+
+def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return repr((shape_of(args), shape_of(kwargs)))
 
 
 def prepare(entry: Entry) -> Subject:
@@ -490,12 +495,11 @@ def prepare(entry: Entry) -> Subject:
         pristine = entry.build().eval()
     calls = {name: recorded[m] for name, m in pristine.named_modules() if m in recorded}
     reference = copy.deepcopy(pristine)
-    subject = Subject(entry, pristine, calls, reference, {})
-    run = run_plain(reference, (tensor(entry.shape),), residual=True)
+    args = (tensor(entry.shape),)
+    run = run_plain(reference, args, residual=True)
     if not run.ok:
         raise RuntimeError(f"{entry.name} does not run on {entry.shape}: {run.error}")
-    subject.runs[repr(((entry.shape,), {}))] = run
-    return subject
+    return Subject(entry, pristine, calls, reference, run, {_key(args, {}): run})
 
 
 @dataclass
@@ -514,6 +518,8 @@ class Mutation:
     failing: str
     container: bool
     error: str
+    #: The original model's parameter count.
+    params: int
     mutated: nn.Module | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -521,9 +527,8 @@ class Mutation:
         return f"{self.model} {self.kind} {self.module or self.change}"
 
     def describe(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["mutated"]
-        return data
+        """The mutation as JSON-ready values (without the mutated model)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "mutated"}
 
 
 def _size(shape: Shape) -> str:
@@ -671,8 +676,13 @@ def _failing(
         subject.discarded += 1
         return None
     assert run.failing is not None and run.error is not None
+    params = sum(
+        p.numel()
+        for p in subject.pristine.parameters()
+        if not isinstance(p, nn.parameter.UninitializedParameter)
+    )
     return Mutation(
-        subject.entry.name, kind, module, change, shape, run.failing, run.container, run.error, model
+        subject.entry.name, kind, module, change, shape, run.failing, run.container, run.error, params, model
     )
 
 
@@ -1015,6 +1025,30 @@ def table(cases: list[Case], by: str = "kind") -> str:
     return tabulate(summary(cases, by), headers=headers, tablefmt="github")
 
 
+def _resnet50_sized(params: int) -> bool:
+    low, high = RESNET50_SIZED
+    return low <= params <= high
+
+
+def _times(cases: list[Case]) -> str:
+    """Median and p95 of trace's wall and CPU time (CPU time is less sensitive to a busy machine),
+    for every case and for the ResNet-50-sized models (``RESNET50_SIZED`` parameters)."""
+    from tabulate import tabulate
+
+    rows = []
+    for label, chosen in (
+        ("all cases", cases),
+        ("ResNet-50-sized models", [c for c in cases if _resnet50_sized(c.mutation.params)]),
+    ):
+        for clock in ("wall", "cpu"):
+            values = [c.verdict.seconds if clock == "wall" else c.verdict.cpu for c in chosen]
+            if values:
+                rows.append([f"{clock}, {label}", len(values), statistics.median(values), _p95(values)])
+    return tabulate(
+        rows, headers=("trace time", "cases", "median s", "p95 s"), floatfmt=".3f", tablefmt="github"
+    )
+
+
 def problems(cases: list[Case]) -> str:
     """Every wrong fix and every crash, with what plain torch and our code said."""
     lines = []
@@ -1104,12 +1138,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table(cases))
     print()
     print(table(cases, by="source"))
-    if cases:
-        cpu = [c.verdict.cpu for c in cases]
-        print(
-            f"\ntrace CPU time (less sensitive to a busy machine): median {statistics.median(cpu):.3f} s, "
-            f"p95 {_p95(cpu):.3f} s"
-        )
+    print("\n" + _times(cases))
     related = sum(c.verdict.named == "related" for c in cases)
     print(f"\nnamed through the container whose forward() failed (counted as named): {related}")
     found = problems(cases)
