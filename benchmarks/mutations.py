@@ -475,6 +475,12 @@ class Subject:
     runs: dict[str, Run]
     discarded: int = 0
 
+    @property
+    def params(self) -> int:
+        """The model's parameter count (lazy parameters not counted)."""
+        lazy = nn.parameter.UninitializedParameter
+        return sum(p.numel() for p in self.pristine.parameters() if not isinstance(p, lazy))
+
     def original(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
         """The original model's plain run on these inputs (cached by their shapes)."""
         key = _key(args, kwargs)
@@ -489,8 +495,8 @@ def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 def prepare(entry: Entry) -> Subject:
     """Build the model (recording its layers' constructions) and run the original once."""
-    torch.manual_seed(0)
-    with warnings.catch_warnings(), recording() as recorded:
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), recording() as recorded:
+        torch.manual_seed(0)  # the same weights every run; the caller's RNG is restored
         warnings.simplefilter("ignore")
         pristine = entry.build().eval()
     calls = {name: recorded[m] for name, m in pristine.named_modules() if m in recorded}
@@ -676,13 +682,9 @@ def _failing(
         subject.discarded += 1
         return None
     assert run.failing is not None and run.error is not None
-    params = sum(
-        p.numel()
-        for p in subject.pristine.parameters()
-        if not isinstance(p, nn.parameter.UninitializedParameter)
-    )
+    entry = subject.entry.name
     return Mutation(
-        subject.entry.name, kind, module, change, shape, run.failing, run.container, run.error, params, model
+        entry, kind, module, change, shape, run.failing, run.container, run.error, subject.params, model
     )
 
 
