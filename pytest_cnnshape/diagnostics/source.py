@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..tracing.failure import FailureContext
     from ..tracing.recorder import RunningCall
     from ..tracing.records import LayerRecord
+    from .edits import NewLayer, Transform
     from .patches import EditSource
 
 
@@ -83,16 +84,34 @@ def failing_node(tb: types.TracebackType) -> ast.AST | None:
 
 
 def user_traceback(ctx: FailureContext) -> types.TracebackType | None:
-    """The innermost traceback entry in user code (the frame ``ctx.frame`` describes)."""
-    from ..tracing.failure import is_user_file
+    """The innermost traceback entry of forward code: the user's, or a library's (a
+    torchvision or timm block reads like the user's own), never torch's own layers."""
+    from ..tracing.failure import is_torch_file, is_user_file
 
     tb = ctx.exc.__traceback__
     found = None
     while tb is not None:
-        if is_user_file(tb.tb_frame.f_code.co_filename):
+        code = tb.tb_frame.f_code
+        if is_user_file(code.co_filename):
             found = tb
+        elif not is_torch_file(code.co_filename):
+            owner = tb.tb_frame.f_locals.get("self")
+            if owner is not None and id(owner) in ctx.view.names:
+                found = tb
         tb = tb.tb_next
     return found
+
+
+def library_line(tb: types.TracebackType) -> str | None:
+    """``torchvision/models/resnet.py:150: out += identity`` when the frame is an installed
+    package's (the path from the package on), None for the user's own code."""
+    from ..tracing.failure import is_user_file, package_path
+
+    filename = tb.tb_frame.f_code.co_filename
+    if is_user_file(filename):
+        return None
+    code = linecache.getline(filename, tb.tb_lineno).strip()
+    return f"{package_path(filename)}:{tb.tb_lineno}: {code}"
 
 
 _MISSING = object()
@@ -236,13 +255,15 @@ def edit_at(
     tb: types.TracebackType,
     node: ast.AST,
     code: str,
-    add: tuple[tuple[str, str], ...] = (),
+    add: tuple[tuple[str, NewLayer], ...] = (),
 ) -> EditSource | None:
-    """The patch that replaces ``node`` of the frame ``tb`` by ``code`` (None when the frame is
-    not a plain method of one of the model's modules, whose source we can recompile)."""
+    """The patch that replaces ``node`` of the frame ``tb`` by ``code`` (an expression: the
+    method's syntax tree is edited, never the text run), with ``add`` new submodules of
+    the frame's owner (None when the frame is not a plain method of one of the model's
+    modules, whose source we can recompile)."""
     from torch import nn
 
-    from .patches import EditSource, edited_line, function_of
+    from .patches import EditSource, function_of
 
     frame = tb.tb_frame
     owner = frame.f_locals.get("self")
@@ -253,12 +274,10 @@ def edit_at(
     function = function_of(owner, frame.f_code)
     if name is None or function is None:
         return None
-    filename = frame.f_code.co_filename
     return EditSource(
-        edited_line(filename, span, code),
         owner=name,
         function=function,
-        filename=filename,
+        filename=frame.f_code.co_filename,
         span=span,
         code=code,
         add=add,
@@ -283,12 +302,12 @@ def call_site(ctx: FailureContext, running: RunningCall) -> tuple[types.Tracebac
     return tb, node
 
 
-def edit_call_argument(ctx: FailureContext, running: RunningCall, expression: str) -> EditSource | None:
-    """``self.conv(x)`` -> ``self.conv(x.permute(0, 3, 1, 2))``: the failing layer's first
-    argument, at the line of the user's forward that calls it."""
+def edit_call_argument(ctx: FailureContext, running: RunningCall, transform: Transform) -> EditSource | None:
+    """``self.conv(x)`` -> ``self.conv(x.permute(0, 3, 1, 2))``: ``transform`` of the failing
+    layer's first argument, at the line of the user's forward that calls it."""
     site = call_site(ctx, running)
     if site is None:
         return None
     tb, node = site
     argument = node.args[0]
-    return edit_at(ctx, tb, argument, expression.format(x=operand_text(argument)))
+    return edit_at(ctx, tb, argument, transform.expression(operand_text(argument)))

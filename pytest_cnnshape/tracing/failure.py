@@ -93,6 +93,31 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(sorted(dirs))
 
 
+@cache
+def _torch_dir() -> str:
+    import torch
+
+    return str(Path(torch.__file__).resolve().parent)
+
+
+def is_torch_file(filename: str) -> bool:
+    """True for torch's own code (its layers, functional, autograd)."""
+    try:
+        return str(Path(filename).resolve()).startswith(_torch_dir())
+    except OSError:
+        return False
+
+
+def package_path(filename: str) -> str:
+    """A file of an installed package from the package on (``torchvision/models/resnet.py``)."""
+    resolved = str(Path(filename).resolve())
+    for key in ("purelib", "platlib"):
+        root = sysconfig.get_paths().get(key)
+        if root and resolved.startswith(str(Path(root).resolve())):
+            return os.path.relpath(resolved, str(Path(root).resolve()))
+    return filename
+
+
 def is_user_file(filename: str) -> bool:
     """True for code the user wrote (not torch, not Python, not installed packages, not us)."""
     if filename.startswith("<"):

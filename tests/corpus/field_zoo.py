@@ -208,7 +208,8 @@ class ResnetGenerator(nn.Module):
 
 class DepthwiseFirst(nn.Module):
     """sunsmarterjie/yolov12#161: a depthwise conv (groups=64) meets a grayscale image. No change
-    of one layer makes this model run: the stem it expects is missing."""
+    of one layer makes this model run (the stem it expects is missing); the gray channel's
+    way through the depthwise and the pointwise conv, both taking it, does."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -218,6 +219,25 @@ class DepthwiseFirst(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.pw(self.dw(x)))
+
+
+class SeganGenerator(nn.Module):
+    """dansuh17/segan-pytorch#27: the latent ``z`` is drawn with another batch (3) than the
+    signal's (32), and the cat of the encoding with it fails on the batch axis. No change of
+    a layer or of the signal fixes it: ``z`` is the second input, made by the caller."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = (1, 8, 16, 32, 64)
+        self.enc = nn.Sequential(
+            *(nn.Conv1d(a, b, 31, stride=4, padding=15) for a, b in zip(widths, widths[1:], strict=False))
+        )
+        self.dec = nn.Conv1d(128, 1, 1)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        c = self.enc(x)
+        encoded = torch.cat((c, z), dim=1)
+        return self.dec(encoded)
 
 
 def integral_grouped() -> nn.Module:
@@ -1012,10 +1032,23 @@ FIELD: dict[str, Broken] = {
         "conv_in_channels",
         "dw",
         (1, 1, 16, 24),
-        None,
+        # one cause at two sites: the gray channel reaches the depthwise conv, then the pointwise
+        "nn.Conv2d(in_channels=1, out_channels=1, kernel_size=5, padding=2, groups=1), and "
+        "nn.Conv2d(in_channels=1, out_channels=32, kernel_size=1)",
         "return self.bn(self.pw(self.dw(x)))",
-        fix_kind=None,
+        fix_kind="layer",
         origin="https://github.com/sunsmarterjie/yolov12/issues/161",
+    ),
+    "segan_latent_batch": Broken(
+        SeganGenerator,
+        [(4, 1, 1024), (3, 64, 4)],
+        "combine_mismatch",
+        "",
+        (4, 64, 4),
+        None,
+        "encoded = torch.cat((c, z), dim=1)",
+        fix_kind=None,
+        origin="https://github.com/dansuh17/segan-pytorch/issues/27",
     ),
     "torchintegral_grouped_conv": Broken(
         integral_grouped,
@@ -1478,7 +1511,7 @@ FIELD: dict[str, Broken] = {
         "rnn_input_size",
         "rnn",
         (2, 8, 4, 10),
-        "x = x.permute(0, 3, 1, 2).reshape(b, w, c * h)",
+        "x = x.permute(0, 3, 1, 2).flatten(2)",
         "out, _ = self.rnn(self.cnn(x))",
         fix_kind="code",
         origin="https://github.com/HHTseng/video-classification/issues/15",

@@ -120,7 +120,7 @@ def _run_text(patch: Patch, case: Broken, device: str) -> None:
             layer = eval(patch.text, {"nn": nn, "torch": torch})
         owner = model.get_submodule(parent)
         setattr(owner, attr, layer) if not attr.isdigit() else owner.__setitem__(int(attr), layer)
-    elif isinstance(patch, TransformInput) and patch.code is not None:
+    elif isinstance(patch, TransformInput) and patch.transform is not None:
         x = case.inputs if isinstance(case.inputs, torch.Tensor) else torch.randn(case.inputs)
         namespace = {"x": x, "torch": torch}
         exec(patch.text, namespace)

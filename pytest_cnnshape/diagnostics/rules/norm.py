@@ -18,6 +18,7 @@ from torch import nn
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
 from ..common import describe, input_of, layer_diagnosis, origin, received, received_line
+from ..edits import NewLayer, method
 from ..fixes import layer_fix
 from ..patches import ReplaceLayer, TransformInput
 from ..report import Candidate, Diagnosis
@@ -130,7 +131,7 @@ def _batch_norm(ctx: FailureContext, bn: nn.Module, shape: Shape) -> Diagnosis |
             candidates.append(
                 Candidate(
                     TransformInput(
-                        f"a batch of at least 2: an input of {'x'.join(map(str, bigger))}", shape=bigger
+                        shape=bigger, said=f"a batch of at least 2: an input of {'x'.join(map(str, bigger))}"
                     ),
                     note="training-mode BatchNorm needs more than one value per channel (or trace "
                     "with train=False)",
@@ -168,7 +169,7 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
             ],
             candidates=[
                 Candidate(
-                    TransformInput("x = x.unsqueeze(0)", code="x = x.unsqueeze(0)"),
+                    TransformInput(transform=method("unsqueeze", 0)),
                     note=f"adds the batch axis: {format_shape(fixed)}",
                 )
             ],
@@ -184,7 +185,6 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
         )
     features = shape[1]
     where = "in a Linear head " if len(shape) == 2 and name != right else ""
-    code = f"nn.{right}({features})"
     running = ctx.innermost
     assert running is not None
     return layer_diagnosis(
@@ -194,7 +194,7 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
         details=[("received", received_line(shape)), expects],
         candidates=[
             Candidate(
-                ReplaceLayer(code, name=running.record.name, code=code),
+                ReplaceLayer(running.record.name, NewLayer(getattr(nn, right), (features,))),
                 note=f"{right} normalises {len(shape)}-D input over its {features} features on axis 1",
             )
         ],
@@ -248,7 +248,7 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
             details=[("received", received_line(shape)), expects],
             candidates=[
                 Candidate(
-                    ReplaceLayer(code := f"nn.GroupNorm(1, {normalized[0]})", name=_name(ctx), code=code),
+                    ReplaceLayer(_name(ctx), NewLayer(nn.GroupNorm, (1, normalized[0]))),
                     note="normalises each sample over channels and positions, as LayerNorm does "
                     "for a channels-last tensor; or permute the channels to the last axis",
                 )
@@ -293,10 +293,9 @@ def _transposed(ctx: FailureContext, bn: nn.Module, num: int) -> list[Candidate]
             out.append(
                 Candidate(edit, note=f"{type(bn).__name__} normalises axis 1: put the {num} features there")
             )
-    code = f"nn.LayerNorm({num})"
     out.append(
         Candidate(
-            ReplaceLayer(code, name=running.record.name, code=code),
+            ReplaceLayer(running.record.name, NewLayer(nn.LayerNorm, (num,))),
             note=f"normalises the last axis, where the {num} features are (the usual norm for (N, L, C))",
             rank=1,
         )

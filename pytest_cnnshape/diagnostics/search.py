@@ -1,0 +1,352 @@
+"""Fixes searched along the data flow, not looked up.
+
+A rule recognises a failure and proposes what it believes in: the layer that refused
+its input accepting what it got. The search adds what the data flow offers on the
+other side: the layer that *made* the tensor giving what the consumer expects (a
+conv's ``out_channels``, followed back through the norms and activations that only
+pass a width on), the strides and paddings of the layers inside the block whose
+branches no longer meet, and any layer near the failure whose setting is the odd one
+out among its siblings (the same layer of the other instances of its block). Library
+blocks (torchvision, timm) are read like the user's own.
+
+Every candidate is tried on a twin (``verify.attempt``). One that gets the model past
+the failure to another of the same cause (the same wrong width reaching the next
+layer, the next instance of the same block) is extended by the candidates for that
+failure, up to ``MAX_SITES`` sites, and shown as one fix naming every site. The
+verified ones are ranked: fewest sites, the cheapest kind of change, the root cause
+over its symptom (a setting moved back to what its siblings have, away from it
+last), the rule's belief.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from ..shapes.tree import first_shape
+from ..tracing.lineage import LAYER
+from .edits import LayerEdit, is_depthwise
+from .patches import ReplaceLayer, joined
+from .report import Candidate
+
+if TYPE_CHECKING:
+    from ..tracing.failure import FailureContext
+    from ..tracing.modelview import ModelView
+    from ..tracing.recorder import RunningCall
+    from ..tracing.records import LayerRecord
+
+#: Sites one fix may change at most (a width carried through a BatchNorm, four blocks).
+MAX_SITES = 4
+
+_CONV = nn.modules.conv._ConvNd
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+_POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+#: Layers that give the next what they got on the channel axis.
+_PASSING = (
+    nn.modules.batchnorm._NormBase,
+    nn.GroupNorm,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.SiLU,
+    nn.GELU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.ELU,
+    nn.Mish,
+    nn.Identity,
+    nn.modules.dropout._DropoutNd,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+)
+
+
+# -- siblings: what the other instances of a block have ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Siblings:
+    """For each module, the same layer in the other instances of its parent's class."""
+
+    view: ModelView
+
+    def of(self, name: str) -> list[nn.Module]:
+        parent, _, attr = name.rpartition(".")
+        if not attr:
+            return []
+        owner = self.view.module(parent)
+        if owner is None:
+            return []
+        out = []
+        for other in self.view.modules:
+            if other is owner or type(other) is not type(owner):
+                continue
+            sibling = other._modules.get(attr)
+            module = self.view.module(name)
+            if sibling is not None and module is not None and type(sibling) is type(module):
+                out.append(sibling)
+        return out
+
+    def consensus(self, name: str, setting: str) -> Any:
+        """What most siblings (two at least, two thirds of them) have for ``setting``, or None."""
+        values = [_setting(s, setting) for s in self.of(name)]
+        values = [v for v in values if v is not None]
+        if len(values) < 2:
+            return None
+        value, count = Counter(values).most_common(1)[0]
+        return value if count * 3 >= 2 * len(values) else None
+
+
+def _setting(module: nn.Module, setting: str) -> Any:
+    value = getattr(module, setting, None)
+    if isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, (int, tuple, str)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def prior(siblings: Siblings, candidate: Candidate) -> int:
+    """The root cause over its symptom: +1 for each setting moved to its siblings' value, -1 for
+    each moved away from it (the siblings say which layer is the odd one out)."""
+    score = 0
+    for part in candidate.patch.parts():
+        if not isinstance(part, ReplaceLayer) or not isinstance(part.recipe, LayerEdit):
+            continue
+        for setting, value in part.recipe.changes.items():
+            agreed = siblings.consensus(part.name, setting)
+            if agreed is None:
+                continue
+            now = _setting(part.recipe.original, setting)
+            new = value if not isinstance(value, list) else tuple(value)
+            same = _same_setting(new, agreed)
+            if same and not _same_setting(now, agreed):
+                score += 1
+            elif not same and _same_setting(now, agreed):
+                score -= 1
+    return score
+
+
+def _same_setting(a: Any, b: Any) -> bool:
+    from .edits import same
+
+    return same(a, b)
+
+
+# -- candidates from the data flow -------------------------------------------------------------
+
+
+def flow_candidates(ctx: FailureContext, facts: dict[str, Any] | None = None) -> list[Candidate]:
+    """What the rules do not propose: the producer's side of a width the failing layer does
+    not take, and the settings of the block whose branches do not meet (``facts``: the
+    rule's, ``axis`` the one they differ on)."""
+    out: list[Candidate] = []
+    running = ctx.innermost
+    if running is None:
+        return out
+    axis = (facts or {}).get("axis")
+    if ctx.in_torch_layer:
+        out += _producer_side(ctx, running)
+    elif not isinstance(axis, int) or axis >= 2:  # the batch or the channels: not a stride's doing
+        out += _block_settings(ctx, running)
+    out += _odd_ones_out(ctx, running)
+    return out
+
+
+def _wanted_width(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """(what the layer takes on its feature axis, what it got), when they differ."""
+    if isinstance(module, _CONV) and len(shape) >= 2:
+        got = shape[1] if len(shape) == len(module.kernel_size) + 2 else shape[0]
+        return (module.in_channels, got) if got != module.in_channels else None
+    if isinstance(module, nn.modules.batchnorm._NormBase) and len(shape) >= 2:
+        return (module.num_features, shape[1]) if shape[1] != module.num_features else None
+    if isinstance(module, nn.GroupNorm) and len(shape) >= 2:
+        return (module.num_channels, shape[1]) if shape[1] != module.num_channels else None
+    if isinstance(module, nn.Linear) and shape:
+        return (module.in_features, shape[-1]) if shape[-1] != module.in_features else None
+    return None
+
+
+def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
+    """The layer that made what the failing one got, giving it the width it expects.
+
+    Followed back through the layers that only pass a width on (norms, activations,
+    pooling); those sized for the wrong width are resized with it. A map flattened for a
+    Linear counts per position: the producer's channels are ``in_features`` over them.
+    """
+    from ..tracing.lineage import INPUT
+
+    shape = first_shape(running.record.input_shape) if hasattr(running.record, "input_shape") else None
+    shape = shape or first_shape(running.record.input_shapes)
+    if shape is None:
+        return []
+    wanted = _wanted_width(running.module, shape)
+    flow = ctx.flow
+    if wanted is None or flow is None:
+        return []
+    want, got = wanted
+    sources = flow.lineage.sources.get(running.index, ())
+    origin = sources[0] if sources else None
+    passed: list[tuple[str, nn.Module]] = []
+    records = ctx.records
+    while origin is not None and origin.kind == LAYER and 0 <= origin.index < len(records):
+        record = records[origin.index]
+        module = ctx.view.module(record.name)
+        if module is None:
+            return []
+        out = first_shape(record.output_shape)
+        if isinstance(module, _PASSING) and not origin.reshaped:
+            passed.append((record.name, module))
+            inner = flow.lineage.sources.get(origin.index, ())
+            origin = inner[0] if inner else None
+            continue
+        width = _made_width(module, out, got, want, origin.reshaped)
+        if width is None:
+            return []
+        setting, value = width
+        edits = [ReplaceLayer(record.name, LayerEdit(module, {setting: value}))]
+        for name, between in passed:
+            resized = _passing_resize(between, value)
+            if resized is not None:
+                edits.append(ReplaceLayer(name, LayerEdit(between, resized)))
+        return [
+            Candidate(
+                joined(*edits),
+                note=f"or make {record.name} ({type(module).__name__}) give the {want} "
+                f"{'features' if isinstance(running.module, nn.Linear) else 'channels'} "
+                f"{running.record.name} expects",
+                rank=2,
+                cost=len(edits),
+            )
+        ]
+    if origin is not None and origin.kind == INPUT:
+        return []  # the input's own width: the rules' input fixes say it
+    return []
+
+
+def _made_width(
+    module: nn.Module, out: tuple[int, ...] | None, got: int, want: int, reshaped: bool
+) -> tuple[str, int] | None:
+    """The setting of ``module`` that makes the width ``want`` where it made ``got``."""
+    if isinstance(module, _CONV) and not is_depthwise(module):
+        if not reshaped and module.out_channels == got:
+            if module.groups > 1 and want % module.groups:
+                return None
+            return "out_channels", want
+        if reshaped and out is not None and len(out) >= 3 and out[1] == module.out_channels:
+            positions = got // module.out_channels if module.out_channels else 0
+            if positions and got == module.out_channels * positions and want % positions == 0:
+                return "out_channels", want // positions
+        return None
+    if isinstance(module, nn.Linear) and module.out_features == got and not reshaped:
+        return "out_features", want
+    return None
+
+
+def _passing_resize(module: nn.Module, width: int) -> dict[str, int] | None:
+    """The size a width-passing layer needs for ``width`` channels, when it has one."""
+    if isinstance(module, nn.modules.batchnorm._NormBase) and module.num_features != width:
+        return {"num_features": width}
+    if isinstance(module, nn.GroupNorm) and module.num_channels != width:
+        return {"num_channels": width} if width % module.num_groups == 0 else None
+    return None
+
+
+def _inside(ctx: FailureContext, running: RunningCall) -> Iterator[LayerRecord]:
+    """The finished leaf calls made inside the failing call (the block whose code failed)."""
+    depth = running.record.depth
+    for record in ctx.records[running.index + 1 :]:
+        if record.depth <= depth:
+            break
+        if record.is_leaf and record.finished:
+            yield record
+
+
+def _block_settings(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
+    """Inside a block whose branches no longer meet (a residual add, a cat): a strided layer
+    made unstrided, an unpadded conv padded to keep its map's size."""
+    if not any(word in ctx.message for word in ("must match", "Sizes of tensors", "broadcast")):
+        return []
+    out: list[Candidate] = []
+    for record in _inside(ctx, running):
+        module = ctx.view.module(record.name)
+        if not isinstance(module, (_CONV, *_POOLS)) or isinstance(module, nn.modules.conv._ConvTransposeNd):
+            continue
+        stride = _tuple(getattr(module, "stride", 1) or getattr(module, "kernel_size", 1))
+        if any(s > 1 for s in stride):
+            out.append(
+                Candidate(
+                    ReplaceLayer(record.name, LayerEdit(module, {"stride": 1})),
+                    note=f"{record.name} downsamples the branch its sibling does not",
+                    rank=1,
+                )
+            )
+        if isinstance(module, _CONV) and not isinstance(module.padding, str):
+            kernel, dilation = _tuple(module.kernel_size), _tuple(module.dilation)
+            keeping = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=False))
+            if keeping != _tuple(module.padding) and all(
+                (d * (k - 1)) % 2 == 0 for k, d in zip(kernel, dilation, strict=False)
+            ):
+                out.append(
+                    Candidate(
+                        ReplaceLayer(record.name, LayerEdit(module, {"padding": keeping})),
+                        note=f"{record.name} shrinks its map where its sibling branch keeps the size",
+                        rank=1,
+                    )
+                )
+    return out[:12]
+
+
+def _tuple(value: Any) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
+
+
+_SETTINGS = ("out_channels", "in_channels", "stride", "padding", "num_features", "in_features", "groups")
+
+
+def _odd_ones_out(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
+    """The layers near the failure (the failing one, and those of the block it belongs to)
+    whose setting differs from what all their siblings have: moved back to it."""
+    siblings = Siblings(ctx.view)
+    names = [running.record.name, *(r.name for r in _inside(ctx, running))]
+    parent = running.record.name.rpartition(".")[0]
+    if ctx.in_torch_layer and parent:
+        names += [r.name for r in ctx.records if r.is_leaf and r.name.startswith(parent + ".")]
+    out: list[Candidate] = []
+    for name in dict.fromkeys(names):
+        module = ctx.view.module(name)
+        if module is None or module._modules:
+            continue
+        for setting in _SETTINGS:
+            agreed = siblings.consensus(name, setting)
+            now = _setting(module, setting)
+            if agreed is None or now is None or _same_setting(now, agreed):
+                continue
+            out.append(
+                Candidate(
+                    ReplaceLayer(name, LayerEdit(module, {setting: agreed})),
+                    note=f"{setting}={_shown(agreed)}, as the same layer of the other "
+                    f"{_owner(ctx, name)} blocks has",
+                    rank=1,
+                )
+            )
+    return out[:6]
+
+
+def _shown(value: Any) -> str:
+    from .edits import literal
+
+    return literal(value)
+
+
+def _owner(ctx: FailureContext, name: str) -> str:
+    owner = ctx.view.module(name.rpartition(".")[0])
+    return type(owner).__name__ if owner is not None else "block"
