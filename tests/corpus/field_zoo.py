@@ -9,6 +9,8 @@ the model again, on meta and on CPU.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -229,9 +231,7 @@ class SeganGenerator(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         widths = (1, 8, 16, 32, 64)
-        self.enc = nn.Sequential(
-            *(nn.Conv1d(a, b, 31, stride=4, padding=15) for a, b in zip(widths, widths[1:], strict=False))
-        )
+        self.enc = nn.Sequential(*(nn.Conv1d(a, b, 31, stride=4, padding=15) for a, b in pairwise(widths)))
         self.dec = nn.Conv1d(128, 1, 1)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
