@@ -78,6 +78,11 @@ class Patch:
         """What the patch changes: layer names, ``input``, ``forward of <owner>``."""
         return tuple(s for part in self.parts() for s in part._site())
 
+    def described(self, failing: str) -> str:
+        """The text as a diagnosis of the layer ``failing`` shows it: a layer other than that
+        one named (``layer3.0.conv2: nn.Conv2d(...)``)."""
+        return self.text
+
     def _site(self) -> tuple[str, ...]:
         return ()
 
@@ -113,6 +118,9 @@ class ReplaceLayer(Patch):
 
     def _site(self) -> tuple[str, ...]:
         return (self.name,)
+
+    def described(self, failing: str) -> str:
+        return self.text if self.name == failing else f"{self.name or '(root)'}: {self.text}"
 
     def changes(self) -> dict[str, Any]:
         """The settings an edit of the layer changes (empty for a layer of another class)."""
@@ -227,12 +235,16 @@ class EditSource(Patch):
     code: str = ""
     add: tuple[tuple[str, NewLayer], ...] = ()
     shown: str = ""
+    #: Other modules run the same method: an edit of it is theirs too.
+    shared: bool = False
 
     @property
     def text(self) -> str:
         text = self.shown or edited_line(self.filename, self.span, self.code)
         if self.add:
             text += "   with " + ", ".join(f"self.{attr} = {layer.text()}" for attr, layer in self.add)
+            if self.shared:
+                text += " in this block (nn.Identity() in the others, whose shapes already meet)"
         return text
 
     @property
@@ -242,15 +254,24 @@ class EditSource(Patch):
     def apply(self, twin: Twin) -> None:
         owner = twin.original(self.owner)
         method = _method(type(owner), self.function, self.filename)
-        twin.method(owner, self.function, _edited(method, self.span, self.code))
+        twin.edit(method, self.function, self.span, self.code)
+        others = [
+            m for m in twin.view.modules if m is not owner and _resolves(type(m), self.function) is method
+        ]
         for attr, layer in self.add:
             try:
                 twin.add_child(owner, attr, layer.build(twin.device, owner))
             except Unbuildable as exc:
                 raise Unpatchable(str(exc)) from exc
+            for other in others:  # the blocks that keep their shape pass it on unchanged
+                if attr not in other._modules:
+                    twin.add_child(other, attr, nn.Identity())
 
     def _site(self) -> tuple[str, ...]:
-        return (f"forward of {self.owner or '(root)'}",)
+        # the method is the class's: an edit of it is one site for every instance; each new
+        # submodule is one more (its line in ``__init__``)
+        line = f"{self.function} at {self.filename}:{self.span[0]}"
+        return (line, *(f"{self.owner}.{attr} (new)" for attr, _ in self.add))
 
     @property
     def in_library(self) -> bool:
@@ -272,6 +293,11 @@ class Patches(Patch):
     @property
     def text(self) -> str:
         return self.said or ", and ".join(p.text for p in self.items)
+
+    def described(self, failing: str) -> str:
+        if self.said:
+            return self.said
+        return ", and ".join(p.described(failing) for p in self.items)
 
     @property
     def kind(self) -> str:
@@ -351,8 +377,12 @@ class _Fed(_Wrapper):
 
 
 def _shallow(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` with its own registries and hook tables, sharing their contents."""
-    twin = module.__class__.__new__(module.__class__)
+    """A copy of ``module`` with its own registries and hook tables, sharing their contents.
+
+    Made without the class's ``__new__``: an fx ``GraphModule`` makes a class of its own
+    there, without the generated ``forward`` its instance's class holds.
+    """
+    twin: nn.Module = object.__new__(module.__class__)
     state = dict(vars(module))
     for key, value in state.items():
         if type(value) in (dict, OrderedDict):
@@ -368,6 +398,7 @@ class Twin:
         self.view, self.spec, self.device, self.dtype = view, spec, device, dtype
         self._replaced: dict[int, nn.Module] = {}
         self._methods: dict[int, dict[str, types.FunctionType]] = {}
+        self._edits: dict[types.FunctionType, tuple[str, dict[tuple[int, int, int, int], str]]] = {}
         self._added: dict[int, dict[str, nn.Module]] = {}
 
     def original(self, name: str) -> nn.Module:
@@ -383,8 +414,18 @@ class Twin:
     def replace(self, module: nn.Module, by: nn.Module) -> None:
         self._replaced[id(module)] = by
 
-    def method(self, owner: nn.Module, name: str, function: types.FunctionType) -> None:
-        self._methods.setdefault(id(owner), {})[name] = function
+    def edit(self, method: types.FunctionType, name: str, span: tuple[int, int, int, int], code: str) -> None:
+        """An expression of ``method`` (a class's) replaced: in every instance that runs it."""
+        self._edits.setdefault(method, (name, {}))[1][span] = code
+
+    def _compile_edits(self) -> None:
+        """Each edited method compiled once with all its edits, bound to every module of the
+        model whose class runs it (the user edits the class, not one instance)."""
+        for method, (name, spans) in self._edits.items():
+            edited = _edited(method, spans)
+            for module in self.view.modules:
+                if _resolves(type(module), name) is method:
+                    self._methods.setdefault(id(module), {})[name] = edited
 
     def add_child(self, owner: nn.Module, name: str, child: nn.Module) -> None:
         self._added.setdefault(id(owner), {})[name] = child
@@ -429,6 +470,7 @@ class Twin:
 
     def build(self) -> nn.Module:
         """The patched root (the model itself when no module changed)."""
+        self._compile_edits()
         memo: dict[int, nn.Module] = {}
 
         def rebuild(module: nn.Module) -> nn.Module:
@@ -497,6 +539,14 @@ def apply(
 # -- editing a method's source -----------------------------------------------------------
 
 
+def _resolves(cls: type, name: str) -> Any:
+    """What ``cls().name`` finds along the class's MRO."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
 def _method(cls: type, name: str, filename: str) -> types.FunctionType:
     for klass in cls.__mro__:
         function = vars(klass).get(name)
@@ -515,8 +565,11 @@ def function_of(module: nn.Module, code: types.CodeType) -> str | None:
 
 
 class _Swap(ast.NodeTransformer):
-    def __init__(self, span: tuple[int, int, int, int], by: ast.expr) -> None:
-        self.span, self.by, self.done = span, by, False
+    """Replaces the expressions at the given spans (the outermost one at each span)."""
+
+    def __init__(self, replacements: dict[tuple[int, int, int, int], ast.expr]) -> None:
+        self.replacements = replacements
+        self.pending = set(replacements)
 
     def visit(self, node: ast.AST) -> Any:
         where = (
@@ -525,19 +578,19 @@ class _Swap(ast.NodeTransformer):
             getattr(node, "end_lineno", None),
             getattr(node, "end_col_offset", None),
         )
-        if not self.done and isinstance(node, ast.expr) and where == self.span:
-            self.done = True
-            return ast.copy_location(self.by, node)
+        if isinstance(node, ast.expr) and where in self.pending:
+            self.pending.discard(where)
+            return ast.copy_location(self.replacements[where], node)
         return self.generic_visit(node)
 
 
-def _edited(function: types.FunctionType, span: tuple[int, int, int, int], code: str) -> types.FunctionType:
-    """``function`` recompiled from its source with the expression at ``span`` replaced."""
+def _edited(function: types.FunctionType, edits: dict[tuple[int, int, int, int], str]) -> types.FunctionType:
+    """``function`` recompiled from its source with the expression at each span replaced."""
     filename = function.__code__.co_filename
     source = "".join(linecache.getlines(filename))
     try:
         tree = ast.parse(source)
-        replacement = ast.parse(code, mode="eval").body
+        replacements = {span: ast.parse(code, mode="eval").body for span, code in edits.items()}
     except SyntaxError as exc:
         raise Unpatchable(f"cannot parse the source of {function.__qualname__}") from exc
     found = next(
@@ -555,10 +608,10 @@ def _edited(function: types.FunctionType, span: tuple[int, int, int, int], code:
         raise Unpatchable(f"no source for {function.__qualname__}")
     node = copy.deepcopy(found)
     node.decorator_list = []
-    swap = _Swap(span, replacement)
+    swap = _Swap(replacements)
     node = swap.visit(node)
-    if not swap.done:
-        raise Unpatchable(f"no expression at {span} in {function.__qualname__}")
+    if swap.pending:
+        raise Unpatchable(f"no expression at {sorted(swap.pending)[0]} in {function.__qualname__}")
     # free variables (``__class__`` for super(), closures) become parameters of an outer
     # function, called with the original cells' contents
     free = function.__code__.co_freevars

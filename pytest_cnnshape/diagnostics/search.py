@@ -29,7 +29,7 @@ from torch import nn
 
 from ..shapes.tree import first_shape
 from ..tracing.lineage import LAYER
-from .edits import LayerEdit, is_depthwise
+from .edits import LayerEdit
 from .patches import ReplaceLayer, joined
 from .report import Candidate
 
@@ -153,10 +153,9 @@ def flow_candidates(ctx: FailureContext, facts: dict[str, Any] | None = None) ->
     if running is None:
         return out
     axis = (facts or {}).get("axis")
-    if ctx.in_torch_layer:
-        out += _producer_side(ctx, running)
-    elif not isinstance(axis, int) or axis >= 2:  # the batch or the channels: not a stride's doing
-        out += _block_settings(ctx, running)
+    out += _producer_side(ctx, running)  # a torch layer, or a library's subclass of one
+    if not ctx.in_torch_layer and (not isinstance(axis, int) or axis >= 2):
+        out += _block_settings(ctx, running)  # the batch or the channels: not a stride's doing
     out += _odd_ones_out(ctx, running)
     return out
 
@@ -220,9 +219,9 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
         return [
             Candidate(
                 joined(*edits),
-                note=f"or make {record.name} ({type(module).__name__}) give the {want} "
-                f"{'features' if isinstance(running.module, nn.Linear) else 'channels'} "
-                f"{running.record.name} expects",
+                note=f"{record.name} ({type(module).__name__}) makes the {got}; "
+                f"{running.record.name} expects {want} "
+                f"{'features' if isinstance(running.module, nn.Linear) else 'channels'}",
                 rank=2,
                 cost=len(edits),
             )
@@ -236,7 +235,7 @@ def _made_width(
     module: nn.Module, out: tuple[int, ...] | None, got: int, want: int, reshaped: bool
 ) -> tuple[str, int] | None:
     """The setting of ``module`` that makes the width ``want`` where it made ``got``."""
-    if isinstance(module, _CONV) and not is_depthwise(module):
+    if isinstance(module, _CONV):
         if not reshaped and module.out_channels == got:
             if module.groups > 1 and want % module.groups:
                 return None

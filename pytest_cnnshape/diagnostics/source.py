@@ -95,11 +95,19 @@ def user_traceback(ctx: FailureContext) -> types.TracebackType | None:
         if is_user_file(code.co_filename):
             found = tb
         elif not is_torch_file(code.co_filename):
-            owner = tb.tb_frame.f_locals.get("self")
+            owner = frame_owner(tb.tb_frame)
             if owner is not None and id(owner) in ctx.view.names:
                 found = tb
         tb = tb.tb_next
     return found
+
+
+def frame_owner(frame: types.FrameType) -> Any:
+    """The object a method runs on: its first argument (``self``, whatever its name)."""
+    code = frame.f_code
+    if code.co_argcount < 1:
+        return None
+    return frame.f_locals.get(code.co_varnames[0])
 
 
 def library_line(tb: types.TracebackType) -> str | None:
@@ -108,9 +116,11 @@ def library_line(tb: types.TracebackType) -> str | None:
     from ..tracing.failure import is_user_file, package_path
 
     filename = tb.tb_frame.f_code.co_filename
-    if is_user_file(filename):
-        return None
     code = linecache.getline(filename, tb.tb_lineno).strip()
+    if filename.startswith("<eval_with_key>"):  # torch.fx's generated code
+        return f"the generated forward of an fx GraphModule: {code}" if code else None
+    if is_user_file(filename) or filename.startswith("<"):
+        return None
     return f"{package_path(filename)}:{tb.tb_lineno}: {code}"
 
 
@@ -266,7 +276,7 @@ def edit_at(
     from .patches import EditSource, function_of
 
     frame = tb.tb_frame
-    owner = frame.f_locals.get("self")
+    owner = frame_owner(frame)
     span = _span(node)
     if not isinstance(owner, nn.Module) or span is None:
         return None
@@ -274,6 +284,11 @@ def edit_at(
     function = function_of(owner, frame.f_code)
     if name is None or function is None:
         return None
+    method = type(owner).__dict__.get(function)
+    shared = any(
+        m is not owner and getattr(type(m), function, None) is getattr(type(owner), function, method)
+        for m in ctx.view.modules
+    )
     return EditSource(
         owner=name,
         function=function,
@@ -281,6 +296,7 @@ def edit_at(
         span=span,
         code=code,
         add=add,
+        shared=shared,
     )
 
 

@@ -204,9 +204,9 @@ def _independent(ctx: FailureContext, patch: Patch, view: ModelView, later: Fail
     return True
 
 
-def _shown(candidate: Candidate, outcome: Outcome) -> ShownFix:
+def _shown(candidate: Candidate, outcome: Outcome, failing: str) -> ShownFix:
     return ShownFix(
-        text=candidate.patch.text,
+        text=candidate.patch.described(failing),
         note=candidate.note,
         verified=outcome.text,
         kind=candidate.patch.kind,
@@ -373,7 +373,9 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     choice = _choose(ctx, [*diagnosis.candidates, *_flow(ctx, diagnosis)])
     main = choice.main or choice.partial
     if main is None:
-        tried = [f"tried {c.patch.text}: {o.text}" for c, o in choice.failed[:TRIED_SHOWN]]
+        tried = [
+            f"tried {c.patch.described(diagnosis.layer)}: {o.text}" for c, o in choice.failed[:TRIED_SHOWN]
+        ]
         if len(choice.failed) > TRIED_SHOWN:
             tried.append(f"and {len(choice.failed) - TRIED_SHOWN} more, each failing as one of these")
         diagnosis.fix_note = "\n".join(n for n in (diagnosis.fix_note, *tried) if n) or None
@@ -381,8 +383,8 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
         diagnosis.facts["tried"] = len(choice.failed)
         return diagnosis
     candidate, outcome = main
-    diagnosis.shown = _shown(candidate, outcome)
-    diagnosis.fix = candidate.patch.text
+    diagnosis.shown = _shown(candidate, outcome, diagnosis.layer)
+    diagnosis.fix = diagnosis.shown.text
     diagnosis.fix_note = candidate.note
     if candidate.kind is not None:
         diagnosis.kind = candidate.kind
@@ -393,5 +395,5 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     diagnosis.facts.update(candidate.facts)
     diagnosis.facts["verified"] = outcome.complete
     if choice.alternative is not None and choice.main is not None:
-        diagnosis.alternative = _shown(*choice.alternative)
+        diagnosis.alternative = _shown(*choice.alternative, diagnosis.layer)
     return diagnosis

@@ -926,7 +926,7 @@ FIELD: dict[str, Broken] = {
         "view_size",
         "",
         (6, 16, 2, 2),
-        "x = torch.flatten(x, 1), and nn.Linear(in_features=64, out_features=120)",
+        "x = torch.flatten(x, 1), and fc1: nn.Linear(in_features=64, out_features=120)",
         "x = x.view(-1, 16 * 5 * 5)",
         {"per_sample": 64},
         fix_kind="code",
@@ -1034,7 +1034,7 @@ FIELD: dict[str, Broken] = {
         (1, 1, 16, 24),
         # one cause at two sites: the gray channel reaches the depthwise conv, then the pointwise
         "nn.Conv2d(in_channels=1, out_channels=1, kernel_size=5, padding=2, groups=1), and "
-        "nn.Conv2d(in_channels=1, out_channels=32, kernel_size=1)",
+        "pw: nn.Conv2d(in_channels=1, out_channels=32, kernel_size=1)",
         "return self.bn(self.pw(self.dw(x)))",
         fix_kind="layer",
         origin="https://github.com/sunsmarterjie/yolov12/issues/161",

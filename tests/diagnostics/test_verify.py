@@ -83,7 +83,7 @@ def test_a_feed_takes_what_another_layer_returned() -> None:
 
 def test_an_edit_of_forward_code_is_the_line_shown() -> None:
     err = raised(ViewWrongSize(), (1, 3, 32, 32))
-    assert err.fix == "x = torch.flatten(x, 1), and nn.Linear(in_features=400, out_features=10)"
+    assert err.fix == "x = torch.flatten(x, 1), and fc: nn.Linear(in_features=400, out_features=10)"
     edit = next(p for p in err.diagnosis.patch.parts() if isinstance(p, EditSource))  # type: ignore[union-attr]
     assert edit.text == "x = torch.flatten(x, 1)" and edit.code == "torch.flatten(x, 1)"
     assert edit.owner == "" and edit.function == "forward"

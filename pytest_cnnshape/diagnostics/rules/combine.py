@@ -29,7 +29,16 @@ from ..edits import NewLayer
 from ..fixes import layer_fix
 from ..patches import TransformInput
 from ..report import Candidate, Diagnosis
-from ..source import Operand, Resolver, call_name, edit_at, failing_node, operands_of, user_traceback
+from ..source import (
+    Operand,
+    Resolver,
+    call_name,
+    edit_at,
+    failing_node,
+    frame_owner,
+    operands_of,
+    user_traceback,
+)
 from .sizes import multiple_input_fix
 
 _CONCAT = ("cat", "concat", "concatenate", "stack")
@@ -341,7 +350,7 @@ def _projection(
     if b[1] != s[1]:
         why.append(f"the branch has {b[1]} channels and the shortcut {s[1]}")
     facts.update(stride=stride, channels=[s[1], b[1]])
-    owner = tb.tb_frame.f_locals.get("self")
+    owner = frame_owner(tb.tb_frame)
     attr = _free_name(owner, "downsample")
     edit = (
         edit_at(ctx, tb, shortcut.node, f"self.{attr}({shortcut.text})", add=((attr, projection),))

@@ -246,13 +246,7 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
             f"cannot take its input: it normalises the last axis, and the {normalized[0]} "
             "channels are on axis 1",
             details=[("received", received_line(shape)), expects],
-            candidates=[
-                Candidate(
-                    ReplaceLayer(_name(ctx), NewLayer(nn.GroupNorm, (1, normalized[0]))),
-                    note="normalises each sample over channels and positions, as LayerNorm does "
-                    "for a channels-last tensor; or permute the channels to the last axis",
-                )
-            ],
+            candidates=_channels_last_norm(ctx, normalized[0], len(shape)),
             facts={"normalized_shape": list(shape[-k:])},
         )
     return layer_diagnosis(
@@ -268,6 +262,45 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
         ],
         facts={"normalized_shape": list(shape[-k:])},
     )
+
+
+def _channels_last_norm(ctx: FailureContext, channels: int, rank: int) -> list[Candidate]:
+    """A LayerNorm over the channels of a channels-first map: the channels moved to the last
+    axis around it (ConvNeXt's ``LayerNorm2d`` does this), in the line that calls it.
+
+    ``nn.GroupNorm(1, C)`` also takes the map, but normalises each sample over its channels
+    and positions together, where the LayerNorm normalises each position's channels: other
+    numbers, so it is offered as another norm, never as the same one.
+    """
+    running = ctx.innermost
+    assert running is not None
+    out = []
+    last = (0, *range(2, rank), 1)
+    back = (0, rank - 1, *range(1, rank - 1))
+    site = call_site(ctx, running)
+    if site is not None:
+        tb, node = site
+        argument = ast.unparse(node.args[0])
+        moved = method("permute", *last).expression(argument)
+        code = method("permute", *back).expression(ast.unparse(node).replace(argument, moved, 1))
+        edit = edit_at(ctx, tb, node, code)
+        if edit is not None:
+            out.append(
+                Candidate(
+                    edit,
+                    note=f"LayerNorm({channels}) normalises the last axis: the {channels} channels "
+                    "moved there and back",
+                )
+            )
+    out.append(
+        Candidate(
+            ReplaceLayer(_name(ctx), NewLayer(nn.GroupNorm, (1, channels))),
+            note="another norm: each sample over all its channels and positions together (not each "
+            "position's channels, as a LayerNorm over channels-last maps)",
+            rank=1,
+        )
+    )
+    return out
 
 
 def _name(ctx: FailureContext) -> str:
