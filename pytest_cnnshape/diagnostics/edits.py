@@ -348,10 +348,24 @@ def _as_held(old: Any, value: Any) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class LayerEdit:
-    """The model's layer ``original`` with ``changes`` to its settings."""
+    """The model's layer ``original`` with ``changes`` to its settings.
+
+    Changes that leave a setting as it is are dropped; a change of a size the class's
+    constructor names differently (timm's ``LayerNorm2d(num_channels)`` holds it as
+    ``normalized_shape``) is made under the constructor's name.
+    """
 
     original: nn.Module
     changes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        settings = settings_of(self.original)
+        changes = {}
+        for key, value in self.changes.items():
+            if key in vars(self.original) and same(getattr(self.original, key), value):
+                continue
+            changes[_constructor_name(settings, key)] = _constructor_value(settings, key, value)
+        object.__setattr__(self, "changes", changes)
 
     @property
     def settings(self) -> Settings | None:
@@ -383,6 +397,21 @@ class LayerEdit:
     def resized(self) -> dict[str, Any]:
         """The widths this edit changes (``out_channels``...): what the layer gives the next."""
         return {k: v for k, v in self.changes.items() if k in WIDTHS}
+
+
+def _constructor_name(settings: Settings | None, key: str) -> str:
+    """The constructor's name for the setting ``key`` (``num_channels`` for a LayerNorm2d's size)."""
+    if settings is None or key in settings.kwargs:
+        return key
+    if key == "normalized_shape" and "num_channels" in settings.kwargs:
+        return "num_channels"
+    return key
+
+
+def _constructor_value(settings: Settings | None, key: str, value: Any) -> Any:
+    if settings is not None and key == "normalized_shape" and "num_channels" in settings.kwargs:
+        return value[0] if isinstance(value, (tuple, list)) else value
+    return value
 
 
 #: Settings that change what a layer gives the next one.

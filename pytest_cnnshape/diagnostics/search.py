@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -72,37 +71,45 @@ _PASSING = (
 # -- siblings: what the other instances of a block have ---------------------------------------
 
 
-@dataclass(frozen=True)
 class Siblings:
     """For each module, the same layer in the other instances of its parent's class."""
 
-    view: ModelView
+    def __init__(self, view: ModelView) -> None:
+        self.view = view
+        self._of_type: dict[type, list[nn.Module]] | None = None
+        self._consensus: dict[tuple[str, str], Any] = {}
+
+    def _instances(self, cls: type) -> list[nn.Module]:
+        if self._of_type is None:
+            self._of_type = {}
+            for module in self.view.modules:
+                self._of_type.setdefault(type(module), []).append(module)
+        return self._of_type.get(cls, [])
 
     def of(self, name: str) -> list[nn.Module]:
         parent, _, attr = name.rpartition(".")
-        if not attr:
-            return []
-        owner = self.view.module(parent)
-        if owner is None:
+        owner = self.view.module(parent) if attr else None
+        module = self.view.module(name)
+        if owner is None or module is None:
             return []
         out = []
-        for other in self.view.modules:
-            if other is owner or type(other) is not type(owner):
-                continue
-            sibling = other._modules.get(attr)
-            module = self.view.module(name)
-            if sibling is not None and module is not None and type(sibling) is type(module):
+        for other in self._instances(type(owner)):
+            sibling = other._modules.get(attr) if other is not owner else None
+            if sibling is not None and type(sibling) is type(module):
                 out.append(sibling)
         return out
 
     def consensus(self, name: str, setting: str) -> Any:
         """What most siblings (two at least, two thirds of them) have for ``setting``, or None."""
-        values = [_setting(s, setting) for s in self.of(name)]
-        values = [v for v in values if v is not None]
-        if len(values) < 2:
-            return None
-        value, count = Counter(values).most_common(1)[0]
-        return value if count * 3 >= 2 * len(values) else None
+        key = (name, setting)
+        if key not in self._consensus:
+            values = [v for v in (_setting(s, setting) for s in self.of(name)) if v is not None]
+            found = None
+            if len(values) >= 2:
+                value, count = Counter(values).most_common(1)[0]
+                found = value if count * 3 >= 2 * len(values) else None
+            self._consensus[key] = found
+        return self._consensus[key]
 
 
 def _setting(module: nn.Module, setting: str) -> Any:
@@ -157,7 +164,74 @@ def flow_candidates(ctx: FailureContext, facts: dict[str, Any] | None = None) ->
     if not ctx.in_torch_layer and (not isinstance(axis, int) or axis >= 2):
         out += _block_settings(ctx, running)  # the batch or the channels: not a stride's doing
     out += _odd_ones_out(ctx, running)
+    out += _unbatched_input(ctx)
+    out += _declared_input_size(ctx)
     return out
+
+
+def _unbatched_input(ctx: FailureContext) -> list[Candidate]:
+    """The model input given without its batch axis: the first conv took it as one unbatched
+    sample and the failure came later (a Linear after the flatten, a cat, a norm)."""
+    from ..tracing.lineage import INPUT
+    from .edits import method
+    from .patches import TransformInput
+
+    given = ctx.model_input_shape()
+    flow = ctx.flow
+    if given is None or flow is None:
+        return []
+    for index, record in enumerate(ctx.records):
+        module = ctx.view.module(record.name)
+        if not isinstance(module, _CONV):
+            continue
+        sources = flow.lineage.sources.get(index, ())
+        shape = first_shape(record.input_shapes)
+        unbatched = shape is not None and len(shape) == len(module.kernel_size) + 1
+        from_input = bool(sources) and sources[0] is not None and sources[0].kind == INPUT
+        if unbatched and from_input and shape == given:
+            return [
+                Candidate(
+                    TransformInput(transform=method("unsqueeze", 0)),
+                    note=f"{record.name} took the {len(shape)}-D input {list(shape)} as one sample "
+                    "without a batch axis: add it",
+                    rank=0,
+                    kind="missing_batch_axis",
+                )
+            ]
+        return []  # the first conv got a batch: not this
+    return []
+
+
+#: Attributes in which models declare the one input size they take (ViT patch embeddings).
+_SIZE_ATTRIBUTES = ("img_size", "image_size", "input_size")
+
+
+def _declared_input_size(ctx: FailureContext) -> list[Candidate]:
+    """A model that declares the input size it takes (``PatchEmbed.img_size = (224, 224)``),
+    given another: that size."""
+    from .patches import TransformInput
+
+    given = ctx.model_input_shape()
+    if given is None or len(given) < 3:
+        return []
+    for module in ctx.view.modules:
+        for attr in _SIZE_ATTRIBUTES:
+            value = vars(module).get(attr)
+            sides = _tuple(value) if isinstance(value, (int, tuple, list)) else None
+            if sides is None or len(sides) != len(given) - 2 or not all(isinstance(v, int) for v in sides):
+                continue
+            if tuple(given[2:]) == sides:
+                return []
+            wanted = (*given[:2], *sides)
+            return [
+                Candidate(
+                    TransformInput(shape=wanted, said=f"an input of {'x'.join(map(str, wanted))}"),
+                    note=f"{ctx.view.name_of(module)} ({type(module).__name__}) is built for "
+                    f"{'x'.join(map(str, sides))} ({attr}={_shown(value)})",
+                    rank=1,
+                )
+            ]
+    return []
 
 
 def _wanted_width(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -272,10 +346,11 @@ def _inside(ctx: FailureContext, running: RunningCall) -> Iterator[LayerRecord]:
 def _block_settings(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
     """Inside a block whose branches no longer meet (a residual add, a cat): a strided layer
     made unstrided, an unpadded conv padded to keep its map's size."""
-    if not any(word in ctx.message for word in ("must match", "Sizes of tensors", "broadcast")):
+    words = ("must match", "Sizes of tensors", "broadcast", "equal size")
+    if not any(word in ctx.message for word in words):
         return []
     out: list[Candidate] = []
-    for record in _inside(ctx, running):
+    for record in (*_inside(ctx, running), *_operand_makers(ctx, running)):
         module = ctx.view.module(record.name)
         if not isinstance(module, (_CONV, *_POOLS)) or isinstance(module, nn.modules.conv._ConvTransposeNd):
             continue
@@ -302,6 +377,45 @@ def _block_settings(ctx: FailureContext, running: RunningCall) -> list[Candidate
                     )
                 )
     return out[:12]
+
+
+def _operand_makers(ctx: FailureContext, running: RunningCall) -> Iterator[LayerRecord]:
+    """The leaf calls that made the failing op's operands, followed back a few layers (a
+    residual's projection made outside the block and passed in)."""
+    from .source import Resolver, failing_node, operands_of, user_traceback
+
+    flow = ctx.flow
+    if flow is None:
+        return
+    tb = user_traceback(flow.context)
+    node = failing_node(tb) if tb is not None else None
+    if tb is None or node is None:
+        return
+    seen: set[int] = set()
+    stack = [
+        flow.lineage.origin(o.value)
+        for o in operands_of(node, Resolver(flow.context, tb))
+        if o.value is not None
+    ]
+    records = flow.context.records
+    while stack and len(seen) < 12:
+        origin = stack.pop()
+        if origin is None:
+            continue
+        for index in origin.layers():
+            if index in seen or not 0 <= index < len(records):
+                continue
+            seen.add(index)
+            record = records[index]
+            if record.is_leaf:
+                yield record
+            else:  # a container's call: the leaves it ran
+                for inner in records[index + 1 :]:
+                    if inner.depth <= record.depth:
+                        break
+                    if inner.is_leaf and inner.finished:
+                        yield inner
+            stack.extend(flow.lineage.sources.get(index, ()))
 
 
 def _tuple(value: Any) -> tuple[int, ...]:

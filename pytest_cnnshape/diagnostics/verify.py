@@ -306,7 +306,7 @@ def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
         if key in seen:
             continue
         seen.add(key)
-        if complete and _worse_than(siblings, candidate, complete):
+        if complete and _worse_than(siblings, candidate, complete, candidates):
             continue  # it could not beat a fix already verified
         tried += 1
         outcome = attempt(ctx, candidate.patch, sequence_first)
@@ -342,12 +342,19 @@ def belief(candidate: Candidate) -> int:
     return candidate.rank + (3 if library else 0)
 
 
-def _worse_than(siblings: Any, candidate: Candidate, complete: list[tuple[Candidate, Outcome]]) -> bool:
-    """Whether ``candidate`` cannot rank above every verified fix of its kind (more sites)."""
+def _worse_than(
+    siblings: Any,
+    candidate: Candidate,
+    complete: list[tuple[Candidate, Outcome]],
+    candidates: list[Candidate],
+) -> bool:
+    """Whether ``candidate`` cannot rank above the best verified fix of its kind (sites, the
+    siblings' consensus and belief of ``_rank_key``): then it is not worth a twin."""
     same_kind = [c for c, _ in complete if c.patch.kind == candidate.patch.kind]
-    if not same_kind or len(complete) != len(same_kind):
-        return False  # an alternative of another kind is still wanted
-    return len(_sites(candidate)) > min(len(_sites(c)) for c in same_kind)
+    if not same_kind:
+        return False  # the first of its kind: an alternative to the fix of another kind
+    best = min(_rank_key(siblings, c, candidates)[:3] for c in same_kind)
+    return _rank_key(siblings, candidate, candidates)[:3] >= best
 
 
 def _flow(ctx: FailureContext, diagnosis: Diagnosis) -> list[Candidate]:

@@ -83,10 +83,13 @@ def library_shape_check(exc: BaseException) -> bool:
     tb = exc.__traceback__
     if tb is None or not isinstance(exc, (AssertionError, ValueError, RuntimeError)):
         return False
-    while tb.tb_next is not None:
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
-    filename = tb.tb_frame.f_code.co_filename
-    if is_user_file(filename) or is_torch_file(filename):
+    # the innermost frame that is not torch's (``torch._assert`` raises for timm's ``_assert``)
+    raiser = next((f for f in reversed(frames) if not is_torch_file(f)), None)
+    if raiser is None or is_user_file(raiser) or raiser.startswith("<"):
         return False
     return bool(_SHAPE_WORDS.search(str(exc)))
 

@@ -194,6 +194,16 @@ def _unflattened(
             )
         )
     flattened = NewLayer(nn.Sequential, (NewLayer(nn.Flatten), LayerEdit(fc, {"in_features": right})))
+    if len(shape) == 3:  # (N, L, C): a Linear works on the last axis by design as often
+        candidates.append(
+            Candidate(
+                layer_fix(name, fc, in_features=shape[-1]),
+                note=f"the {shape[-1]} features on the last axis of each of the {shape[1]} positions",
+                rank=0,
+                kind="linear_in_features",
+                headline=f"{describe(running.record)} cannot take its input",
+            )
+        )
     candidates.append(
         Candidate(
             ReplaceLayer(name, flattened),

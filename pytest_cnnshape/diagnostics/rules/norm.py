@@ -233,6 +233,8 @@ def _group_norm(ctx: FailureContext, gn: nn.GroupNorm, shape: Shape) -> Diagnosi
 def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosis | None:
     normalized = tuple(ln.normalized_shape)
     k = len(normalized)
+    if k == 1 and len(shape) >= 3 and type(ln).forward is not nn.LayerNorm.forward:
+        return _channels_first_layer_norm(ctx, ln, shape)
     if tuple(shape[-k:]) == normalized:
         return None
     expects = (
@@ -261,6 +263,33 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
             )
         ],
         facts={"normalized_shape": list(shape[-k:])},
+    )
+
+
+def _channels_first_layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosis | None:
+    """A LayerNorm class of a library's that moves the channels itself (timm's ``LayerNorm2d``
+    normalises axis 1 of an (N, C, H, W) map): its size against the channels it got."""
+    size = ln.normalized_shape[0]
+    if shape[1] == size:
+        return None
+    running = ctx.innermost
+    assert running is not None
+    before = origin(ctx, running)
+    return layer_diagnosis(
+        ctx,
+        "norm_num_features",
+        f"cannot take its input: it normalises {size} channels, received {shape[1]}",
+        details=[
+            ("received", received_line(shape, f"from {describe(before)}" if before else "")),
+            ("expects", f"{type(ln).__name__} over {size} channels on axis 1"),
+        ],
+        candidates=[
+            Candidate(
+                layer_fix(running.record.name, ln, normalized_shape=(shape[1],)),
+                note=f"the map it gets has {shape[1]} channels",
+            )
+        ],
+        facts={"num_features": shape[1]},
     )
 
 
