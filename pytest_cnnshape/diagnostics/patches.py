@@ -78,6 +78,11 @@ class Patch:
         """What the patch changes: layer names, ``input``, ``forward of <owner>``."""
         return tuple(s for part in self.parts() for s in part._site())
 
+    def places(self) -> set[str]:
+        """How many things the user changes: each layer, the input, each method (several
+        expressions of one ``forward`` are one change of it)."""
+        return {p for part in self.parts() for p in part._place()}
+
     def described(self, failing: str) -> str:
         """The text as a diagnosis of the layer ``failing`` shows it: a layer other than that
         one named (``layer3.0.conv2: nn.Conv2d(...)``)."""
@@ -85,6 +90,9 @@ class Patch:
 
     def _site(self) -> tuple[str, ...]:
         return ()
+
+    def _place(self) -> tuple[str, ...]:
+        return self._site()
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,6 +280,9 @@ class EditSource(Patch):
         # submodule is one more (its line in ``__init__``)
         line = f"{self.function} at {self.filename}:{self.span[0]}"
         return (line, *(f"{self.owner}.{attr} (new)" for attr, _ in self.add))
+
+    def _place(self) -> tuple[str, ...]:
+        return (f"{self.function} in {self.filename}", *self._site()[1:])
 
     @property
     def in_library(self) -> bool:
@@ -590,7 +601,7 @@ def _edited(function: types.FunctionType, edits: dict[tuple[int, int, int, int],
     source = "".join(linecache.getlines(filename))
     try:
         tree = ast.parse(source)
-        replacements = {span: ast.parse(code, mode="eval").body for span, code in edits.items()}
+        replacements = {span: _expression(code) for span, code in edits.items()}
     except SyntaxError as exc:
         raise Unpatchable(f"cannot parse the source of {function.__qualname__}") from exc
     found = next(
@@ -630,6 +641,15 @@ def _edited(function: types.FunctionType, edits: dict[tuple[int, int, int, int],
     edited.__defaults__ = function.__defaults__
     edited.__kwdefaults__ = function.__kwdefaults__
     return edited
+
+
+def _expression(code: str) -> ast.expr:
+    """``code`` as an expression node; a bare ``name := value`` (valid as a call's argument,
+    where the edit puts it) parsed in the parentheses it needs alone."""
+    try:
+        return ast.parse(code, mode="eval").body
+    except SyntaxError:
+        return ast.parse(f"({code})", mode="eval").body
 
 
 def edited_line(filename: str, span: tuple[int, int, int, int], code: str) -> str:

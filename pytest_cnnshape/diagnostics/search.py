@@ -20,6 +20,9 @@ last), the rule's belief.
 
 from __future__ import annotations
 
+import ast
+import math
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,7 @@ from torch import nn
 
 from ..shapes.tree import first_shape
 from ..tracing.lineage import LAYER
+from .codesearch import code_candidates
 from .edits import LayerEdit
 from .patches import ReplaceLayer, joined
 from .report import Candidate
@@ -161,11 +165,17 @@ def flow_candidates(ctx: FailureContext, facts: dict[str, Any] | None = None) ->
         return out
     axis = (facts or {}).get("axis")
     out += _producer_side(ctx, running)  # a torch layer, or a library's subclass of one
+    if not ctx.in_torch_layer and isinstance(axis, int):
+        out += _operand_producers(ctx, axis)
     if not ctx.in_torch_layer and (not isinstance(axis, int) or axis >= 2):
         out += _block_settings(ctx, running)  # the batch or the channels: not a stride's doing
     out += _odd_ones_out(ctx, running)
     out += _unbatched_input(ctx)
     out += _declared_input_size(ctx)
+    out += _view_producer(ctx)
+    out += _split_input(ctx, running)
+    out += _fold_size(ctx, running)
+    out += code_candidates(ctx)
     return out
 
 
@@ -249,14 +259,7 @@ def _wanted_width(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int] 
 
 
 def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
-    """The layer that made what the failing one got, giving it the width it expects.
-
-    Followed back through the layers that only pass a width on (norms, activations,
-    pooling); those sized for the wrong width are resized with it. A map flattened for a
-    Linear counts per position: the producer's channels are ``in_features`` over them.
-    """
-    from ..tracing.lineage import INPUT
-
+    """The layer that made what the failing one got, giving it the width it expects."""
     shape = first_shape(running.record.input_shape) if hasattr(running.record, "input_shape") else None
     shape = shape or first_shape(running.record.input_shapes)
     if shape is None:
@@ -267,7 +270,26 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
         return []
     want, got = wanted
     sources = flow.lineage.sources.get(running.index, ())
-    origin = sources[0] if sources else None
+    what = "features" if isinstance(running.module, nn.Linear) else "channels"
+    return _made_to_give(
+        ctx, sources[0] if sources else None, want, got, f"{running.record.name} expects {want} {what}"
+    )
+
+
+def _made_to_give(
+    ctx: FailureContext, origin: Any, want: int, got: int, why: str, *, keep_even: bool = False
+) -> list[Candidate]:
+    """The layer ``origin`` leads to, made to give ``want`` where it gave ``got``.
+
+    Followed back through the layers that only pass a width on (norms, activations,
+    pooling); those sized for the wrong width are resized with it. A map flattened for a
+    Linear counts per position: the producer's channels are ``in_features`` over them.
+    ``keep_even``: leave a producer built to give what it takes (a 32 -> 32 conv): its width
+    is meant, not a slip (a widening residual block lacks its projection instead).
+    """
+    flow = ctx.flow
+    if flow is None:
+        return []
     passed: list[tuple[str, nn.Module]] = []
     records = ctx.records
     while origin is not None and origin.kind == LAYER and 0 <= origin.index < len(records):
@@ -282,7 +304,7 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
             origin = inner[0] if inner else None
             continue
         width = _made_width(module, out, got, want, origin.reshaped)
-        if width is None:
+        if width is None or (keep_even and _even(module)):
             return []
         setting, value = width
         edits = [ReplaceLayer(record.name, LayerEdit(module, {setting: value}))]
@@ -293,16 +315,55 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
         return [
             Candidate(
                 joined(*edits),
-                note=f"{record.name} ({type(module).__name__}) makes the {got}; "
-                f"{running.record.name} expects {want} "
-                f"{'features' if isinstance(running.module, nn.Linear) else 'channels'}",
+                note=f"{record.name} ({type(module).__name__}) makes the {got}; {why}",
                 rank=2,
                 cost=len(edits),
             )
         ]
-    if origin is not None and origin.kind == INPUT:
-        return []  # the input's own width: the rules' input fixes say it
-    return []
+    return []  # the input's own width: the rules' input fixes say it
+
+
+def _operand_producers(ctx: FailureContext, axis: int) -> list[Candidate]:
+    """Two operands of a sum or a product whose widths differ (a residual whose branch has
+    another number of channels than its shortcut): the layer that made each one giving the
+    other's width."""
+    from .source import Resolver, failing_node, operands_of, user_traceback
+
+    flow = ctx.flow
+    tb = user_traceback(flow.context) if flow is not None else None
+    node = failing_node(tb) if tb is not None else None
+    if flow is None or tb is None or node is None:
+        return []
+    operands = [o for o in operands_of(node, Resolver(flow.context, tb)) if o.shape is not None]
+    if len(operands) != 2:
+        return []
+    a, b = operands
+    assert a.shape is not None and b.shape is not None
+    if len(a.shape) != len(b.shape) or not 0 < axis < len(a.shape):
+        return []
+    width = axis == 1 if len(a.shape) > 2 else axis == len(a.shape) - 1
+    sizes = (a.shape[axis], b.shape[axis])
+    if not width or sizes[0] == sizes[1] or 1 in sizes:
+        return []
+    out = []
+    for mine, other in ((a, b), (b, a)):
+        assert mine.shape is not None and other.shape is not None
+        out += _made_to_give(
+            ctx,
+            flow.lineage.origin(mine.value),
+            other.shape[axis],
+            mine.shape[axis],
+            f"{other.text} has {other.shape[axis]}",
+            keep_even=True,
+        )
+    return out
+
+
+def _even(module: nn.Module) -> bool:
+    """A layer that gives as many channels (features) as it takes."""
+    if isinstance(module, _CONV):
+        return bool(module.in_channels == module.out_channels)
+    return isinstance(module, nn.Linear) and module.in_features == module.out_features
 
 
 def _made_width(
@@ -463,3 +524,197 @@ def _shown(value: Any) -> str:
 def _owner(ctx: FailureContext, name: str) -> str:
     owner = ctx.view.module(name.rpartition(".")[0])
     return type(owner).__name__ if owner is not None else "block"
+
+
+# -- sizes a view or a layer asks for -----------------------------------------------------------
+
+#: torch's refusal of a view: the sizes asked and the elements there are.
+_INVALID_VIEW = re.compile(r"shape '\[([-\d, ]*)\]' is invalid for input of size (\d+)")
+
+
+def _asked_view(ctx: FailureContext) -> tuple[list[int], int] | None:
+    found = _INVALID_VIEW.search(ctx.message)
+    if found is None:
+        return None
+    return [int(v) for v in found.group(1).split(",") if v.strip()], int(found.group(2))
+
+
+def _viewed_tensor(ctx: FailureContext) -> Any:
+    """The tensor the failing ``view``/``reshape`` of forward code was called on (in the run
+    the data flow describes, so that its origin is known)."""
+    from .source import Resolver, call_name, failing_node, user_traceback
+
+    flow = ctx.flow
+    if flow is not None:
+        ctx = flow.context
+    tb = user_traceback(ctx)
+    node = failing_node(tb) if tb is not None else None
+    if tb is None or not isinstance(node, ast.Call) or call_name(node) not in ("view", "reshape"):
+        return None
+    resolver = Resolver(ctx, tb)
+    func = node.func
+    target = func.value if isinstance(func, ast.Attribute) else None
+    if target is None or not hasattr(value := resolver.value(target), "shape"):
+        target = node.args[0] if node.args else None  # torch.reshape(x, ...)
+        value = resolver.value(target) if target is not None else None
+    return value if hasattr(value, "shape") and hasattr(value, "dtype") else None
+
+
+def _view_producer(ctx: FailureContext) -> list[Candidate]:
+    """A view asking for another number of elements than the tensor has (a YOLO head's
+    ``view(b, anchors, 5 + classes, h, w)`` given 255 channels for one class): the layer
+    that made the tensor giving the width the view's sizes add up to."""
+    asked = _asked_view(ctx)
+    flow = ctx.flow
+    if asked is None or flow is None or ctx.in_torch_layer:
+        return []
+    sizes, numel = asked
+    tensor = _viewed_tensor(ctx)
+    if tensor is None or -1 in sizes or tensor.dim() < 2 or tensor.numel() != numel:
+        return []
+    shape = tuple(tensor.shape)
+    got = shape[1] if len(shape) > 2 else shape[-1]  # a map's channels, a Linear's features
+    per = numel // got if got else 0
+    total = math.prod(sizes)
+    if not per or total % per or total // per == got:
+        return []
+    want = total // per
+    return _made_to_give(
+        ctx,
+        flow.lineage.origin(tensor),
+        want,
+        got,
+        f"the view's sizes {sizes} need {total} = {want} * {per} elements",
+    )
+
+
+def _split_factors(shape: tuple[int, ...], asked: list[int]) -> dict[int, int] | None:
+    """Which axes of ``shape`` a view splits into ``(n // f, f)`` (a window or a space-to-depth
+    block) where ``n`` is not a multiple of ``f``: axis -> f. None when the sizes do not line up
+    that way."""
+    out: dict[int, int] = {}
+    j = 0
+    for axis, n in enumerate(shape):
+        if j < len(asked) and asked[j] == n:
+            j += 1
+            continue
+        if j + 1 < len(asked):
+            a, b = asked[j], asked[j + 1]
+            if b > 1 and n % b and a == n // b:
+                out[axis] = b
+                j += 2
+                continue
+            if a > 1 and n % a and b == n // a:
+                out[axis] = a
+                j += 2
+                continue
+        return None
+    return out if j == len(asked) else None
+
+
+def _split_input(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
+    """An input whose sides a split further on cannot take (a PixelUnshuffle or space-to-depth
+    stem, Swin's windows): the sides rounded to the multiple the split needs, scaled by what
+    the layers before it divide them by."""
+    from .patches import TransformInput
+
+    asked = _asked_view(ctx)
+    given = ctx.model_input_shape()
+    if asked is None or given is None or len(given) < 3:
+        return []
+    if ctx.in_torch_layer:
+        shape = first_shape(running.record.input_shapes)
+    else:
+        tensor = _viewed_tensor(ctx)
+        shape = tuple(tensor.shape) if tensor is not None else None
+    factors = _split_factors(shape, asked[0]) if shape is not None else None
+    if not factors:
+        return []
+    spatial = list(range(2, len(given)))
+    multiples: dict[int, int] = {}
+    for axis, factor in sorted(factors.items()):
+        if not spatial or shape is None:
+            return []
+        k = min(spatial, key=lambda k: abs(given[k] / shape[axis] - max(1, round(given[k] / shape[axis]))))
+        spatial = [s for s in spatial if s > k]
+        multiples[k] = max(1, round(given[k] / shape[axis])) * factor
+    out: list[Candidate] = []
+    for rank, rounding in enumerate((math.ceil, math.floor)):
+        sides = list(given)
+        for k, m in multiples.items():
+            sides[k] = max(m, rounding(given[k] / m) * m)
+        wanted = tuple(sides)
+        if wanted == tuple(given) or any(
+            out_c.patch.text.endswith("x".join(map(str, wanted))) for out_c in out
+        ):
+            continue
+        said = ", ".join(f"{given[k]} -> {wanted[k]}" for k in multiples)
+        out.append(
+            Candidate(
+                TransformInput(shape=wanted, said=f"an input of {'x'.join(map(str, wanted))}"),
+                note=f"sides that are multiples of {', '.join(map(str, dict.fromkeys(multiples.values())))} "
+                f"({said}): the view splits {list(shape or ())} into {asked[0]}",
+                rank=1 + rank,
+            )
+        )
+    return out
+
+
+def _fold_size(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
+    """An ``nn.Fold`` built for another map than its blocks tile: the ``output_size`` of the
+    Unfold that made them, or of their square grid; or the input the Fold was built for."""
+    from .common import output_of
+    from .patches import TransformInput
+
+    module = running.module
+    shape = first_shape(running.record.input_shapes)
+    if not isinstance(module, nn.Fold) or shape is None or not ctx.in_torch_layer:
+        return []
+    blocks = shape[-1]
+    settings = ("kernel_size", "dilation", "padding", "stride")
+    dims = len(_tuple(module.output_size))
+
+    def pairs(m: nn.Module) -> tuple[tuple[int, ...], ...]:
+        return tuple(
+            _tuple(getattr(m, s)) * (dims if len(_tuple(getattr(m, s))) == 1 else 1) for s in settings
+        )
+
+    mine = pairs(module)
+    found: list[tuple[int, ...]] = []
+    given = ctx.model_input_shape()
+    inputs: list[Candidate] = []
+    for record in ctx.records:
+        unfold = ctx.view.module(record.name)
+        made, took = output_of(record), first_shape(record.input_shapes)
+        if not isinstance(unfold, nn.Unfold) or made is None or took is None or pairs(unfold) != mine:
+            continue
+        if made[-1] == blocks:
+            found.append(tuple(took[-dims:]))
+        if given is not None and took == tuple(given):
+            wanted = (*given[:-dims], *_tuple(module.output_size))
+            inputs.append(
+                Candidate(
+                    TransformInput(shape=wanted, said=f"an input of {'x'.join(map(str, wanted))}"),
+                    note=f"{ctx.view.name_of(module)} is built for {_shown(module.output_size)}",
+                    rank=2,
+                )
+            )
+    side = math.isqrt(blocks)
+    if dims == 2 and side * side == blocks:
+        kernel, dilation, padding, stride = mine
+        found.append(
+            tuple(
+                (side - 1) * s - 2 * p + d * (k - 1) + 1
+                for k, d, p, s in zip(kernel, dilation, padding, stride, strict=False)
+            )
+        )
+    out = [
+        Candidate(
+            ReplaceLayer(running.record.name, LayerEdit(module, {"output_size": sides})),
+            note=f"{blocks} blocks of {_shown(module.kernel_size)} tile a {'x'.join(map(str, sides))} map",
+            rank=1,
+        )
+        for sides in dict.fromkeys(found)
+        if sides != _tuple(module.output_size)
+    ]
+    return out + inputs[:1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import linecache
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -327,3 +328,55 @@ def edit_call_argument(ctx: FailureContext, running: RunningCall, transform: Tra
     tb, node = site
     argument = node.args[0]
     return edit_at(ctx, tb, argument, transform.expression(operand_text(argument)))
+
+
+# -- the method around the failing line ---------------------------------------------------------
+
+
+def function_node(tb: types.TracebackType) -> ast.FunctionDef | None:
+    """The ``def`` of the frame's code in its file's syntax tree (the method that failed)."""
+    code = tb.tb_frame.f_code
+    lines = linecache.getlines(code.co_filename)
+    tree = _parse(code.co_filename, len(lines)) if lines else None
+    if tree is None:
+        return None
+    found = None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name == code.co_name
+            and node.lineno <= tb.tb_lineno <= (node.end_lineno or node.lineno)
+        ):
+            found = node  # the innermost wins: walk goes outside-in
+    return found  # type: ignore[return-value]
+
+
+def _stored(target: ast.AST) -> Iterator[str]:
+    for node in ast.walk(target):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            yield node.id
+
+
+def assigned_value(function: ast.AST, name: str, before: int) -> ast.expr | None:
+    """The expression last assigned to ``name`` above line ``before`` (``mx, _ = torch.max(x, 1)``
+    gives ``torch.max(x, 1)``), None when it was not assigned in a plain statement."""
+    found: ast.expr | None = None
+    line = 0
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.lineno >= before or node.value is None:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(name in _stored(t) for t in targets) and node.lineno >= line:
+            found, line = node.value, node.lineno
+    return found
+
+
+def stores_between(function: ast.AST, name: str, start: int, end: int) -> bool:
+    """Whether ``name`` is assigned on lines ``start`` to ``end`` (both included)."""
+    return any(
+        isinstance(node, ast.Name)
+        and isinstance(node.ctx, ast.Store)
+        and node.id == name
+        and start <= node.lineno <= end
+        for node in ast.walk(function)
+    )

@@ -333,7 +333,8 @@ def _rank_key(siblings: Any, candidate: Candidate, candidates: list[Candidate]) 
     from .search import prior
 
     order = next((i for i, c in enumerate(candidates) if c is candidate), len(candidates))
-    return (len(_sites(candidate)), -prior(siblings, candidate), belief(candidate), candidate.cost, order)
+    places = len(candidate.patch.places())
+    return (places, -prior(siblings, candidate), belief(candidate), candidate.cost, order)
 
 
 def belief(candidate: Candidate) -> int:

@@ -8,9 +8,10 @@ the sides (ESPCN's sub-pixel conv), so the conv before it must give a multiple o
 found it. Without ``output_size=`` it unpools to ``(n - 1) * stride + kernel``,
 which is smaller than the map the pool saw when that map's side was odd: the
 indices then point past the end (CPU: "Found an invalid max index"; on meta the
-same check is made by the trace, see ``tracing.metamode``). The fix that verifies
-is an input whose sides pool evenly; passing ``output_size=`` with the size before
-the pooling is the fix in code.
+same check is made by the trace, see ``tracing.metamode``). The fix in code, when
+the pooling is in the same method, passes ``output_size=`` the size of what it
+pooled (the model then takes every size); otherwise an input whose sides pool
+evenly.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from ...shapes.tree import Shape, first_shape
 from ...tracing.failure import FailureContext
 from ...tracing.functional import FunctionalOps
+from ..codesearch import unpool_output_size
 from ..common import describe, last_map, layer_diagnosis, origin, output_of, received, received_line
 from ..fixes import layer_fix
 from ..report import Candidate, Diagnosis
@@ -142,9 +144,12 @@ def _unpool(ctx: FailureContext, shape: Shape | None) -> Diagnosis:
             )
         )
         facts.update(pooled=list(source[-dims:]), unpooled=list(out))
+    in_code = unpool_output_size(ctx)
     hint = (
-        "in code (not verified automatically): keep the size before the pooling, size = x.shape, "
-        "and unpool with output_size=size"
+        None
+        if in_code
+        else "in code (not verified: the pooling is not in the same method): keep the size before "
+        "the pooling, size = x.shape, and unpool with output_size=size"
     )
     return layer_diagnosis(
         ctx,
@@ -153,6 +158,6 @@ def _unpool(ctx: FailureContext, shape: Shape | None) -> Diagnosis:
         details=details,
         fix_note="give output_size= the size before the pooling",
         hint=hint,
-        candidates=multiple_input_fix(ctx, facts),
+        candidates=in_code + multiple_input_fix(ctx, facts),
         facts=facts,
     )
