@@ -115,6 +115,7 @@ def _transposed_operand(ctx: FailureContext, tb: types.TracebackType, node: ast.
                     f"{b[-2]} (the second last of {ast.unparse(sides[1])}); {ast.unparse(side)} "
                     f"transposed is {list(flipped)}",
                     rank=1,
+                    kind="matmul_shapes",
                 )
             )
     return out
@@ -188,68 +189,83 @@ def _dropped_axis(ctx: FailureContext, tb: types.TracebackType, node: ast.AST) -
 
 # -- MaxUnpool: the size before the pooling ------------------------------------------------------
 
-#: The name a pooled tensor is kept under when its own name is reassigned by the pooling.
-_KEPT = "pooled_from"
-
 
 def unpool_output_size(ctx: FailureContext) -> list[Candidate]:
     """``self.unpool(y, idx)`` -> ``self.unpool(y, idx, output_size=x.shape)``, ``x`` being what
-    the pooling that made the indices was given (kept under a name when the pooling's own
-    line reassigns it)."""
+    the pooling that made ``idx`` was given (kept under a name when the pooling's own line
+    reassigns it, or when it is an expression). Tried for the failing unpooling alone and for
+    every unpooling of its method up to it: an odd side lost by an earlier one fails later."""
     running = ctx.innermost
     if running is None or not isinstance(running.module, nn.modules.pooling._MaxUnpoolNd):
         return []
     site = call_site(ctx, running)
-    if site is None:
+    function = function_node(site[0]) if site is not None else None
+    if site is None or function is None:
         return []
-    tb, unpool = site
-    if len(unpool.args) > 2 or any(k.arg == "output_size" for k in unpool.keywords):
-        return []
-    function = function_node(tb)
-    pool = _pool_call(ctx, tb, function, unpool) if function is not None else None
-    if function is None or pool is None or not pool.args:
-        return []
-    given = pool.args[0]
-    edits: list[EditSource | None] = []
-    if isinstance(given, ast.Name) and not stores_between(function, given.id, pool.lineno, unpool.lineno - 1):
-        size = f"{given.id}.shape"
-    elif isinstance(given, ast.Name | ast.Attribute):
-        size = f"{_KEPT}.shape"
-        edits.append(edit_at(ctx, tb, given, f"{_KEPT} := {ast.unparse(given)}"))
-    else:
-        return []
-    edits.append(edit_at(ctx, tb, unpool, _with_keyword_text(unpool, "output_size", size)))
-    if any(e is None for e in edits):
-        return []
-    from .patches import joined
+    tb, failing = site
+    resolver = Resolver(ctx, tb)
+    unpools = sorted(
+        (
+            node
+            for node in ast.walk(function)
+            if isinstance(node, ast.Call)
+            and node.lineno <= failing.lineno
+            and isinstance(resolver.value(node.func), nn.modules.pooling._MaxUnpoolNd)
+        ),
+        key=lambda node: (node.lineno, node.col_offset),
+    )
+    out = []
+    for calls in ([failing], unpools) if len(unpools) > 1 else ([failing],):
+        edits = _sized(ctx, tb, function, resolver, calls)
+        if edits:
+            from .patches import joined
 
-    return [
-        Candidate(
-            joined(*(e for e in edits if e is not None)),
-            note=f"without output_size= it unpools to the smallest map that pools to what it got; "
-            f"{ast.unparse(given)} is the map the pooling saw",
-            rank=0,
-        )
-    ]
+            out.append(
+                Candidate(
+                    joined(*edits),
+                    note="without output_size= a MaxUnpool gives the smallest map that pools to what it "
+                    "got, a side short of an odd one; output_size= the map the pooling saw",
+                    rank=0,
+                )
+            )
+    return out
+
+
+def _sized(
+    ctx: FailureContext, tb: types.TracebackType, function: ast.AST, resolver: Resolver, calls: list[ast.Call]
+) -> list[EditSource]:
+    """The edits giving each unpooling of ``calls`` the size its indices' pooling saw (none when
+    one of them cannot be followed to its pooling)."""
+    edits: list[EditSource | None] = []
+    for call in calls:
+        if len(call.args) > 2 or any(k.arg == "output_size" for k in call.keywords):
+            continue
+        indices = call.args[1] if len(call.args) == 2 else None
+        if not isinstance(indices, ast.Name):
+            return []
+        pool = _made_by(function, indices, call.lineno)
+        if pool is None or not pool.args or not _returns_indices(resolver, pool):
+            return []
+        given = pool.args[0]
+        if isinstance(given, ast.Name) and not stores_between(
+            function, given.id, pool.lineno, call.lineno - 1
+        ):
+            size = f"{given.id}.shape"
+        else:
+            kept = f"{indices.id}_input"
+            size = f"{kept}.shape"
+            edits.append(edit_at(ctx, tb, given, f"{kept} := {ast.unparse(given)}"))
+        edits.append(edit_at(ctx, tb, call, _with_keyword_text(call, "output_size", size)))
+    if not edits or any(e is None for e in edits):
+        return []
+    return sorted((e for e in edits if e is not None), key=lambda e: e.span)
+
+
+def _returns_indices(resolver: Resolver, call: ast.Call) -> bool:
+    module = resolver.value(call.func)
+    return isinstance(module, nn.modules.pooling._MaxPoolNd) and bool(module.return_indices)
 
 
 def _with_keyword_text(call: ast.Call, name: str, code: str) -> str:
     value = ast.parse(code, mode="eval").body
     return ast.unparse(ast.Call(call.func, list(call.args), [*call.keywords, ast.keyword(name, value)]))
-
-
-def _pool_call(
-    ctx: FailureContext, tb: types.TracebackType, function: ast.AST, unpool: ast.Call
-) -> ast.Call | None:
-    """The last call above the unpooling, in the same method, of a max pooling that returns
-    its indices."""
-    resolver = Resolver(ctx, tb)
-    found = None
-    for node in ast.walk(function):
-        if not isinstance(node, ast.Call) or node.lineno > unpool.lineno or node is unpool:
-            continue
-        module = resolver.value(node.func)
-        later = found is None or (node.lineno, node.col_offset) > (found.lineno, found.col_offset)
-        if isinstance(module, nn.modules.pooling._MaxPoolNd) and module.return_indices and later:
-            found = node
-    return found

@@ -300,6 +300,8 @@ class Patches(Patch):
 
     items: tuple[Patch, ...] = ()
     said: str = ""
+    #: The one place the user changes for all of them (a class's ``__init__``), if one.
+    place: str = ""
 
     @property
     def text(self) -> str:
@@ -308,7 +310,11 @@ class Patches(Patch):
     def described(self, failing: str) -> str:
         if self.said:
             return self.said
-        return ", and ".join(p.described(failing) for p in self.items)
+        # several layers: each one named, the failing one too
+        return ", and ".join(p.described("" if len(self.items) > 1 else failing) for p in self.items)
+
+    def places(self) -> set[str]:
+        return {self.place} if self.place else super().places()
 
     @property
     def kind(self) -> str:
@@ -324,12 +330,13 @@ class Patches(Patch):
             item.apply(twin)
 
 
-def joined(*patches: Patch, text: str = "") -> Patch:
-    """One patch of several (``text``: how they read together; default: joined by ``, and``)."""
+def joined(*patches: Patch, text: str = "", place: str = "") -> Patch:
+    """One patch of several (``text``: how they read together; default: joined by ``, and``;
+    ``place``: the one place they are all made at)."""
     items = tuple(p for patch in patches for p in patch.parts())
     if len(items) == 1 and not text:
         return items[0]
-    return Patches(items, text)
+    return Patches(items, text, place)
 
 
 # -- the twin --------------------------------------------------------------------------

@@ -146,6 +146,41 @@ def prior(siblings: Siblings, candidate: Candidate) -> int:
     return score
 
 
+def every_instance(view: ModelView, patch: Any) -> Candidate | None:
+    """The same change of the same layer in two or more instances of a block's class, made in
+    every instance at once and said once, at the class (``fc2 of every SqueezeExcite (3)``):
+    None when the instances' layers differ (each then keeps its own change)."""
+    parts = list(patch.parts())
+    if len(parts) < 2 or not all(
+        isinstance(p, ReplaceLayer) and isinstance(p.recipe, LayerEdit) for p in parts
+    ):
+        return None
+    keys = set()
+    for part in parts:
+        parent, _, attr = part.name.rpartition(".")
+        owner = view.module(parent) if parent else None
+        keys.add((type(owner), attr, part.recipe.text()))
+    if len(keys) != 1:
+        return None
+    cls, attr, text = keys.pop()
+    if cls is type(None):
+        return None
+    changes = parts[0].recipe.changes
+    edits = []
+    for owner in view.modules:
+        child = owner._modules.get(attr) if type(owner) is cls else None
+        if child is None:
+            continue
+        edit = LayerEdit(child, dict(changes))
+        if edit.text() != text:
+            return None  # an instance built otherwise: not one change of the class
+        edits.append(ReplaceLayer(f"{view.name_of(owner)}.{attr}", edit))
+    if len(edits) < len(parts):
+        return None
+    said = f"{attr} of every {cls.__name__} ({len(edits)}): {text}"
+    return Candidate(joined(*edits, text=said, place=f"{cls.__name__}.__init__"), rank=0, cost=1)
+
+
 def _same_setting(a: Any, b: Any) -> bool:
     from .edits import same
 
@@ -239,6 +274,7 @@ def _declared_input_size(ctx: FailureContext) -> list[Candidate]:
                     note=f"{ctx.view.name_of(module)} ({type(module).__name__}) is built for "
                     f"{'x'.join(map(str, sides))} ({attr}={_shown(value)})",
                     rank=1,
+                    kind="declared_input_size",
                 )
             ]
     return []
@@ -303,6 +339,13 @@ def _made_to_give(
             inner = flow.lineage.sources.get(origin.index, ())
             origin = inner[0] if inner else None
             continue
+        made = f"makes the {got}"
+        cut = _chunked(origin.ops, module, got)
+        if cut is not None:  # torch.chunk of its channels: each piece is what the consumer got
+            pieces, sizes = cut
+            made = f"makes {sum(sizes)}, which torch.chunk cuts into {pieces}: {_listed(sizes)}"
+            why = f"{why}: {want * pieces} = {want} * {pieces}"
+            got, want = sum(sizes), want * pieces
         width = _made_width(module, out, got, want, origin.reshaped)
         if width is None or (keep_even and _even(module)):
             return []
@@ -315,7 +358,7 @@ def _made_to_give(
         return [
             Candidate(
                 joined(*edits),
-                note=f"{record.name} ({type(module).__name__}) makes the {got}; {why}",
+                note=f"{record.name} ({type(module).__name__}) {made}; {why}",
                 rank=2,
                 cost=len(edits),
             )
@@ -357,6 +400,25 @@ def _operand_producers(ctx: FailureContext, axis: int) -> list[Candidate]:
             keep_even=True,
         )
     return out
+
+
+def _chunked(ops: tuple[str, ...], module: nn.Module, got: int) -> tuple[int, list[int]] | None:
+    """``torch.chunk`` of the layer's channels into pieces of which one has ``got``: how many
+    pieces, and their sizes (18 into 4: 5, 5, 5, 3)."""
+    if "chunk" not in ops:
+        return None
+    made = module.out_channels if isinstance(module, _CONV) else getattr(module, "out_features", None)
+    if not isinstance(made, int) or made <= got:
+        return None
+    pieces = -(-made // got)
+    if -(-made // pieces) != got:
+        return None
+    sizes = [min(got, made - i * got) for i in range(pieces) if made - i * got > 0]
+    return pieces, sizes
+
+
+def _listed(values: list[int]) -> str:
+    return ", ".join(map(str, values))
 
 
 def _even(module: nn.Module) -> bool:
@@ -539,9 +601,11 @@ def _asked_view(ctx: FailureContext) -> tuple[list[int], int] | None:
     return [int(v) for v in found.group(1).split(",") if v.strip()], int(found.group(2))
 
 
-def _viewed_tensor(ctx: FailureContext) -> Any:
+def _viewed_tensor(ctx: FailureContext, fixed_sizes: bool = False) -> Any:
     """The tensor the failing ``view``/``reshape`` of forward code was called on (in the run
-    the data flow describes, so that its origin is known)."""
+    the data flow describes, so that its origin is known). ``fixed_sizes``: only when the
+    sizes asked are not divisions (``c // groups``: worked out from the tensor's own, they
+    move with its width)."""
     from .source import Resolver, call_name, failing_node, user_traceback
 
     flow = ctx.flow
@@ -550,6 +614,11 @@ def _viewed_tensor(ctx: FailureContext) -> Any:
     tb = user_traceback(ctx)
     node = failing_node(tb) if tb is not None else None
     if tb is None or not isinstance(node, ast.Call) or call_name(node) not in ("view", "reshape"):
+        return None
+    divided = any(
+        isinstance(n, ast.BinOp) and isinstance(n.op, ast.FloorDiv | ast.Div) for n in ast.walk(node)
+    )
+    if fixed_sizes and divided:
         return None
     resolver = Resolver(ctx, tb)
     func = node.func
@@ -569,7 +638,7 @@ def _view_producer(ctx: FailureContext) -> list[Candidate]:
     if asked is None or flow is None or ctx.in_torch_layer:
         return []
     sizes, numel = asked
-    tensor = _viewed_tensor(ctx)
+    tensor = _viewed_tensor(ctx, fixed_sizes=True)
     if tensor is None or -1 in sizes or tensor.dim() < 2 or tensor.numel() != numel:
         return []
     shape = tuple(tensor.shape)
@@ -598,18 +667,47 @@ def _split_factors(shape: tuple[int, ...], asked: list[int]) -> dict[int, int] |
         if j < len(asked) and asked[j] == n:
             j += 1
             continue
-        if j + 1 < len(asked):
-            a, b = asked[j], asked[j + 1]
-            if b > 1 and n % b and a == n // b:
-                out[axis] = b
-                j += 2
-                continue
-            if a > 1 and n % a and b == n // a:
-                out[axis] = a
-                j += 2
-                continue
-        return None
+        if j + 1 >= len(asked):
+            return None
+        a, b = asked[j], asked[j + 1]
+        if a * b == n:  # split evenly
+            pass
+        elif b > 1 and n % b and a == n // b:
+            out[axis] = b
+        elif a > 1 and n % a and b == n // a:
+            out[axis] = a
+        else:
+            return None
+        j += 2
     return out if j == len(asked) else None
+
+
+#: torch's own check of a side a layer splits (pixel_unshuffle on real tensors).
+_NOT_DIVISIBLE = re.compile(r"input\.size\((-?\d+)\)=(\d+) is not divisible by (\d+)")
+
+
+def _splits(ctx: FailureContext, running: RunningCall) -> tuple[tuple[int, ...], dict[int, int], str] | None:
+    """The tensor a split refused, its axes -> the multiple each must be, and what was asked."""
+    if ctx.in_torch_layer:
+        shape = first_shape(running.record.input_shapes)
+    else:
+        tensor = _viewed_tensor(ctx)
+        shape = tuple(tensor.shape) if tensor is not None else None
+    if shape is None:
+        return None
+    asked = _asked_view(ctx)
+    found = _NOT_DIVISIBLE.search(ctx.message)
+    factors: dict[int, int] | None = None
+    if asked is not None:
+        factors = _split_factors(shape, asked[0])
+    elif found is not None and ctx.in_torch_layer:
+        axis, size, factor = (int(g) for g in found.groups())
+        factors = {axis % len(shape): factor} if shape[axis % len(shape)] == size else None
+    if not factors:
+        return None
+    who = f"{running.record.name} ({running.record.type})" if ctx.in_torch_layer else "the view"
+    cuts = ", ".join(f"axis {axis} ({shape[axis]}) into blocks of {f}" for axis, f in factors.items())
+    return shape, factors, f"{who} cuts {cuts}"
 
 
 def _split_input(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
@@ -618,24 +716,20 @@ def _split_input(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
     the layers before it divide them by."""
     from .patches import TransformInput
 
-    asked = _asked_view(ctx)
     given = ctx.model_input_shape()
-    if asked is None or given is None or len(given) < 3:
+    split = _splits(ctx, running) if given is not None and len(given) >= 3 else None
+    if split is None or given is None:
         return []
-    if ctx.in_torch_layer:
-        shape = first_shape(running.record.input_shapes)
-    else:
-        tensor = _viewed_tensor(ctx)
-        shape = tuple(tensor.shape) if tensor is not None else None
-    factors = _split_factors(shape, asked[0]) if shape is not None else None
-    if not factors:
-        return []
+    shape, factors, what = split
     spatial = list(range(2, len(given)))
     multiples: dict[int, int] = {}
     for axis, factor in sorted(factors.items()):
-        if not spatial or shape is None:
+        if not spatial:
             return []
-        k = min(spatial, key=lambda k: abs(given[k] / shape[axis] - max(1, round(given[k] / shape[axis]))))
+        fits = [k for k in spatial if given[k] >= shape[axis]]  # a side the layers shrank, not channels
+        if not fits:
+            return []
+        k = min(fits, key=lambda k: abs(given[k] / shape[axis] - max(1, round(given[k] / shape[axis]))))
         spatial = [s for s in spatial if s > k]
         multiples[k] = max(1, round(given[k] / shape[axis])) * factor
     out: list[Candidate] = []
@@ -653,7 +747,7 @@ def _split_input(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
             Candidate(
                 TransformInput(shape=wanted, said=f"an input of {'x'.join(map(str, wanted))}"),
                 note=f"sides that are multiples of {', '.join(map(str, dict.fromkeys(multiples.values())))} "
-                f"({said}): the view splits {list(shape or ())} into {asked[0]}",
+                f"({said}): {what}",
                 rank=1 + rank,
             )
         )
@@ -708,13 +802,34 @@ def _fold_size(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
                 for k, d, p, s in zip(kernel, dilation, padding, stride, strict=False)
             )
         )
+    kernel, dilation, padding, stride = mine
+    sides_now = _tuple(module.output_size) * (dims if len(_tuple(module.output_size)) == 1 else 1)
+    tiles = math.prod(
+        (n + 2 * p - d * (k - 1) - 1) // s + 1
+        for n, k, d, p, s in zip(
+            sides_now,
+            kernel,
+            dilation,
+            padding,
+            stride,
+            strict=False,
+        )
+    )
+    headline = (
+        f"{running.record.name} (Fold) cannot take its input: {blocks} blocks do not tile its "
+        f"{'x'.join(map(str, sides_now))} output ({tiles} do)"
+    )
     out = [
         Candidate(
             ReplaceLayer(running.record.name, LayerEdit(module, {"output_size": sides})),
             note=f"{blocks} blocks of {_shown(module.kernel_size)} tile a {'x'.join(map(str, sides))} map",
             rank=1,
+            kind="fold_output_size",
+            headline=headline,
         )
         for sides in dict.fromkeys(found)
         if sides != _tuple(module.output_size)
     ]
+    for candidate in inputs:
+        candidate.kind, candidate.headline = "fold_output_size", headline
     return out + inputs[:1]

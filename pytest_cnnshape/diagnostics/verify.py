@@ -257,7 +257,7 @@ def _sites(candidate: Candidate) -> tuple[str, ...]:
 def _extended(ctx: FailureContext, base: Candidate, later: FailureContext) -> list[Candidate]:
     """``base`` joined with each fix the failure it runs into (of the same cause) is offered."""
     from . import recognise
-    from .search import flow_candidates
+    from .search import every_instance, flow_candidates
 
     taken = set(_sites(base))
     try:
@@ -271,10 +271,15 @@ def _extended(ctx: FailureContext, base: Candidate, later: FailureContext) -> li
     for candidate in found:
         if taken & set(_sites(candidate)) or candidate.patch.kind != base.patch.kind:
             continue
+        patch = joined(base.patch, candidate.patch)
+        note = "; ".join(n for n in (base.note, candidate.note) if n) or None
+        everywhere = every_instance(ctx.view, patch)
+        if everywhere is not None:  # the same change in each instance of a block: all at once
+            patch, note = everywhere.patch, base.note
         out.append(
             Candidate(
-                joined(base.patch, candidate.patch),
-                note="; ".join(n for n in (base.note, candidate.note) if n) or None,
+                patch,
+                note=note,
                 rank=base.rank,
                 cost=base.cost + candidate.cost,
                 kind=base.kind,

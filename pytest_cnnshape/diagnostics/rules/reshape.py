@@ -87,9 +87,9 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         details=[
             ("tensor", f"{operand.text}  {format_shape(shape)}{made}"),
             ("asks", f"{call}: {_asks(node, resolver, numel)}"),
+            *_remainders(node, resolver),
         ],
         candidates=candidates,
-        fix_note=note,
         hint=f"nn.LazyLinear({linear.out_features}) after torch.flatten(x, 1) infers the size for any input"
         if linear is not None
         else None,
@@ -141,8 +141,33 @@ def _asks(node: ast.Call, resolver: Resolver, numel: int) -> str:
     return f"a shape that {numel} elements do not fill"
 
 
+def _remainders(node: ast.Call, resolver: Resolver) -> list[tuple[str, str]]:
+    """The floor divisions among the sizes asked that leave a remainder: ``c // groups`` with
+    116 channels in 3 groups is 38, and 3 * 38 = 114 leaves 2 channels out."""
+    out = []
+    for arg in node.args:
+        for part in ast.walk(arg):
+            if not (isinstance(part, ast.BinOp) and isinstance(part.op, ast.FloorDiv)):
+                continue
+            left, right = resolver.constant(part.left), resolver.constant(part.right)
+            if not (isinstance(left, int) and isinstance(right, int)) or right <= 0 or left % right == 0:
+                continue
+            out.append(
+                (
+                    "because",
+                    f"{ast.unparse(part)} is {left} // {right} = {left // right}: {left} is not divisible by "
+                    f"{right}, and {right} * {left // right} = {right * (left // right)} leaves "
+                    f"{left % right} out",
+                )
+            )
+    return out
+
+
 def _expecting_linear(ctx: FailureContext, node: ast.Call, resolver: Resolver) -> nn.Linear | None:
-    """The Linear the view was written for: one whose in_features is the asked row size."""
+    """The Linear the view was written for: one whose in_features is the asked row size (a
+    view that flattens: a batch and one row)."""
+    if len(node.args) != 2:
+        return None
     sizes = [resolver.constant(a) for a in node.args]
     row = next((s for s in reversed(sizes) if isinstance(s, int) and s > 0), None)
     for module in ctx.view.modules:

@@ -1,4 +1,5 @@
-"""Upsampling that cannot undo what came before: PixelShuffle and MaxUnpool.
+"""Upsampling that cannot undo what came before: PixelShuffle and MaxUnpool (and the
+PixelUnshuffle that cannot cut its input into blocks).
 
 ``nn.PixelShuffle(r)`` turns ``C * r^2`` channels into ``C`` channels at ``r`` times
 the sides (ESPCN's sub-pixel conv), so the conv before it must give a multiple of
@@ -37,6 +38,8 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     shape = received(running)
     if isinstance(module, nn.PixelShuffle) and shape is not None and len(shape) >= 3:
         return _pixel_shuffle(ctx, module.upscale_factor, shape)
+    if isinstance(module, nn.PixelUnshuffle) and shape is not None and len(shape) >= 3:
+        return _pixel_unshuffle(ctx, module.downscale_factor, shape)
     if isinstance(module, nn.modules.pooling._MaxUnpoolNd) and (
         "invalid max index" in ctx.message or "shape of indices" in ctx.message
     ):
@@ -93,6 +96,23 @@ def _pixel_shuffle(ctx: FailureContext, factor: int, shape: Shape) -> Diagnosis 
         fix_note=f"the layer before must give a multiple of {square} channels",
         candidates=candidates,
         facts={"channels": channels, "upscale_factor": factor},
+    )
+
+
+def _pixel_unshuffle(ctx: FailureContext, factor: int, shape: Shape) -> Diagnosis | None:
+    """A PixelUnshuffle (space-to-depth) given sides that are not multiples of its factor: the
+    input sides it can take come from the search (``search._split_input``)."""
+    sides = shape[-2:]
+    odd = [n for n in sides if n % factor]
+    if not odd:
+        return None
+    return layer_diagnosis(
+        ctx,
+        "input_not_divisible",
+        f"cannot take its input: PixelUnshuffle({factor}) needs sides divisible by {factor}, received "
+        f"{'x'.join(map(str, sides))}",
+        details=[("received", received_line(shape))],
+        facts={"downscale_factor": factor, "sides": list(sides)},
     )
 
 
