@@ -334,7 +334,8 @@ def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
 
 
 def _rank_key(siblings: Any, candidate: Candidate, candidates: list[Candidate]) -> tuple[Any, ...]:
-    """Fewest sites, the root cause (siblings' consensus), the rule's belief, the smaller change."""
+    """Fewest places changed, the root cause (siblings' consensus), the rule's belief, the
+    smaller change."""
     from .search import prior
 
     order = next((i for i, c in enumerate(candidates) if c is candidate), len(candidates))
@@ -354,7 +355,7 @@ def _worse_than(
     complete: list[tuple[Candidate, Outcome]],
     candidates: list[Candidate],
 ) -> bool:
-    """Whether ``candidate`` cannot rank above the best verified fix of its kind (sites, the
+    """Whether ``candidate`` cannot rank above the best verified fix of its kind (places, the
     siblings' consensus and belief of ``_rank_key``): then it is not worth a twin."""
     same_kind = [c for c, _ in complete if c.patch.kind == candidate.patch.kind]
     if not same_kind:

@@ -55,18 +55,24 @@ def test_no_fix_is_refuted_by_plain_torch_and_nothing_crashes(cases: list[Case])
     assert not any(c.verdict.wrong or c.verdict.crash for c in cases)
 
 
+def test_a_residual_branch_is_given_its_shortcuts_width_not_a_projection() -> None:
+    """In-place residual add, out_channels and stride planted: the branch's conv is fixed, so the
+    model keeps its output shape (a projection added to the shortcut would widen it)."""
+    entries = [e for e in mutations.corpus_models() if e.name == "corpus:in_place_ops"]
+    found = list(mutations.measure(entries, kinds=("out_channels", "stride")))
+    assert found
+    assert not mutations.problems(found)
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="a verified fix there changes the model's output shape (a downsample added to the shortcut, "
-    "a Linear that takes the wider map): fixes that keep the output shape are not ranked first yet",
+    reason="a conv (3 -> 5) whose map is both returned and fed to Linear(4, 3): nothing in the model "
+    "says which width is the slip (no sibling, no other layer of either width); the Linear is fixed "
+    "and the returned map keeps the planted width",
 )
-def test_verified_fixes_keep_the_output_shape_of_models_with_outputs_beside_the_head() -> None:
-    entries = [
-        e
-        for e in mutations.corpus_models()
-        if e.name in ("corpus:in_place_ops", "corpus:namedtuple_and_nontensor_output")
-    ]
-    found = list(mutations.measure(entries, kinds=("out_channels", "stride")))
+def test_a_two_layer_model_returning_its_feature_map_keeps_the_original_width() -> None:
+    entries = [e for e in mutations.corpus_models() if e.name == "corpus:namedtuple_and_nontensor_output"]
+    found = list(mutations.measure(entries, kinds=("out_channels",)))
     assert found
     assert not mutations.problems(found)
 

@@ -80,6 +80,13 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         if linear is not None and linear.in_features != per_sample:
             patch = joined(edit, layer_fix(ctx.view.name_of(linear), linear, in_features=per_sample))
         candidates.append(Candidate(patch, note=note))
+    code = tb.tb_frame.f_code
+    unedited = (
+        f"the view is in {code.co_name}(), a function, not a method of one of the model's modules: "
+        "no edit of it can be tried on a twin"
+        if edit is None
+        else None
+    )
     return Diagnosis(
         kind="view_size",
         **base,
@@ -90,6 +97,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
             *_remainders(node, resolver),
         ],
         candidates=candidates,
+        fix_note=unedited,
         hint=f"nn.LazyLinear({linear.out_features}) after torch.flatten(x, 1) infers the size for any input"
         if linear is not None
         else None,
