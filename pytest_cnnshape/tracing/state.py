@@ -243,6 +243,25 @@ def _train_is_a_no_op(view: ModelView, mode: bool) -> bool:
     return all(m.training is mode and type(m).train is nn.Module.train for m in view.modules)
 
 
+def _refuses_mode(module: nn.Module) -> bool:
+    """A module whose own ``train``/``eval`` raise: ``ExportedProgram.module()`` sets them on the
+    instance (pytorch#151726); its mode is fixed in its graph."""
+    return "train" in vars(module) or "eval" in vars(module)
+
+
+def _set_mode(view: ModelView, mode: bool) -> None:
+    """``root.train(mode)``, the model's own overrides honoured; never a call on a module that
+    refuses it (its flag, and those of the modules it holds, are left: they change nothing)."""
+    refusing = [m for m in view.modules if _refuses_mode(m)]
+    if not refusing:
+        view.root.train(mode)
+        return
+    held = {id(m) for r in refusing for m in r.modules()}
+    for m in view.modules:
+        if id(m) not in held and m.training is not mode:
+            _set_training(m, mode, id(m) in view.scripted)
+
+
 @contextmanager
 def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]:
     """Run the body with the model in the wanted mode; restore everything afterwards."""
@@ -259,7 +278,7 @@ def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]
     with kept_process_state():  # the RNG a real forward draws from (dropout), grad mode
         try:
             if not _train_is_a_no_op(view, train):
-                view.root.train(train)  # the model's own train() runs: overrides are honoured
+                _set_mode(view, train)
             if real_run:
                 with torch.no_grad():
                     buffers = [(b, b.clone()) for b in _buffers_a_forward_may_change(view)]

@@ -33,6 +33,7 @@ from torch.nn.parameter import is_lazy
 from ..errors import ArgumentError, ForwardFailed, TraceError
 from ..shapes.tree import shape_tree
 from .devices import Plan, meta_limitation, model_device, plan, short_reason
+from .exported import input_failure, program_of
 from .failure import FailureContext
 from .functional import FunctionalOps
 from .guard import exclusive, gc_paused, guarded
@@ -72,11 +73,16 @@ def holding(request: TraceRequest) -> Iterator[None]:
 
 def _traced(request: TraceRequest, observers: Sequence[Observer], grad: bool) -> ShapeTrace:
     """Run the trace; explain what no shape explains."""
+    program = program_of(request.model)
+    if program is not None:
+        program.check(request.inputs)  # the structure an exported program takes, before torch prints
     try:
         result = _dispatch(request, observers, grad)
     except ForwardFailed as failed:
         failed.wrapper = failed.wrapper or request.wrapper
-        error = untraceable(failed, type_name(request.model), partial_trace(failed))
+        error = input_failure(failed, request.model) or untraceable(
+            failed, type_name(request.model), partial_trace(failed)
+        )
         if error is not None:
             raise error from failed.context.exc
         raise
