@@ -246,6 +246,7 @@ def _forward(
                 recorder.produced,
                 Prober(request, where),
                 tuple(observers),
+                train,
             )
             recorder.finish()
             raise ForwardFailed(context) from None
