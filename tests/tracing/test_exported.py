@@ -10,6 +10,7 @@ eager model; the program and its tensors are left exactly as they were.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from typing import Any
@@ -73,9 +74,11 @@ def _batch_dims(spec: Any, batch: Any) -> Any:
     return type(spec)(_batch_dims(v, batch) for v in spec)
 
 
+@functools.cache
 def exported(name: str, dynamic: bool) -> tuple[nn.Module, Any, Any]:
     """The eager zoo model (eval mode), its program, and the inputs to trace it with: a
-    dynamic batch is exported at 2 (torch specialises 1) and traced at 5."""
+    dynamic batch is exported at 2 (torch specialises 1) and traced at 5. Made once per
+    module (exporting takes a while); every test checks the program is left as it was."""
     factory, spec = ZOO[name]
     torch.manual_seed(0)
     model = factory().eval()
