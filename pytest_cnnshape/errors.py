@@ -194,10 +194,12 @@ class BaselineFailure(ContractFailure):
 class BaselineFileError(CnnShapeError):
     """A baseline file that exists but cannot be used; ``str()`` says why, in words."""
 
-    def __init__(self, problem: str, *, newer: bool = False) -> None:
+    def __init__(self, problem: str, *, newer: bool = False, conflicted: bool = False) -> None:
         super().__init__(problem)
         #: True when the file is from a newer format (upgrading helps, not restoring).
         self.newer = newer
+        #: True when the file holds git merge-conflict markers (re-running the merged code helps).
+        self.conflicted = conflicted
 
 
 # -- control flow that never leaves the package ---------------------------------------

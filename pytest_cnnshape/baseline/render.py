@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..shapes.tree import shape_text
 from ..tracing.table import LAZY_MARK, grid
@@ -17,6 +18,9 @@ from .diff import SAME, RowChange, SnapshotDiff
 from .location import UPDATE
 from .record import BaselineUse
 from .snapshot import Row, Snapshot
+
+if TYPE_CHECKING:
+    from ..errors import BaselineFileError
 
 HEADERS = ("", "Layer", "Type", "Output (baseline)", "Output (now)", "Params (baseline)", "Params (now)")
 #: Unchanged rows shown before and after each changed one.
@@ -144,10 +148,15 @@ def missing(snapshot: Snapshot, file: str, nodeid: str) -> tuple[str, str]:
     return headline, text
 
 
-def unreadable(problem: str, newer: bool, snapshot: Snapshot, file: str, nodeid: str) -> tuple[str, str]:
+def unreadable(err: BaselineFileError, snapshot: Snapshot, file: str, nodeid: str) -> tuple[str, str]:
     """Headline and full text of a baseline file that exists but cannot be used."""
-    headline = f"shape baseline of {describe(snapshot)} cannot be used: {file} {problem}"
-    if newer:
+    headline = f"shape baseline of {describe(snapshot)} cannot be used: {file} {err}"
+    if err.conflicted:
+        fix = (
+            f"resolve by re-running `{accept_command(nodeid)}` on the merged code: the baseline "
+            "is what the merged model traces to, not either side of the conflict"
+        )
+    elif err.newer:
         fix = (
             "upgrade pytest-cnnshape (pip install -U pytest-cnnshape), or rewrite the file "
             f"in this version's format with: {accept_command(nodeid)}"

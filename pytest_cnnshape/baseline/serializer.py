@@ -41,6 +41,9 @@ MAX_DEPTH = 100
 #: Digits of the largest integer a baseline holds (parameter counts, shape sizes).
 MAX_DIGITS = 30
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+#: A line git writes into a file it could not merge: ``<<<<<<< ours``, ``=======``,
+#: ``||||||| base`` (diff3 style), ``>>>>>>> theirs``. No line of a JSON document starts so.
+_CONFLICT_MARKER = re.compile(r"^(?:<{7}|>{7}|\|{7})(?: .*)?$|^={7}$", re.MULTILINE)
 _BRACKETS = re.compile(r"[\[\]{}]")
 
 
@@ -145,10 +148,20 @@ def _integer(digits: str) -> int:
     return int(digits)
 
 
+def conflict_line(text: str) -> int | None:
+    """The line (1-based) of the first git merge-conflict marker in ``text``; None without one."""
+    found = _CONFLICT_MARKER.search(text)
+    return None if found is None else text.count("\n", 0, found.start()) + 1
+
+
 def parse(text: str) -> Any:
     """The JSON data of a baseline file's text, bounded: no deep nesting, no huge numbers."""
     if not text.strip():
         raise BaselineFileError("is empty")
+    if (line := conflict_line(text)) is not None:
+        # two branches changed the model and git merged the file by lines: neither side's
+        # snapshot is the merged model's, so the fix is a new trace, not picking a side
+        raise BaselineFileError(f"has merge-conflict markers (line {line})", conflicted=True)
     if (depth := _depth(text)) > MAX_DEPTH:
         raise BaselineFileError(
             f"nests {depth} levels deep (a baseline nests at most {MAX_DEPTH}): it is damaged or not "

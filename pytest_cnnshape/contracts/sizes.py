@@ -80,7 +80,7 @@ def min_input_size(
     from ..diagnostics.rules.sizes import smallest_fitting_input
     from ..tracing.records import ShapeTrace
     from ..tracing.request import TraceRequest
-    from ..tracing.tracer import Prober
+    from ..tracing.tracer import Prober, holding
 
     if ndim not in (1, 2, 3):
         raise ArgumentError(f"ndim={ndim!r}: give 1 (signals), 2 (images) or 3 (volumes)")
@@ -88,22 +88,23 @@ def min_input_size(
         raise ArgumentError(f"channels={channels!r} and batch={batch!r} must be at least 1")
     start = (batch, channels, *(1,) * ndim)
     request = TraceRequest.of(model, start)
-    found, run = smallest_fitting_input(Prober.of(request), request.inputs, start, limit=max_side)
-    if found is None:
-        raise SizeSearchError(
-            f"{type(model).__name__}: no input side up to {max_side} lets every layer "
-            "fit; its strides and pooling shrink every map to nothing"
-        )
-    if not isinstance(run, ShapeTrace):
-        from ..diagnostics import diagnose
+    with holding(request):  # the search and the diagnosis of its last failure leave the process as it was
+        found, run = smallest_fitting_input(Prober.of(request), request.inputs, start, limit=max_side)
+        if found is None:
+            raise SizeSearchError(
+                f"{type(model).__name__}: no input side up to {max_side} lets every layer "
+                "fit; its strides and pooling shrink every map to nothing"
+            )
+        if not isinstance(run, ShapeTrace):
+            from ..diagnostics import diagnose
 
-        assert run is not None
-        reason = diagnose(run).headline
-        raise SizeSearchError(
-            f"{type(model).__name__}: from side {found[-1]} on no layer runs out of pixels, but at "
-            f"that size the model fails: {reason}. A model whose head fits only one input size "
-            "has no minimum; make the head size-independent (nn.AdaptiveAvgPool2d, nn.LazyLinear)"
-        )
+            assert run is not None
+            reason = diagnose(run).headline
+            raise SizeSearchError(
+                f"{type(model).__name__}: from side {found[-1]} on no layer runs out of pixels, but at "
+                f"that size the model fails: {reason}. A model whose head fits only one input size "
+                "has no minimum; make the head size-independent (nn.AdaptiveAvgPool2d, nn.LazyLinear)"
+            )
     return int(found[-1])
 
 

@@ -78,6 +78,11 @@ def watched(request: TraceRequest, observers: Sequence[Observer], *, grad: bool 
 
 def explain(failed: ForwardFailed) -> ShapeMismatchError:
     """The ShapeMismatchError of a failed forward: its diagnosis and the partial trace."""
+    from .scripted import explain_scripted
+
+    scripted = explain_scripted(failed)  # TorchScript: the submodule, in the eager module's terms
+    if scripted is not None:
+        return scripted
     diagnosis = diagnose(failed.context)
     if failed.wrapper:  # what was traced of a wrapped model (TorchScript: the root only)
         diagnosis.hint = f"{diagnosis.hint}\n{failed.wrapper}" if diagnosis.hint else failed.wrapper

@@ -8,6 +8,9 @@ mode: it counts what ``torch.utils.flop_counter`` counts, by the same formulas,
 for convolutions (grouped, dilated, transposed), linear layers and matrix
 products, 2 FLOPs per multiply-accumulate; element-wise work counts nothing.
 
+An exported program's graph calls the same ops as aten overloads
+(``aten.conv2d.default``), counted by the same formulas.
+
 Some ops hide matrix products inside one call the mode sees as a whole
 (attention, recurrent layers, ``einsum``), and TorchScript runs where no mode
 sees; for those ``opaque`` names them and ``observe`` counts that model again
@@ -93,6 +96,28 @@ FORMULAS: dict[Any, _Formula] = {
     T.baddbmm: _addmm,
 }
 
+aten = torch.ops.aten
+#: The same ops as an exported program's graph calls them (aten overloads, same arguments).
+FORMULAS.update(
+    {
+        aten.conv1d.default: _conv(1),
+        aten.conv2d.default: _conv(2),
+        aten.conv3d.default: _conv(3),
+        aten.conv1d.padding: _conv(1),
+        aten.conv2d.padding: _conv(2),
+        aten.conv3d.padding: _conv(3),
+        aten.conv_transpose1d.default: _conv_transpose(1),
+        aten.conv_transpose2d.input: _conv_transpose(2),
+        aten.conv_transpose3d.input: _conv_transpose(3),
+        aten.linear.default: _linear,
+        aten.matmul.default: _product,
+        aten.mm.default: _product,
+        aten.bmm.default: _product,
+        aten.addmm.default: _addmm,
+        aten.baddbmm.default: _addmm,
+    }
+)
+
 #: Ops whose matrix products run inside one call: only torch's counter sees them.
 OPAQUE: frozenset[Any] = frozenset(
     {
@@ -119,6 +144,15 @@ OPAQUE: frozenset[Any] = frozenset(
         torch.convolution,
         torch._convolution,
         torch.conv_tbc,
+        aten.convolution.default,
+        aten._convolution.default,
+        aten.scaled_dot_product_attention.default,
+        aten.einsum.default,
+        aten.bilinear.default,
+        aten.lstm.input,
+        aten.gru.input,
+        aten.rnn_tanh.input,
+        aten.rnn_relu.input,
     }
 )
 

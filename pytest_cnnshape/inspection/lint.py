@@ -61,6 +61,12 @@ SCRIPTED = (
     "a TorchScript module hides its layers and their data flow (hooks do not fire inside it); "
     "lint the eager model (before torch.jit.script/trace)"
 )
+EXPORTED = (
+    "an exported program holds its layers as graph ops, not as nn.Module layers with their "
+    "settings (torch.export); lint the eager model (before torch.export)"
+)
+#: Rules that read no layer's class or settings: they run on an exported program too.
+SEES_NO_LAYERS = frozenset({"batch-dimension-changed", "unused-parameters", "adam-weight-decay"})
 
 
 def _missing(needs: str, ctx: LintContext) -> str | None:
@@ -103,6 +109,7 @@ def run_rules(
     """Every rule not in ``ignore`` over one (unwrapped) model and its observed trace, if any;
     ``request``: the trace that observation made (None: no inputs were given);
     ``regularized``: the model's ``regularization(model, optimizer)``, when already made."""
+    from ..tracing.exported import program_of
     from ..tracing.modelview import ModelView
     from ..tracing.wrappers import is_script_module
     from .regularization import regularization_of
@@ -121,10 +128,16 @@ def run_rules(
     findings: dict[tuple[str, str], Finding] = {}  # a layer called twice: one finding
     skipped: dict[str, str] = {}
     scripted = is_script_module(model)
+    exported = program_of(model) is not None
     for rule in RULES:
         if rule.id in ignore:
             continue
-        reason = SCRIPTED if scripted and rule.needs != OPTIMIZER else _missing(rule.needs, ctx)
+        if scripted and rule.needs != OPTIMIZER:
+            reason: str | None = SCRIPTED
+        elif exported and rule.id not in SEES_NO_LAYERS:
+            reason = EXPORTED
+        else:
+            reason = _missing(rule.needs, ctx)
         if reason is not None:
             skipped[rule.id] = reason
             continue

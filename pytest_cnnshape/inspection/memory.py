@@ -48,6 +48,7 @@ from torch.nn.parameter import is_lazy
 from ..tracing.metarules import tensor_arguments
 from ..tracing.recorder import RunningCall
 from ..tracing.saves import NO_GRADIENT, Fresh, saved_by
+from ..tracing.wrappers import type_name
 from .optimizer_state import OptimizerState, ParamInfo, optimizer_state
 from .render import memory_text
 
@@ -750,7 +751,7 @@ def estimate(
     param_bytes = sum(info.bytes for info in memory.params)
     saved = memory.saved.values()
     return MemoryReport(
-        model=type(model).__name__,
+        model=type_name(model),
         input=inputs_text({"input_shapes": trace.input_shapes, "input_kwargs": trace.input_kwargs}, "-"),
         device=trace.device,
         dtype=trace.dtype,

@@ -23,6 +23,7 @@ from torch.nn.parameter import is_lazy
 
 from ..tracing.modelview import ModelView
 from ..tracing.table import grid
+from ..tracing.wrappers import type_name
 from .plain import fields_dict
 from .render import human_bytes, params_line
 
@@ -282,7 +283,7 @@ def breakdown(model: nn.Module) -> ParameterBreakdown:
             layers.append(
                 LayerParameters(
                     name=view.name_of(module),
-                    type=type(module).__name__,
+                    type=type_name(module),
                     params=own[0],
                     trainable=own[1],
                     buffers=own[2],
@@ -291,7 +292,7 @@ def breakdown(model: nn.Module) -> ParameterBreakdown:
                 )
             )
     return ParameterBreakdown(
-        model=type(model).__name__,
+        model=type_name(model),
         parameters=tuple(params.values()),
         buffers=tuple(buffers.values()),
         layers=tuple(layers),

@@ -18,9 +18,14 @@ import torch
 from torch import nn
 
 from ..errors import ArgumentTypeError
+from ..tracing.exported import program_of
 from ..tracing.modelview import ModelView
+from ..tracing.wrappers import type_name
 from .parameters import tensor_names
 from .plain import fields_dict
+
+#: Why an exported program's dropout and normalization cannot be listed.
+EXPORTED_LAYERS = "an exported program holds its layers as graph ops (torch.export); see the eager model"
 
 DECOUPLED, L2, NO_DECAY, UNKNOWN = "decoupled", "L2", "none", "unknown"
 
@@ -92,6 +97,9 @@ class RegularizationReport:
     groups: tuple[DecayGroup, ...] = ()
     #: Trainable parameters no param group covers (they are never updated).
     uncovered: tuple[str, ...] = ()
+    #: Why dropout and normalization layers cannot be listed (an exported program's layers
+    #: are graph ops); None when they can.
+    hidden: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form with stable keys."""
@@ -102,6 +110,7 @@ class RegularizationReport:
             "optimizer": self.optimizer,
             "groups": [fields_dict(g, "params") for g in self.groups],
             "uncovered": list(self.uncovered),
+            **({"hidden": self.hidden} if self.hidden else {}),
         }
 
     def line(self) -> str:
@@ -269,10 +278,11 @@ def regularization_of(
     if optimizer is not None:
         groups, uncovered = _groups(view, check_optimizer(optimizer))
     return RegularizationReport(
-        model=type(model).__name__,
+        model=type_name(model),
         dropouts=tuple(dropouts),
         norms=tuple(norm_layers),
         optimizer=None if optimizer is None else type(optimizer).__name__,
         groups=groups,
         uncovered=uncovered,
+        hidden=EXPORTED_LAYERS if program_of(model) is not None else None,
     )

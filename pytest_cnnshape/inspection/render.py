@@ -63,15 +63,18 @@ def _counted(items: list[str]) -> str:
 def regularization_line(report: Mapping[str, Any]) -> str:
     """``Regularization: Dropout p=0.5 (active) · BatchNorm2d x2 (batch stats) · ...``."""
     parts = []
-    dropouts = [
-        f"{d['type']} p={'?' if d['p'] is None else format(d['p'], '.4g')} "
-        f"({'active' if d['active'] else 'inactive'}, "
-        f"{'train' if d['training'] else 'eval'} mode)"
-        for d in report["dropouts"]
-    ]
-    parts.append(_counted(dropouts) if dropouts else "no dropout")
-    norms = [f"{n['type']} ({n['statistics']} stats)" for n in report["norms"]]
-    parts.append(_counted(norms) if norms else "no normalization")
+    if report.get("hidden"):  # an exported program: its layers are graph ops
+        parts.append(f"dropout and normalization not visible: {report['hidden']}")
+    else:
+        dropouts = [
+            f"{d['type']} p={'?' if d['p'] is None else format(d['p'], '.4g')} "
+            f"({'active' if d['active'] else 'inactive'}, "
+            f"{'train' if d['training'] else 'eval'} mode)"
+            for d in report["dropouts"]
+        ]
+        parts.append(_counted(dropouts) if dropouts else "no dropout")
+        norms = [f"{n['type']} ({n['statistics']} stats)" for n in report["norms"]]
+        parts.append(_counted(norms) if norms else "no normalization")
     if report.get("optimizer") is None:
         parts.append("optimizer not given")
     else:

@@ -4,7 +4,9 @@ torchinfo 1.8 advances the global RNG, switches a model the user froze with
 ``.eval()`` back to training, moves the model when given ``device="meta"`` and
 only shows the first tensor of structured outputs. Here it runs on real inputs
 (``input_data=``) on the model's own device, in eval mode, inside the same
-``preserved`` block ``trace`` uses; and it is a view, never the tracing engine.
+``preserved`` block ``trace`` uses; and it is a view, never the tracing engine: a
+forward that fails is explained by ``trace`` (ShapeMismatchError), not by
+torchinfo's "Failed to run torchinfo".
 Note that torchinfo counts tied weights once per module that holds them;
 ``trace`` counts each tensor once.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ArgumentError, ArgumentTypeError, TraceError
-from ..tracing.devices import model_device, model_dtype
+from ..tracing.devices import model_device, model_dtype, short_reason
 from ..tracing.guard import exclusive
 from ..tracing.inputs import materialize, parse_inputs
 from ..tracing.modelview import ModelView
@@ -47,14 +49,24 @@ def torchinfo_summary(model: nn.Module, inputs: Any, *, depth: int = 3, **option
         )
     view = ModelView.of(model)
     args, kwargs = materialize(parse_inputs(inputs), home, model_dtype(model), view.modules)
-    with exclusive(view.modules), preserved(view, real_run=True, train=False):
-        return torchinfo.summary(
-            model,
-            input_data=list(args),
-            device=home,
-            mode="eval",
-            depth=depth,
-            verbose=0,
-            **kwargs,
-            **options,
-        )
+    try:
+        with exclusive(view.modules), preserved(view, real_run=True, train=False):
+            return torchinfo.summary(
+                model,
+                input_data=list(args),
+                device=home,
+                mode="eval",
+                depth=depth,
+                verbose=0,
+                **kwargs,
+                **options,
+            )
+    except Exception as exc:  # torchinfo wraps the model's own failure: explain that one
+        failure = exc.__cause__ or exc
+    from ..diagnostics.explain import trace
+
+    trace(model, inputs, device=home)  # a forward that fails raises its ShapeMismatchError here
+    raise TraceError(
+        f"torchinfo could not summarise {type_name(model)} ({short_reason(failure)}), though its "
+        "forward runs; use trace() for its table"
+    ) from failure

@@ -56,7 +56,7 @@ def verify(item: pytest.Item, entry: ModelEntry, options: BaselineOptions) -> Ba
         stored = serializer.read(path)
     except BaselineFileError as err:
         use.status = UNREADABLE
-        use.headline, use.text = render.unreadable(str(err), err.newer, snapshot, file, entry.nodeid)
+        use.headline, use.text = render.unreadable(err, snapshot, file, entry.nodeid)
     else:
         if stored is None:
             use.status = MISSING

@@ -72,10 +72,11 @@ class CnnShapes:
         from ..inspection.collect import record_inspection, record_memory, report_trace
         from ..tracing.records import inputs_text
         from ..tracing.request import TraceRequest
+        from ..tracing.wrappers import model_name
 
         request = TraceRequest.of(model, inputs, device=device or self._run.device, dtype=dtype, train=train)
         entry = ModelEntry(
-            name=name or type(model).__name__,
+            name=name or model_name(model),
             nodeid=self._item.nodeid,
             source="fixture",
             input=input_text(inputs),

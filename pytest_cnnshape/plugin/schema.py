@@ -432,7 +432,9 @@ def _consistent(values: dict[str, Any], place: Place) -> None:
 
 def _factory_name(factory: Any, model: Any) -> str:
     if model is not None:
-        return type(model).__name__
+        from ..tracing.wrappers import model_name
+
+        return model_name(model)
     if isinstance(factory, str):
         return factory.rpartition(":")[2].split("(")[0]
     return str(getattr(factory, "__name__", type(factory).__name__))

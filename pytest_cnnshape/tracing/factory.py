@@ -1,6 +1,7 @@
 """Model specs: ``pkg.module:Factory`` or ``path/to/file.py:Factory(width=2)``.
 
-A factory is a class or callable returning an ``nn.Module``; literal keyword (and
+A factory is a class or callable returning an ``nn.Module`` (or an exported program,
+``torch.export.export(...)``); literal keyword (and
 positional) arguments may follow in parentheses, or come separately as a dict.
 Models are built with a fixed seed inside a forked RNG, so the same spec gives the
 same weights every run and the caller's random state is untouched.
@@ -213,6 +214,11 @@ def build_model(
             ) from None
         except Exception as exc:
             raise FactoryError(f"model factory {label!r} raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(model, nn.Module):
-        raise FactoryError(f"model factory {label!r} returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+    from .exported import is_exported_program
+
+    if not isinstance(model, nn.Module) and not is_exported_program(model):
+        raise FactoryError(
+            f"model factory {label!r} returned {type(model).__name__}, not a torch.nn.Module "
+            "(or a torch.export.ExportedProgram)"
+        )
+    return model  # type: ignore[no-any-return]

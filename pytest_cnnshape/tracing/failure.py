@@ -206,6 +206,8 @@ class FailureContext:
     probe: Prober | None = None
     #: The observers that watched this run (``Lineage``, ``FunctionalOps``...).
     observers: tuple[Any, ...] = ()
+    #: The mode the forward ran in (True: training).
+    train: bool = False
 
     def observed(self, kind: type[_T]) -> _T | None:
         """The observer of this class that watched the run, if one did."""

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from ..shapes.tree import shape_tree
+from .exported import is_guards_call, program_of, unflatten_type
 from .modelview import ModelView
 from .params import subtree_counts
 from .records import LayerRecord
@@ -81,6 +82,12 @@ def parametrization_modules(view: ModelView) -> set[int]:
     return skipped
 
 
+def _held(module: nn.Module) -> Iterator[Any]:
+    """The parameters and buffers a module holds itself."""
+    yield from (t for t in module._parameters.values() if t is not None)
+    yield from (t for t in module._buffers.values() if t is not None)
+
+
 class Recorder:
     """Attach to every module of a model; collect records; detach without a trace."""
 
@@ -101,18 +108,23 @@ class Recorder:
         #: ``id(output) -> record`` of finished calls: which layer made a tensor.
         self.produced: dict[int, LayerRecord] = {}
         self._leaves: set[int] = set()
+        #: ``id`` of the weights an unflattened exported program may pass between its modules
+        #: as arguments (a shared or tied one): not inputs of the call in the eager model.
+        self._weights: frozenset[int] = frozenset()
 
     def attach(self) -> None:
         """Register our hooks last, so they see what user pre-hooks hand to forward."""
         for observer in self.observers:
             observer.started()
+        if program_of(self.view.root) is not None:  # the weights as they are now (meta twins on meta)
+            self._weights = frozenset(id(t) for m in self.view.modules for t in _held(m))
         skipped = parametrization_modules(self.view)
         self._leaves = {
             id(m) for m in self.view.modules if all(id(c) in skipped for c in m._modules.values())
         }
         for module in self.view.modules:
-            if id(module) in skipped or id(module) in self.view.scripted:
-                continue  # parametrizations are not data flow; TorchScript takes no hooks
+            if id(module) in skipped or id(module) in self.view.scripted or is_guards_call(module):
+                continue  # parametrizations and input checks are not data flow; TorchScript takes no hooks
             self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post, with_kwargs=True))
 
@@ -137,6 +149,8 @@ class Recorder:
         key = id(module)
         call = self.calls.get(key, 0)
         self.calls[key] = call + 1
+        if self._weights:
+            args = tuple(a for a in args if id(a) not in self._weights)
         record = LayerRecord(
             name=self.view.names.get(key, "?"),
             type=type(module).__name__,
@@ -178,14 +192,18 @@ class Recorder:
         """Fill parameter counts (after forward, so lazy modules count materialised).
 
         A lazy layer has become its ``cls_to_become`` (LazyLinear -> Linear) by the
-        time it runs; its record keeps the class the user's model has, marked lazy.
+        time it runs; its record keeps the class the user's model has, marked lazy. A
+        module of an unflattened exported program gets the class it stands for.
         """
         self.counts = subtree_counts(self.view)
         lazy = self.lazy
+        exported = program_of(self.view.root) is not None  # rows name the classes the program stands for
         for record, module in zip(self.records, self.record_modules, strict=True):
             record.num_params, record.trainable_params = self.counts.get(id(module), (0, 0))
             if lazy and id(module) in lazy:
                 record.type, record.lazy = lazy[id(module)], True
+            elif exported:
+                record.type = unflatten_type(module) or record.type
         self.record_modules = []
         return self.records
 

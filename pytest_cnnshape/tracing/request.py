@@ -2,7 +2,8 @@
 
 A surface (a public function, a fixture, a marker, a declared model, the CLI) turns
 what the user wrote into a ``TraceRequest`` once: the model checked and unwrapped
-(``wrappers``: torch.compile, DataParallel), the inputs parsed, the device and the
+(``wrappers``: torch.compile, DataParallel, an exported program's hierarchy rebuilt
+by ``exported``), the inputs parsed, the device and the
 dtype validated, the mode. Every layer below takes the request as it is: nothing
 re-validates, re-parses or re-unwraps it, and a variant (other inputs for a size
 search, the training mode for a memory pass) is made from it with ``with_inputs`` or
@@ -19,6 +20,7 @@ from torch import nn
 
 from ..errors import ArgumentTypeError
 from .devices import model_dtype, parse_device, parse_dtype
+from .exported import is_exported_program
 from .inputs import InputSpec, parse_inputs
 from .modelview import ModelView
 from .wrappers import unwrap
@@ -27,9 +29,10 @@ if TYPE_CHECKING:
     import torch
 
 
-def as_module(model: Any) -> nn.Module:
-    """``model`` itself, which must be an nn.Module instance (a one-line error otherwise)."""
-    if isinstance(model, nn.Module):
+def as_module(model: Any) -> Any:
+    """``model`` itself, which must be an nn.Module instance or an exported program (a
+    one-line error otherwise)."""
+    if isinstance(model, nn.Module) or is_exported_program(model):
         return model
     if isinstance(model, type) and issubclass(model, nn.Module):
         raise ArgumentTypeError(
@@ -38,7 +41,7 @@ def as_module(model: Any) -> nn.Module:
         )
     raise ArgumentTypeError(
         f"model must be a torch.nn.Module instance, got {type(model).__name__}; e.g. "
-        "trace(nn.Conv2d(3, 8, 3), (1, 3, 32, 32))"
+        "trace(nn.Conv2d(3, 8, 3), (1, 3, 32, 32)), or a torch.export.ExportedProgram"
     )
 
 

@@ -77,9 +77,39 @@ def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
 
 def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
     cpu, cuda = state
-    torch.set_rng_state(cpu)
+    if not torch.equal(torch.get_rng_state(), cpu):
+        torch.set_rng_state(cpu)
     if cuda is not None:
         torch.cuda.set_rng_state_all(cuda)
+
+
+def _default_device() -> torch.device | None:
+    """The device ``torch.set_default_device`` set in this thread; None when none is set."""
+    context = getattr(torch._GLOBAL_DEVICE_CONTEXT, "device_context", None)
+    return None if context is None else torch.device(context.device)
+
+
+@contextmanager
+def kept_process_state() -> Iterator[None]:
+    """Put back the global state torch code may change, however the body ends.
+
+    The random generators (CPU, and CUDA once initialised: dropout, inputs, the
+    weight initialisation of a layer a diagnosis builds to verify a fix), the default
+    dtype and device, and grad mode. Around every trace with its diagnosis
+    (``tracer.holding``), every probe and every real forward (``preserved``): a seeded
+    test suite draws the same numbers after a check, failed or not.
+    """
+    rng = _rng_state()
+    dtype, device, grad = torch.get_default_dtype(), _default_device(), torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        _set_rng_state(rng)
+        if torch.get_default_dtype() != dtype:
+            torch.set_default_dtype(dtype)
+        if _default_device() != device:
+            torch.set_default_device(device)
+        torch.set_grad_enabled(grad)
 
 
 @cache
@@ -213,6 +243,25 @@ def _train_is_a_no_op(view: ModelView, mode: bool) -> bool:
     return all(m.training is mode and type(m).train is nn.Module.train for m in view.modules)
 
 
+def _refuses_mode(module: nn.Module) -> bool:
+    """A module whose own ``train``/``eval`` raise: ``ExportedProgram.module()`` sets them on the
+    instance (pytorch#151726); its mode is fixed in its graph."""
+    return "train" in vars(module) or "eval" in vars(module)
+
+
+def _set_mode(view: ModelView, mode: bool) -> None:
+    """``root.train(mode)``, the model's own overrides honoured; never a call on a module that
+    refuses it (its flag, and those of the modules it holds, are left: they change nothing)."""
+    refusing = [m for m in view.modules if _refuses_mode(m)]
+    if not refusing:
+        view.root.train(mode)
+        return
+    held = {id(m) for r in refusing for m in r.modules()}
+    for m in view.modules:
+        if id(m) not in held and m.training is not mode:
+            _set_training(m, mode, id(m) in view.scripted)
+
+
 @contextmanager
 def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]:
     """Run the body with the model in the wanted mode; restore everything afterwards."""
@@ -222,43 +271,47 @@ def preserved(view: ModelView, *, real_run: bool, train: bool) -> Iterator[None]
     script = view.scripted  # their Python side is a view of the interpreter's: _ScriptAttributes
     attributes = [_Attributes(m, base) for m in modules if id(m) not in script and _may_rebind(m)]
     scripted = [_ScriptAttributes(m) for m in modules if id(m) in script] if script else []
-    rng = _rng_state()
     buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
     params: list[tuple[nn.Parameter, int]] = []
     if real_run:
         params = [(p, p._version) for p in view.parameters]
-    try:
-        if not _train_is_a_no_op(view, train):
-            view.root.train(train)  # the model's own train() runs: overrides are honoured
-        if real_run:
-            with torch.no_grad():
-                buffers = [(b, b.clone()) for b in _buffers_a_forward_may_change(view)]
-        yield
-    finally:
-        for attrs in attributes:
-            attrs.restore(base)
-        for saved_attributes in scripted:
-            saved_attributes.restore()
-        for m, flag in zip(modules, flags, strict=True):
-            if m.training is not flag:
-                _set_training(m, flag, id(m) in script)
-        _set_rng_state(rng)
-        if buffers:
-            with torch.no_grad():
-                # Native kernels (BatchNorm's running stats) update buffers without
-                # bumping their version counter, so every buffer is put back.
-                for buf, saved in buffers:
-                    buf.copy_(saved)
-        changed_ids = {id(p) for p, version in params if p._version != version}
-        if changed_ids:
-            changed = [n for n, p in view.root.named_parameters() if id(p) in changed_ids]
-            warnings.warn(
-                f"the model's forward changed parameter(s) {', '.join(changed[:5])} in place "
-                "during a real (non-meta) trace; trace on device='meta' to leave them "
-                "untouched",
-                RuntimeWarning,
-                stacklevel=user_stacklevel(),
-            )
+    with kept_process_state():  # the RNG a real forward draws from (dropout), grad mode
+        try:
+            if not _train_is_a_no_op(view, train):
+                _set_mode(view, train)
+            if real_run:
+                with torch.no_grad():
+                    buffers = [(b, b.clone()) for b in _buffers_a_forward_may_change(view)]
+            yield
+        finally:
+            for attrs in attributes:
+                attrs.restore(base)
+            for saved_attributes in scripted:
+                saved_attributes.restore()
+            for m, flag in zip(modules, flags, strict=True):
+                if m.training is not flag:
+                    _set_training(m, flag, id(m) in script)
+            if buffers:
+                with torch.no_grad():
+                    # Native kernels (BatchNorm's running stats) update buffers without
+                    # bumping their version counter, so every buffer is put back.
+                    for buf, saved in buffers:
+                        buf.copy_(saved)
+            _warn_changed_parameters(view, params)
+
+
+def _warn_changed_parameters(view: ModelView, params: list[tuple[nn.Parameter, int]]) -> None:
+    """Say which parameters a real forward changed in place (never copied: they are not put back)."""
+    changed_ids = {id(p) for p, version in params if p._version != version}
+    if changed_ids:
+        changed = [n for n, p in view.root.named_parameters() if id(p) in changed_ids]
+        warnings.warn(
+            f"the model's forward changed parameter(s) {', '.join(changed[:5])} in place "
+            "during a real (non-meta) trace; trace on device='meta' to leave them "
+            "untouched",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
 
 
 def lazy_twin(t: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:

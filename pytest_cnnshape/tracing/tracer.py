@@ -21,8 +21,8 @@ the model's own ``raise``) is a one-line TraceError instead (``untraceable``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +33,7 @@ from torch.nn.parameter import is_lazy
 from ..errors import ArgumentError, ForwardFailed, TraceError
 from ..shapes.tree import shape_tree
 from .devices import Plan, meta_limitation, model_device, plan, short_reason
+from .exported import input_failure, program_of
 from .failure import FailureContext
 from .functional import FunctionalOps
 from .guard import exclusive, gc_paused, guarded
@@ -44,7 +45,7 @@ from .recorder import Observer, Recorder
 from .records import ShapeTrace
 from .request import TraceRequest
 from .scripted import run_script, script_device
-from .state import lazy_twin, meta_twin, meta_weights, preserved
+from .state import kept_process_state, lazy_twin, meta_twin, meta_weights, preserved
 from .untraceable import untraceable, where_failed
 from .wrappers import is_script_module, type_name
 
@@ -58,23 +59,30 @@ def run(request: TraceRequest, *, observers: Sequence[Observer] = (), grad: bool
     runs the forward with autograd recording (nothing runs backward; the graph is
     dropped with the output), as a training step's forward would.
     """
-    model = request.model
-    with guarded(model, type_name(model)):
+    with holding(request):
         return _traced(request, observers, grad)
 
 
-def holding(request: TraceRequest) -> AbstractContextManager[None]:
-    """Hold the request's model for a whole trace and its diagnosis (``guard.guarded``)."""
-    return guarded(request.model, type_name(request.model))
+@contextmanager
+def holding(request: TraceRequest) -> Iterator[None]:
+    """Hold the request's model for a whole trace and its diagnosis (``guard.guarded``), and put
+    back the process state (``state.kept_process_state``) whatever the diagnosis built or ran."""
+    with guarded(request.model, type_name(request.model)), kept_process_state():
+        yield
 
 
 def _traced(request: TraceRequest, observers: Sequence[Observer], grad: bool) -> ShapeTrace:
     """Run the trace; explain what no shape explains."""
+    program = program_of(request.model)
+    if program is not None:
+        program.check(request.inputs)  # the structure an exported program takes, before torch prints
     try:
         result = _dispatch(request, observers, grad)
     except ForwardFailed as failed:
         failed.wrapper = failed.wrapper or request.wrapper
-        error = untraceable(failed, type_name(request.model), partial_trace(failed))
+        error = input_failure(failed, request.model) or untraceable(
+            failed, type_name(request.model), partial_trace(failed)
+        )
         if error is not None:
             raise error from failed.context.exc
         raise
@@ -238,6 +246,7 @@ def _forward(
                 recorder.produced,
                 Prober(request, where),
                 tuple(observers),
+                train,
             )
             recorder.finish()
             raise ForwardFailed(context) from None
@@ -327,9 +336,10 @@ class Prober:
             watching = (*watching, FunctionalOps())
         device = where or self.where
         try:
-            if is_script_module(request.model):
-                return run_script(request.view, request, self.fallback)
-            return _run(request, device, watching)
+            with kept_process_state():
+                if is_script_module(request.model):
+                    return run_script(request.view, request, self.fallback)
+                return _run(request, device, watching)
         except ForwardFailed as failed:
             if (
                 where is None

@@ -12,6 +12,9 @@
   truthfully is its output shape (a real run), and the parameters of every
   submodule (the module tree); ``tracer`` does that, and says per-layer shapes
   need the eager model.
+* An exported program (``torch.export.export``) or its ``.module()`` is a flat graph
+  of ops; ``exported`` rebuilds its module hierarchy (``torch.export.unflatten``), and
+  that is traced: a row per module call, as the eager model has.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .exported import is_exported, unflatten_type, unflattened
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,16 @@ def compiled_inner(module: nn.Module) -> nn.Module | None:
     return inner if isinstance(inner, nn.Module) else None
 
 
-def unwrap(model: nn.Module) -> Unwrapped:
-    """The module to trace: compile and data-parallel wrappers removed (nested ones too)."""
+def unwrap(model: object) -> Unwrapped:
+    """The module to trace: compile and data-parallel wrappers removed (nested ones too), an
+    exported program's hierarchy rebuilt. ``model`` is an nn.Module or an ExportedProgram."""
     notes: list[str] = []
     while True:
+        if is_exported(model):
+            module, program = unflattened(model)
+            notes.append(program.note())
+            return Unwrapped(module, "; ".join(notes))
+        assert isinstance(model, nn.Module)
         inner = compiled_inner(model)
         if inner is not None:
             notes.append(
@@ -68,10 +79,19 @@ def unwrap(model: nn.Module) -> Unwrapped:
 
 
 def type_name(module: nn.Module) -> str:
-    """Class name as the user wrote it: a TorchScript module's original class (``Conv2d``)."""
+    """Class name as the user wrote it: a TorchScript module's original class (``Conv2d``),
+    the class a module of an unflattened exported program stands for."""
     if is_script_module(module):
         return str(getattr(module, "original_name", None) or type(module).__name__)
-    return type(module).__name__
+    return unflatten_type(module) or type(module).__name__
+
+
+def model_name(model: object) -> str:
+    """The class name a surface shows for the model a user gave (before unwrapping): its own,
+    or for an exported program the class of the model it was exported from."""
+    if is_exported(model):
+        return unflattened(model)[1].model_type
+    return type(model).__name__
 
 
 def script_note(module: nn.Module, device: torch.device) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from ...shapes.tree import first_shape
+from ...tracing.wrappers import type_name
 from ..context import LintContext
 from ..findings import Finding
 from ..parameters import tensor_names
@@ -111,7 +112,7 @@ def unused_parameters(ctx: LintContext) -> Iterator[Finding]:
         yield ctx.finding(
             "unused-parameters",
             name,
-            f"{name} ({type(module).__name__}, {count:,} parameters) is never called in the "
+            f"{name} ({type_name(module)}, {count:,} parameters) is never called in the "
             "forward and none of its parameters is used",
             f"call {name} in forward() or delete it; if it runs only in training mode or for "
             "other inputs, lint with those inputs or ignore the rule for this model",
