@@ -89,7 +89,9 @@ def test_a_broken_model_is_diagnosed() -> None:
 
 
 @settings(max_examples=20)
-@given(stack=cnn_stacks(2), device=st.sampled_from(["meta", "cpu"]))
+@given(
+    stack=cnn_stacks(2, groups=True, transposed=True, branches=True), device=st.sampled_from(["meta", "cpu"])
+)
 def test_random_stacks_match_flop_counter_mode(stack: object, device: str) -> None:
     model = stack.model  # type: ignore[attr-defined]
     shape = stack.input_shape  # type: ignore[attr-defined]

@@ -112,7 +112,7 @@ def test_not_a_module() -> None:
 
 
 @settings(max_examples=30)
-@given(stack=cnn_stacks(2))
+@given(stack=cnn_stacks(2, groups=True, transposed=True, branches=True))
 def test_layers_add_up_to_the_unique_total_and_nothing_changes(stack: object) -> None:
     model: nn.Module = stack.model  # type: ignore[attr-defined]
     before = snapshot(model)

@@ -22,7 +22,9 @@ def rows(tr: ShapeTrace) -> list[tuple[object, ...]]:
 @settings(max_examples=20)
 @given(data=st.data())
 def test_random_stacks_trace_like_a_plain_forward(device: str, ndim: int, data: st.DataObject) -> None:
-    stack = data.draw(cnn_stacks(ndim, max_side=24 if ndim == 3 else 48))
+    stack = data.draw(
+        cnn_stacks(ndim, max_side=24 if ndim == 3 else 48, groups=True, transposed=True, branches=True)
+    )
     expected_rows, expected_out = observe(stack.model, stack.input_shape)
     tr = trace(stack.model, stack.input_shape, device=device)
     assert tr.device == device
