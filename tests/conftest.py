@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils import flop_counter  # noqa: F401  (same reason: imported once, here)
 
 import pytest_cnnshape
+from tests.helpers import EXPLORE_SCALE
 
 for _module in pkgutil.walk_packages(pytest_cnnshape.__path__, "pytest_cnnshape."):
     importlib.import_module(_module.name)
@@ -31,10 +32,12 @@ with torch.no_grad():
 
 # Property tests are deterministic by default (the same examples on every run and
 # machine, no example database to carry between CI runs); HYPOTHESIS_PROFILE=explore
-# searches afresh each time. No deadline: the first meta forward of a process
-# warms torch up and would trip it.
+# (``make test-explore``) draws from the seed given with --hypothesis-seed, each test's
+# budget times CNNSHAPE_EXPLORE_SCALE (``tests.helpers.examples``), still without a
+# database, so the printed seed alone replays a failure. No deadline: the first meta
+# forward of a process warms torch up and would trip it.
 settings.register_profile("deterministic", derandomize=True, deadline=None, database=None)
-settings.register_profile("explore", deadline=None)
+settings.register_profile("explore", deadline=None, database=None, max_examples=100 * EXPLORE_SCALE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 # A diagnostic rule that breaks is skipped for users (their own error still shows);

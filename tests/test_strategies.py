@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from pytest_cnnshape.strategies import CnnStack, cnn_stacks
+from tests.helpers import examples
 
 
 def _features(model: nn.Module) -> set[str]:
@@ -28,7 +29,7 @@ def _features(model: nn.Module) -> set[str]:
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(data=st.data())
 def test_every_stack_runs_in_torch_to_the_output_it_promises(ndim: int, data: st.DataObject) -> None:
     stack: CnnStack = data.draw(
@@ -48,7 +49,7 @@ def test_the_extras_are_drawn_only_when_asked_and_all_of_them_are() -> None:
     each of them turns up within a modest number of draws."""
     seen: dict[bool, set[str]] = {False: set(), True: set()}
 
-    @settings(max_examples=60, database=None)
+    @settings(max_examples=examples(60), database=None)
     @given(plain=cnn_stacks(2), rich=cnn_stacks(2, groups=True, transposed=True, branches=True))
     def draw(plain: CnnStack, rich: CnnStack) -> None:
         seen[False] |= _features(plain.model)

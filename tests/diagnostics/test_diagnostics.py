@@ -21,7 +21,7 @@ from pytest_cnnshape.shapes.tree import format_shape
 from pytest_cnnshape.tracing.inputs import Arg, InputSpec, ShapeLeaf
 from tests.corpus.broken_zoo import CORPUS, Broken
 from tests.corpus.field_zoo import FIELD
-from tests.truth import model_dtype, random_tensor, run_on, shape_of
+from tests.truth import model_dtype, plain_inputs, random_tensor, run_on, run_plain, shape_of
 
 CASES: dict[str, Broken] = {**CORPUS, **FIELD}
 
@@ -273,4 +273,22 @@ def test_the_batch_fold_note_accompanies_a_later_failure() -> None:
 
 
 def test_diagnose_is_public_for_tools() -> None:
-    assert callable(diagnose)
+    """A tool that runs the tracer itself hands the moment of failure to ``diagnose``; what it
+    gets back is checked against plain torch: the Linear that failed, what it received, and
+    the in_features that fits it, with the model then running to plain torch's output."""
+    from pytest_cnnshape.errors import ForwardFailed
+    from pytest_cnnshape.tracing.tracer import run
+
+    case = CORPUS["linear_after_torch_flatten"]
+    with pytest.raises(ForwardFailed) as info:
+        run(case.factory(), case.inputs, device="meta")
+    diagnosis = diagnose(info.value.context)
+    model = case.factory()
+    _, failed = run_plain(model, *plain_inputs(case.inputs))
+    assert failed is not None
+    features = failed.received[0][-1]  # what torch.flatten gave the Linear per sample
+    assert (diagnosis.layer, diagnosis.received_shapes[0]) == (failed.module, failed.received[0])
+    assert diagnosis.fix == f"nn.Linear(in_features={features}, out_features={model.fc.out_features})"
+    model.fc = nn.Linear(features, model.fc.out_features)
+    output, again = run_plain(model, *plain_inputs(case.inputs))
+    assert again is None and diagnosis.verified == f"verified: the model then runs to {list(output.shape)}"

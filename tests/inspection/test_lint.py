@@ -28,7 +28,7 @@ from tests.corpus.inspection_zoo import (
     split_decay,
 )
 from tests.corpus.zoo import ZOO
-from tests.helpers import assert_same, snapshot
+from tests.helpers import assert_same, examples, snapshot
 
 CASES = [
     pytest.param(rule, case, id=f"{rule}-{i}")
@@ -249,7 +249,7 @@ def test_the_structures_of_the_trace_zoo_lint_without_error(name: str) -> None:
     assert all(f.rule in RULE_IDS for f in findings)
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(stack=cnn_stacks(2, max_layers=8), device=st.sampled_from(["meta", "cpu"]))
 def test_cancelled_biases_are_exactly_the_conv_batchnorm_neighbours(stack: object, device: str) -> None:
     layers = [m for m in stack.model if not isinstance(m, nn.Identity)]  # type: ignore[attr-defined]
