@@ -238,3 +238,62 @@ def _to(value: Any, device: str) -> Any:
     if isinstance(value, Mapping):
         return {k: _to(v, device) for k, v in value.items()}
     return value
+
+
+def doubled(value: Any) -> Any:
+    """Inputs with every spatial side doubled (each tensor of 3+ dims; fresh random values)."""
+    if isinstance(value, torch.Tensor) and value.dim() >= 3:
+        sides = tuple(2 * side for side in value.shape[2:])
+        return random_tensor((*value.shape[:2], *sides), value.dtype, value.device)
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return type(value)(doubled(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: doubled(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class Call:
+    """One module call of a plain forward: the module, its name, and the ids of the tensors
+    it received and returned (the tensors are kept alive meanwhile, so ids stay unique)."""
+
+    name: str
+    module: nn.Module
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+def calls_of(
+    model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+) -> tuple[list[Call], Any]:
+    """Every leaf module call of a plain eval forward, in call order, and the output: the data
+    flow between layers as tensor identity shows it (a layer fed another's output directly)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    calls: list[Call] = []
+    alive: list[Any] = []
+    handles = []
+
+    def post(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        alive.append((inputs, output))
+        calls.append(
+            Call(
+                names[id(module)],
+                module,
+                tuple(id(t) for t in tensors_in(inputs)),
+                tuple(id(t) for t in tensors_in(output)),
+            )
+        )
+
+    for m in model.modules():
+        if not list(m.children()):
+            handles.append(m.register_forward_hook(post))
+    modes = {id(m): m.training for m in model.modules()}
+    try:
+        with torch.no_grad():
+            out = model.eval()(*args, **(kwargs or {}))
+    finally:
+        for h in handles:
+            h.remove()
+        for m in model.modules():
+            m.training = modes[id(m)]
+    return calls, out
