@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from typing import Any
 
 import pytest
 import torch
@@ -18,10 +17,10 @@ from pytest_cnnshape import ShapeMismatchError, trace
 from pytest_cnnshape.diagnostics import diagnose
 from pytest_cnnshape.diagnostics.patches import Patch, ReplaceLayer, TransformInput, apply
 from pytest_cnnshape.shapes.tree import format_shape
-from pytest_cnnshape.tracing.inputs import Arg, InputSpec, ShapeLeaf
 from tests.corpus.broken_zoo import CORPUS, Broken
 from tests.corpus.field_zoo import FIELD
-from tests.truth import model_dtype, plain_inputs, random_tensor, run_on, run_plain, shape_of
+from tests.helpers import spec_tensors
+from tests.truth import model_dtype, plain_inputs, run_on, run_plain, shape_of
 
 CASES: dict[str, Broken] = {**CORPUS, **FIELD}
 
@@ -136,23 +135,6 @@ def _run_text(patch: Patch, case: Broken, device: str) -> None:
     trace(model, inputs, device=device, train=case.train)
 
 
-def _plain(spec: InputSpec, dtype: torch.dtype) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The tensors a patched input spec stands for, made with plain torch on the CPU."""
-
-    def make(value: Any) -> Any:
-        if isinstance(value, ShapeLeaf):
-            return random_tensor(value.shape, value.dtype or dtype)
-        if isinstance(value, Arg):
-            return value.value
-        if isinstance(value, (tuple, list)):
-            return type(value)(make(v) for v in value)
-        if isinstance(value, dict):
-            return {k: make(v) for k, v in value.items()}
-        return value
-
-    return tuple(make(a) for a in spec.args), {k: make(v) for k, v in spec.kwargs.items()}
-
-
 @pytest.mark.parametrize("device", ["meta", "cpu"])
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.fix is not None))
 def test_applying_the_fix_shown_makes_the_model_run(name: str, device: str) -> None:
@@ -172,7 +154,7 @@ def test_applying_the_fix_shown_makes_the_model_run(name: str, device: str) -> N
         # and with plain torch, no tracer: the patched model called on the patched inputs (last:
         # it may initialise the user's lazy layers, and on meta it moves the model there)
         output, failed = run_on(
-            patched, *_plain(inputs, model_dtype(patched)), device=device, train=case.train
+            patched, *spec_tensors(inputs, model_dtype(patched)), device=device, train=case.train
         )
         if shown.complete:
             assert failed is None, f"plain torch: {failed}"

@@ -26,9 +26,8 @@ from pytest_cnnshape import ShapeMismatchError, arith, trace
 from pytest_cnnshape.diagnostics.patches import apply
 from pytest_cnnshape.shapes.tree import format_shape
 from pytest_cnnshape.strategies import CnnStack, cnn_stacks
-from pytest_cnnshape.tracing.inputs import InputSpec, ShapeLeaf
-from tests.helpers import examples
-from tests.truth import model_dtype, plain_inputs, random_tensor, run_on, run_plain, shape_of
+from tests.helpers import examples, spec_tensors
+from tests.truth import model_dtype, plain_inputs, run_on, run_plain, shape_of
 
 #: The kind of failure each planted mistake must be diagnosed as.
 KINDS = {
@@ -180,15 +179,6 @@ def tally() -> Iterator[Counter[tuple[str, str]]]:
         assert fixed >= minimum * seen, f"{mistake}: {fixed} of {seen} fixed, below {minimum:.0%}"
 
 
-def _plain(spec: InputSpec, dtype: torch.dtype) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    def make(value: Any) -> Any:
-        if isinstance(value, ShapeLeaf):
-            return random_tensor(value.shape, value.dtype or dtype)
-        return value
-
-    return tuple(make(a) for a in spec.args), {k: make(v) for k, v in spec.kwargs.items()}
-
-
 @pytest.mark.parametrize("device", ["meta", "cpu"])
 @settings(
     max_examples=EXAMPLES,
@@ -217,7 +207,7 @@ def test_the_planted_mistake_is_diagnosed_and_the_fix_shown_runs(
         for where in ("meta", "cpu"):
             # a copy: the patched model shares the user's layers, and run_on moves it to meta
             patched, fixed = apply(copy.deepcopy(case.model), case.inputs, shown.patch, where)
-            output, failed = run_on(patched, *_plain(fixed, model_dtype(patched)), device=where)
+            output, failed = run_on(patched, *spec_tensors(fixed, model_dtype(patched)), device=where)
             if shown.complete:
                 assert failed is None, (where, shown.text, failed)
                 assert shown.verified.endswith(f"runs to {format_shape(shape_of(output))}"), shown
