@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnshape-installed
 SOURCES := pytest_cnnshape tests benchmarks examples docs
 
-.PHONY: install demo test test-compat lint format typecheck check bench clean
+.PHONY: install demo test test-explore test-compat lint format typecheck check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ demo: $(STAMP)
 # pytest exits 5 when nothing was collected: not a failure of this target.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov=pytest_cnnshape; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+
+# Every property test (pytest -m hypothesis) from random seeds, each with EXPLORE_SCALE
+# times its budget, in rounds of fresh seeds for EXPLORE_BUDGET seconds (tests not started
+# by then are skipped and listed). Each seed is printed; make test-explore
+# EXPLORE_SEED=<seed> replays one round exactly.
+EXPLORE_BUDGET ?= 180
+EXPLORE_SCALE ?= 2
+EXPLORE_SEED ?=
+test-explore: $(STAMP)
+	$(BIN)/python -m tests.explore --budget $(EXPLORE_BUDGET) --scale $(EXPLORE_SCALE) \
+		$(if $(EXPLORE_SEED),--seed $(EXPLORE_SEED)) -- $(PYTEST_ARGS)
 
 # The same suite on the second torch build this project is tested with, in its own venv.
 test-compat:

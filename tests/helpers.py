@@ -8,6 +8,7 @@ tracer. ``snapshot``/``assert_same`` check that a model is exactly as it was.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -135,3 +136,33 @@ def materialized_counts(model: nn.Module, spec: Any) -> dict[str, int]:
     with torch.no_grad():
         model(*args, **kwargs)
     return {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
+
+
+#: How many times its usual budget each property test runs: 1 in ``make test``, more under
+#: ``make test-explore`` (``tests/explore.py`` sets it), which also draws from a random seed.
+EXPLORE_SCALE = int(os.environ.get("CNNSHAPE_EXPLORE_SCALE", "1"))
+
+
+def examples(n: int) -> int:
+    """A property test's ``max_examples``: ``n`` in the deterministic run, scaled when exploring."""
+    return n * EXPLORE_SCALE
+
+
+def spec_tensors(spec: Any, dtype: torch.dtype) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The tensors an ``InputSpec`` (what ``patches.apply`` returns) stands for, made with plain
+    torch on the CPU: shapes become ``random_tensor``s of their dtype (else ``dtype``)."""
+    from pytest_cnnshape.tracing.inputs import Arg, ShapeLeaf
+    from tests.truth import random_tensor
+
+    def make(value: Any) -> Any:
+        if isinstance(value, ShapeLeaf):
+            return random_tensor(value.shape, value.dtype or dtype)
+        if isinstance(value, Arg):
+            return value.value
+        if isinstance(value, (tuple, list)):
+            return type(value)(make(v) for v in value)
+        if isinstance(value, dict):
+            return {k: make(v) for k, v in value.items()}
+        return value
+
+    return tuple(make(a) for a in spec.args), {k: make(v) for k, v in spec.kwargs.items()}

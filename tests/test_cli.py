@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from pytest_cnnshape.cli import main
 
@@ -53,12 +55,49 @@ def test_summary_prints_the_table(project: Path, capsys: pytest.CaptureFixture[s
     assert "body.0" in out and "[1, 8, 30, 30]" in out and "Total params: 72,234" in out
 
 
+def _net(**kwargs: object) -> torch.nn.Module:
+    """``models.py``'s Net, built here from the same source."""
+    namespace: dict[str, object] = {}
+    exec(MODELS, namespace)
+    return namespace["Net"](**kwargs)  # type: ignore[operator]
+
+
+def _rows(out: str) -> list[list[str]]:
+    """The table's rows (name, type, input, output, params), split on runs of 2+ spaces."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("-------")) + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("Total params"))
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[start:end]]
+
+
 def test_summary_with_kwargs_depth_and_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Against plain torch: width=4 reaches the model, --depth 1 keeps exactly the modules one
+    level down, each with the output its forward hook sees and its own parameter count."""
     code, out, _ = run(capsys, "summary", "models.py:Net(width=4)", "-i", "2x3x32x32", "--depth", "1")
-    assert code == 0 and "body.0" not in out and "[2, 4, 30, 30]" not in out
+    assert code == 0
+    model = _net(width=4)
+    seen: dict[str, list[str]] = {}
+    for name, module in model.named_children():
+        module.register_forward_hook(
+            lambda m, a, o, name=name: seen.__setitem__(name, [str(list(a[0].shape)), str(list(o.shape))])
+        )
+    final = list(model(torch.randn(2, 3, 32, 32)).shape)
+    expected = [
+        ["(root)", "Net", "[2, 3, 32, 32]", str(final), f"{sum(p.numel() for p in model.parameters()):,}"]
+    ]
+    for name, module in model.named_children():
+        params = sum(p.numel() for p in module.parameters())
+        expected.append([name, type(module).__name__, *seen[name], f"{params:,}"])
+    assert _rows(out) == expected
     code, out, _ = run(capsys, "summary", "models:Net", "-i", "2x3x32x32", "--json")
     data = json.loads(out)
-    assert code == 0 and data["ok"] and data["trace"]["output_shape"] == [2, 10]
+    plain = _net()
+    assert (
+        code == 0
+        and data["ok"]
+        and data["trace"]["output_shape"] == list(plain(torch.randn(2, 3, 32, 32)).shape)
+    )
+    assert data["trace"]["total_params"] == sum(p.numel() for p in plain.parameters())
 
 
 def test_shape_failure_exits_1_with_the_diagnostic(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,9 +161,18 @@ def test_console_script_runs(project: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert "Total params" in out.stdout
+    model = _net()
+    params = sum(p.numel() for p in model.parameters())
+    assert f"Total params: {params:,}" in out.stdout
+    assert f"-> output {list(model(torch.randn(1, 3, 32, 32)).shape)}" in out.stdout
+    assert [row[0] for row in _rows(out.stdout)] == [name or "(root)" for name, _ in model.named_modules()]
 
 
 def test_torchinfo_view(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The table torchinfo itself prints for the same model and input."""
+    import torchinfo
+
     code, out, _ = run(capsys, "summary", "models.py:Net", "-i", "1x3x32x32", "--torchinfo")
-    assert code == 0 and "Layer (type:depth-idx)" in out
+    assert code == 0
+    theirs = torchinfo.summary(_net().eval(), input_data=[torch.randn(1, 3, 32, 32)], depth=3, verbose=0)
+    assert out.strip() == str(theirs).strip()

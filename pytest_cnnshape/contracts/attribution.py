@@ -141,6 +141,8 @@ def _settings(
 
     from .. import arith
 
+    if want < 1:
+        return None  # no setting gives a side of 0: torch refuses to make one
     if isinstance(module, nn.Linear):
         return {"out_features": want}
     if dim == 1:

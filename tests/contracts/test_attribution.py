@@ -3,9 +3,11 @@ that really gives the expected size."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
-from hypothesis import assume, given
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -86,25 +88,70 @@ settings_layers = st.one_of(
 )
 
 
-@given(layer=settings_layers, size=st.integers(4, 40), delta=st.integers(-2, 2))
-def test_every_suggested_setting_gives_the_wanted_size(layer: nn.Module, size: int, delta: int) -> None:
-    try:
-        got = layer(torch.empty(1, 1, size, device="meta")).shape[-1]
-    except RuntimeError:
-        assume(False)  # the layer itself does not fit this size
-    want = got + delta
-    settings = _settings(layer, 0, size, want)
-    if not settings:
-        return
+def _searched(layer: nn.Module) -> list[dict[str, Any]]:
+    """The settings ``_settings`` may change, each combination in the ranges it searches:
+    padding up to ``kernel * dilation`` and output_padding below ``max(stride, dilation)``
+    for convolutions, padding up to half the kernel and ceil_mode for poolings (torch's
+    own limits). Inside them it must find the fewest changes there are."""
+    k = layer.kernel_size[0] if isinstance(layer.kernel_size, tuple) else layer.kernel_size  # type: ignore[index]
+    stride = layer.stride[0] if isinstance(layer.stride, tuple) else layer.stride  # type: ignore[index]
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        d = layer.dilation[0]
+        return [
+            {"padding": p, "output_padding": op} for p in range(k * d + 1) for op in range(max(stride, d))
+        ]
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        return [{"padding": p} for p in range(k * layer.dilation[0] + 1)]
+    return [{"padding": p, "ceil_mode": c} for p in range(k // 2 + 1) for c in (False, True)]
+
+
+def _rebuilt(layer: nn.Module, change: dict[str, Any]) -> nn.Module:
     kwargs = {name: getattr(layer, name) for name in ("kernel_size", "stride", "padding")}
     if isinstance(layer, nn.modules.conv._ConvTransposeNd):
         kwargs["output_padding"] = layer.output_padding
+        kwargs["dilation"] = layer.dilation
     if hasattr(layer, "ceil_mode"):
         kwargs["ceil_mode"] = layer.ceil_mode
-    kwargs.update(settings)
+    kwargs.update(change)
     channels = (1, 1) if isinstance(layer, nn.modules.conv._ConvNd) else ()
-    fixed = type(layer)(*channels, **kwargs)
-    assert fixed(torch.empty(1, 1, size, device="meta")).shape[-1] == want
+    return type(layer)(*channels, **kwargs)
+
+
+def _side(layer: nn.Module, size: int) -> int | None:
+    """What torch itself makes of a side of ``size`` (None: it refuses)."""
+    try:
+        return int(layer(torch.empty(1, 1, size, device="meta")).shape[-1])
+    except RuntimeError:
+        return None
+
+
+def _changed(layer: nn.Module, option: dict[str, Any]) -> dict[str, Any]:
+    def now(name: str) -> Any:
+        value = getattr(layer, name)
+        return value[0] if isinstance(value, tuple) else value
+
+    return {k: v for k, v in option.items() if now(k) != v}
+
+
+@given(layer=settings_layers, size=st.integers(4, 40), delta=st.integers(-2, 2))
+def test_every_suggested_setting_gives_the_wanted_size(layer: nn.Module, size: int, delta: int) -> None:
+    """Against torch by brute force: a change is suggested exactly when one in the searched
+    ranges gives the wanted size, it does, and none changes fewer settings (then less padding)."""
+    got = _side(layer, size)
+    assume(got is not None)  # the layer itself does not fit this size
+    assert got is not None
+    want = got + delta
+    working = [option for option in _searched(layer) if _side(_rebuilt(layer, option), size) == want]
+    settings = _settings(layer, 0, size, want)
+    event("a setting in range gives the size" if working else "none does")
+    if not working:
+        assert settings is None, f"suggested {settings}, but no setting in range gives {want}"
+        return
+    assert settings is not None, f"declined, but {working[0]} gives {want}"
+    assert _side(_rebuilt(layer, settings), size) == want
+    # the fewest changed settings, then the least padding (ceil_mode before padding for pools)
+    best = min(working, key=lambda o: (len(_changed(layer, o)), sum(v for v in o.values() if v is not True)))
+    assert settings == _changed(layer, best), working
 
 
 def dcgan_generator(padding: int = 1) -> nn.Sequential:

@@ -25,6 +25,7 @@ from pytest_cnnshape.contracts.properties import named_sizes
 from pytest_cnnshape.strategies import cnn_stacks, image_shapes
 from tests.corpus.broken_zoo import UNet2
 from tests.corpus.zoo import small_resnet
+from tests.helpers import examples
 
 
 def runs(model: nn.Module, shape: tuple[int, ...]) -> bool:
@@ -131,7 +132,7 @@ def test_named_sizes() -> None:
     assert named_sizes((2, 1, 100)) == "B=2, C=1, L=100"
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(stack=cnn_stacks(2, head=False, min_side=1, max_side=24))
 def test_min_input_size_agrees_with_the_arithmetic(stack) -> None:  # type: ignore[no-untyped-def]
     layers = list(stack.model)
@@ -161,7 +162,7 @@ def test_min_input_size_sees_functional_pooling() -> None:
     assert runs(FunctionalUNet(), (1, 1, 16, 16)) and not runs(FunctionalUNet(), (1, 1, 15, 15))
 
 
-@settings(max_examples=20)
+@settings(max_examples=examples(20))
 @given(sides=st.lists(st.integers(1, 4), min_size=1, max_size=4), k=st.integers(1, 3))
 def test_min_input_size_of_functional_pooling_agrees_with_the_modules(sides: list[int], k: int) -> None:
     """The same pooling written as F.max_pool2d in forward and as nn.MaxPool2d layers."""

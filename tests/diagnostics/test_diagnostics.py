@@ -20,6 +20,8 @@ from pytest_cnnshape.shapes.tree import format_shape
 from tests.corpus.broken_zoo import CORPUS, Broken
 from tests.corpus.field_zoo import FIELD
 from tests.corpus.generalize_zoo import GENERALIZE
+from tests.helpers import spec_tensors
+from tests.truth import model_dtype, plain_inputs, run_on, run_plain, shape_of
 
 CASES: dict[str, Broken] = {**CORPUS, **FIELD, **GENERALIZE}
 
@@ -151,6 +153,16 @@ def test_applying_the_fix_shown_makes_the_model_run(name: str, device: str) -> N
         assert before.keys() == after.keys()
         assert all(is_lazy(v) or torch.equal(before[k], v) for k, v in after.items())  # untouched
         _run_text(shown.patch, case, device)
+        # and with plain torch, no tracer: the patched model called on the patched inputs (last:
+        # it may initialise the user's lazy layers, and on meta it moves the model there)
+        output, failed = run_on(
+            patched, *spec_tensors(inputs, model_dtype(patched)), device=device, train=case.train
+        )
+        if shown.complete:
+            assert failed is None, f"plain torch: {failed}"
+            assert shown.verified == f"verified: the model then runs to {format_shape(shape_of(output))}"
+        else:
+            assert failed is not None and failed.module != case.layer, failed
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -245,4 +257,22 @@ def test_the_batch_fold_note_accompanies_a_later_failure() -> None:
 
 
 def test_diagnose_is_public_for_tools() -> None:
-    assert callable(diagnose)
+    """A tool that runs the tracer itself hands the moment of failure to ``diagnose``; what it
+    gets back is checked against plain torch: the Linear that failed, what it received, and
+    the in_features that fits it, with the model then running to plain torch's output."""
+    from pytest_cnnshape.errors import ForwardFailed
+    from pytest_cnnshape.tracing.tracer import run
+
+    case = CORPUS["linear_after_torch_flatten"]
+    with pytest.raises(ForwardFailed) as info:
+        run(case.factory(), case.inputs, device="meta")
+    diagnosis = diagnose(info.value.context)
+    model = case.factory()
+    _, failed = run_plain(model, *plain_inputs(case.inputs))
+    assert failed is not None
+    features = failed.received[0][-1]  # what torch.flatten gave the Linear per sample
+    assert (diagnosis.layer, diagnosis.received_shapes[0]) == (failed.module, failed.received[0])
+    assert diagnosis.fix == f"nn.Linear(in_features={features}, out_features={model.fc.out_features})"
+    model.fc = nn.Linear(features, model.fc.out_features)
+    output, again = run_plain(model, *plain_inputs(case.inputs))
+    assert again is None and diagnosis.verified == f"verified: the model then runs to {list(output.shape)}"

@@ -24,6 +24,7 @@ from pytest_cnnshape.errors import UnverifiedFixError
 from tests.corpus.broken_zoo import CORPUS, ViewWrongSize
 from tests.corpus.field_zoo import CifarBlock, TextCNN
 from tests.helpers import assert_same, snapshot
+from tests.truth import run_plain
 
 
 def raised(model: nn.Module, inputs: object, device: str = "meta") -> ShapeMismatchError:
@@ -183,6 +184,35 @@ def test_debug_mode_refuses_a_fix_a_rule_did_not_verify(monkeypatch: pytest.Monk
     monkeypatch.delenv("CNNSHAPE_DEBUG")
     err = raised(CORPUS["linear_after_torch_flatten"].factory(), (1, 1, 28, 28))
     assert err.fix is None  # for users: never shown
+
+
+def test_a_believed_fix_that_does_not_run_is_passed_over_for_one_that_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verification, not the rule's order of belief, decides what is shown: a rule that
+    believes first in the Linear the model already has (1152 features) and only then in the
+    right one gets the right one shown; plain torch agrees that the first fails and the
+    second runs. (Every case of the corpus has its best believed candidate verify, so
+    nothing else tells a shown fix that was verified from one that was merely believed.)"""
+    from pytest_cnnshape.diagnostics.rules import linear
+
+    case = CORPUS["linear_after_torch_flatten"]
+    wrong = ReplaceLayer("nn.Linear(1152, 10)", name="fc", code="nn.Linear(1152, 10)")
+    right = ReplaceLayer("nn.Linear(800, 10)", name="fc", code="nn.Linear(800, 10)")
+
+    def believing(ctx: object) -> report.Diagnosis:
+        believed = [report.Candidate(wrong, rank=0), report.Candidate(right, rank=1)]
+        return report.Diagnosis(
+            "linear_in_features", "fc", "Linear", (), "fc (Linear) cannot take its input", candidates=believed
+        )
+
+    monkeypatch.setattr(linear, "diagnose", believing)
+    err = raised(case.factory(), case.inputs)
+    assert err.fix == right.text and err.diagnosis.verified == "verified: the model then runs to [1, 10]"
+    for patch, runs in ((wrong, False), (right, True)):
+        patched, inputs = apply(case.factory(), case.inputs, patch, "cpu")
+        _, failed = run_plain(patched, (torch.randn(inputs.first_shape()),))
+        assert (failed is None) is runs, (patch.text, failed)
 
 
 def test_joined_patches_read_as_one_fix() -> None:

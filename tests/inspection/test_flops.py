@@ -17,7 +17,7 @@ from pytest_cnnshape import FlopReport, ShapeMismatchError, count_flops
 from pytest_cnnshape.strategies import cnn_stacks
 from tests.corpus.inspection_zoo import fixed_size_classifier
 from tests.corpus.zoo import ZOO, lenet
-from tests.helpers import assert_same, make_inputs, snapshot
+from tests.helpers import assert_same, examples, make_inputs, snapshot
 
 
 def real_forward_flops(model: nn.Module, inputs: object) -> int:
@@ -88,8 +88,10 @@ def test_a_broken_model_is_diagnosed() -> None:
     assert info.value.layer == "4"
 
 
-@settings(max_examples=20)
-@given(stack=cnn_stacks(2), device=st.sampled_from(["meta", "cpu"]))
+@settings(max_examples=examples(20))
+@given(
+    stack=cnn_stacks(2, groups=True, transposed=True, branches=True), device=st.sampled_from(["meta", "cpu"])
+)
 def test_random_stacks_match_flop_counter_mode(stack: object, device: str) -> None:
     model = stack.model  # type: ignore[attr-defined]
     shape = stack.input_shape  # type: ignore[attr-defined]

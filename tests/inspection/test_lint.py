@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import pytest
 import torch
@@ -28,7 +29,8 @@ from tests.corpus.inspection_zoo import (
     split_decay,
 )
 from tests.corpus.zoo import ZOO
-from tests.helpers import assert_same, snapshot
+from tests.helpers import assert_same, examples, snapshot
+from tests.truth import calls_of, doubled, model_dtype, plain_inputs, run_on
 
 CASES = [
     pytest.param(rule, case, id=f"{rule}-{i}")
@@ -235,8 +237,35 @@ def test_a_broken_forward_is_the_shape_diagnostic_not_a_lint_result() -> None:
         lint(fixed_size_classifier(), (1, 1, 32, 32))
 
 
+def _expected_findings(name: str) -> set[tuple[str, str]]:
+    """The findings of the two rules a structure can trip without an optimizer or a loss,
+    from plain torch: a Conv/Linear with a bias whose output tensor is the very input of a
+    BatchNorm call, and the Linear a forward at double the spatial size breaks."""
+    factory, inputs = ZOO[name]
+    model = factory()
+    args, kwargs = plain_inputs(inputs, model_dtype(model))
+    calls, _ = calls_of(model, args, kwargs)
+    found = set()
+    made_by: dict[int, Any] = {}  # tensor id -> the last call that returned it (in-place ops too)
+    for call in calls:
+        source = made_by.get(call.inputs[0]) if call.inputs else None
+        biased = source is not None and isinstance(source.module, (nn.modules.conv._ConvNd, nn.Linear))
+        if (
+            biased
+            and source.module.bias is not None
+            and isinstance(call.module, nn.modules.batchnorm._BatchNorm)
+        ):
+            found.add(("bias-before-batchnorm", source.name))
+        made_by.update(dict.fromkeys(call.outputs, call))
+    model = factory()
+    _, failed = run_on(model, doubled(args), doubled(kwargs), device="meta")
+    if failed is not None and isinstance(model.get_submodule(failed.module), nn.Linear):
+        found.add(("linear-fixed-input-size", failed.module))
+    return found
+
+
 @pytest.mark.parametrize("name", sorted(ZOO))
-def test_the_structures_of_the_trace_zoo_lint_without_error(name: str) -> None:
+def test_the_structures_of_the_trace_zoo_lint_as_plain_torch_says(name: str) -> None:
     factory, inputs = ZOO[name]
     model = factory()
     lazy = name == "lazy_linear"  # a snapshot would have to touch the uninitialised weights
@@ -246,10 +275,17 @@ def test_the_structures_of_the_trace_zoo_lint_without_error(name: str) -> None:
         assert_same(before, model)
     else:
         assert isinstance(model.head.weight, nn.parameter.UninitializedParameter)
-    assert all(f.rule in RULE_IDS for f in findings)
+    assert {(f.rule, f.layer) for f in findings} == _expected_findings(name)
+    assert len(findings) == len({(f.rule, f.layer) for f in findings})  # each once
 
 
-@settings(max_examples=25)
+def test_the_zoo_trips_both_rules() -> None:
+    """The comparison above is not of empty sets only."""
+    rules = {rule for name in ZOO for rule, _ in _expected_findings(name)}
+    assert rules == {"bias-before-batchnorm", "linear-fixed-input-size"}
+
+
+@settings(max_examples=examples(25))
 @given(stack=cnn_stacks(2, max_layers=8), device=st.sampled_from(["meta", "cpu"]))
 def test_cancelled_biases_are_exactly_the_conv_batchnorm_neighbours(stack: object, device: str) -> None:
     layers = [m for m in stack.model if not isinstance(m, nn.Identity)]  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from torch import nn
 from pytest_cnnshape import ParameterBreakdown, parameter_breakdown, trace
 from pytest_cnnshape.strategies import cnn_stacks
 from tests.corpus.zoo import ZOO, Shared, Tied, regularized, small_resnet
-from tests.helpers import assert_same, snapshot
+from tests.helpers import assert_same, examples, snapshot
 
 TIED = {"tied_weights"}
 #: torchinfo's input_size takes positional tensors only; these take keywords or a list.
@@ -111,8 +111,8 @@ def test_not_a_module() -> None:
         parameter_breakdown(3)  # type: ignore[arg-type]
 
 
-@settings(max_examples=30)
-@given(stack=cnn_stacks(2))
+@settings(max_examples=examples(30))
+@given(stack=cnn_stacks(2, groups=True, transposed=True, branches=True))
 def test_layers_add_up_to_the_unique_total_and_nothing_changes(stack: object) -> None:
     model: nn.Module = stack.model  # type: ignore[attr-defined]
     before = snapshot(model)

@@ -9,6 +9,7 @@ map, or a map upsampled back to the input's size, possibly locked.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -17,31 +18,72 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.models import resnet50
-from pytest_cnnshape import ShapeMismatchError, trace
 from pytest_cnnshape.inspection.observe import observed_trace
-from pytest_cnnshape.inspection.rules.model import _doubled
-from pytest_cnnshape.tracing.inputs import parse_inputs
 from pytest_cnnshape.tracing.request import TraceRequest
 from tests.corpus.inspection_zoo import fixed_size_classifier, softmax_classifier
 from tests.corpus.training_zoo import TRAINING_ZOO
 from tests.corpus.zoo import ZOO
+from tests.truth import model_dtype, plain_inputs, run_on
 
 MODELS: dict[str, tuple[Any, Any]] = {**ZOO, **{f"training {k}": v for k, v in TRAINING_ZOO.items()}}
 
 
+def _doubled(value: Any) -> Any:
+    """The inputs with every spatial side doubled (tensors of 3+ dims), made with plain torch."""
+    if isinstance(value, torch.Tensor) and value.dim() >= 3:
+        return torch.randn(*value.shape[:2], *(2 * side for side in value.shape[2:]))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_doubled(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _doubled(v) for k, v in value.items()}
+    return value
+
+
+def _linear_calls(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """How many Linear calls a plain forward makes (hooks registered by hand)."""
+    calls: list[nn.Module] = []
+    handles = [m.register_forward_pre_hook(lambda m, a: calls.append(m)) for m in model.modules()]
+    try:
+        _, failed = run_on(model, args, kwargs, device="meta")
+    finally:
+        for h in handles:
+            h.remove()
+    assert failed is None, failed
+    return sum(isinstance(m, nn.Linear) for m in calls)
+
+
+@functools.cache
+def _facts(name: str) -> tuple[bool, int, str | None]:
+    """Whether the model is called possibly locked; with plain torch, how many Linear calls
+    its forward makes and which Linear (if any) breaks at double the spatial size."""
+    factory, inputs = MODELS[name]
+    locked = observed_trace(TraceRequest.of(factory(), inputs)).linear_may_be_locked
+    model = factory()
+    args, kwargs = plain_inputs(inputs, model_dtype(model))
+    linears = _linear_calls(model, args, kwargs)
+    model = factory()
+    _, failed = run_on(model, _doubled(args), _doubled(kwargs), device="meta")  # plain torch on meta
+    breaks = failed is not None and isinstance(model.get_submodule(failed.module), nn.Linear)
+    return locked, linears, failed.module if failed is not None and breaks else None
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_model_called_free_runs_its_linears_at_double_the_size(name: str) -> None:
-    factory, inputs = MODELS[name]
-    observation = observed_trace(TraceRequest.of(factory(), inputs))
-    doubled = _doubled(parse_inputs(inputs))
-    if observation.linear_may_be_locked or doubled is None:
-        return
-    failed_at = None
-    try:
-        trace(factory(), doubled)
-    except ShapeMismatchError as err:
-        failed_at = (err.layer, err.module_type)
-    assert failed_at is None or failed_at[1] != "Linear", f"{name}: called free, but {failed_at} is locked"
+    """Against plain torch: a model whose Linear breaks at double the spatial size is never
+    called free; a model called possibly locked does call a Linear."""
+    locked, linears, breaking = _facts(name)
+    if breaking is not None:
+        assert locked, f"{name}: called free, but {breaking} (Linear) breaks at double the size"
+    if locked:
+        assert linears > 0, f"{name}: called possibly locked without a single Linear call"
+
+
+def test_the_corpus_has_models_of_each_kind() -> None:
+    """Some models' Linear breaks at double the size, and some free ones do have a Linear."""
+    facts = [_facts(name) for name in MODELS]
+    breaking = sum(f[2] is not None for f in facts)
+    free_with_a_linear = sum(not f[0] and f[1] > 0 for f in facts)
+    assert breaking >= 3 and free_with_a_linear >= 3, (breaking, free_with_a_linear)
 
 
 class PyramidHead(nn.Module):

@@ -20,6 +20,7 @@ from pytest_cnnshape.strategies import cnn_stacks
 from pytest_cnnshape.tracing.records import ShapeTrace
 from tests.corpus.broken_zoo import FlattenThenFc
 from tests.corpus.zoo import InPlace, Reused, TinyUNet, small_resnet
+from tests.helpers import examples
 
 
 def data_of(
@@ -97,7 +98,7 @@ def test_a_failed_trace_marks_the_innermost_failing_call(device: str) -> None:
     assert data["complete"] is False and failing["src"]  # it still knows what it received
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(cnn_stacks(head=False))
 def test_receptive_fields_along_the_flow_equal_arith_on_the_chain(stack: Any) -> None:
     model = stack.model

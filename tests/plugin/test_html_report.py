@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
 
-from tests.plugin.helpers import write_models
+from pytest_cnnshape import ShapeMismatchError, trace
+from tests.helpers import observe
+from tests.plugin.helpers import MODELS, write_models
 from tests.plugin.test_xdist import PYPROJECT, TESTS
 
 
@@ -45,14 +49,30 @@ def test_the_html_report_under_xdist_equals_the_serial_one(suite: pytest.Pyteste
 
 
 def test_json_and_markdown_reports_carry_nothing_of_the_picture(suite: pytest.Pytester) -> None:
+    """Each model's JSON trace is exactly what ``trace()`` gives without ``flow=`` (no data
+    flow), and each Markdown table has one five-column row per layer call of that trace."""
     args = ("-p", "no:cacheprovider", "-k", "lenet or broken")
-    suite.runpytest_subprocess(*args, "--cnn-shapes-report=r.json")
-    suite.runpytest_subprocess(*args, "--cnn-shapes-report=r.md")
-    for name in ("r.json", "r.md"):
-        text = (suite.path / name).read_text()
-        assert '"sources"' not in text and '"picture"' not in text and "returns" not in text
+    suite.runpytest_subprocess(*args, "--cnn-shapes-report=r.json").assert_outcomes(passed=5, failed=1)
+    suite.runpytest_subprocess(*args, "--cnn-shapes-report=r.md").assert_outcomes(passed=5, failed=1)
     report = json.loads((suite.path / "r.json").read_text())
-    assert all("picture" not in m["extras"] for m in report["models"])
+    nets: dict[str, Any] = {}
+    exec(MODELS, nets)  # the very classes the project imports
+    for model in report["models"]:
+        factory = nets["LeNet" if model["name"] == "lenet" else model["name"]]
+        try:
+            expected = trace(factory(), model["input"], device=model["device"]).to_dict()
+        except ShapeMismatchError as err:
+            expected = err.trace.to_dict()
+        assert model["trace"] == expected, model["name"]
+        assert "picture" not in model["extras"]
+    tables = re.findall(
+        r"\| Layer \| Type \| Input \| Output \| Params \|\n\|[^\n]*\n((?:\|[^\n]*\n)+)",
+        (suite.path / "r.md").read_text(),
+    )
+    assert [len(rows.splitlines()) for rows in tables] == [
+        len(m["trace"]["layers"]) for m in report["models"]
+    ]
+    assert all(row.count(" | ") == 4 for rows in tables for row in rows.splitlines())
 
 
 def test_the_html_report_from_pyproject(suite: pytest.Pytester) -> None:
@@ -63,9 +83,18 @@ def test_the_html_report_from_pyproject(suite: pytest.Pytester) -> None:
         )
     )
     result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-k", "lenet")
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["cnnshape: report written to *shapes.html"])
     page = (suite.path / "out" / "shapes.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "lenet" in page
+    assert page.startswith("<!DOCTYPE html>")
+    # the page's data: the declared lenet and the four LeNet batches, each drawn call for call
+    models = data_of(page)["models"]
+    nets: dict[str, Any] = {}
+    exec(MODELS, nets)
+    calls = len(observe(nets["LeNet"](), (2, 1, 28, 28))[0])  # module calls of a plain forward
+    assert sorted(m["title"] for m in models) == ["LeNet"] * 4 + ["lenet"]
+    assert all(len(m["calls"]) == calls and m["flow"] for m in models)
+    assert '<p class="lead">5 model(s): 5 passed, 0 failed</p>' in page
 
 
 def test_several_reports_in_one_session_and_the_markdown_stays_the_same(suite: pytest.Pytester) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 from pytest_cnnshape import count_flops, lint, parameter_breakdown
 from tests.plugin.helpers import MODELS, write_models
@@ -255,10 +254,23 @@ def test_models_traced_in_the_plugin_are_left_as_they_were(pytester: pytest.Pyte
 
 
 def test_expected_values_come_from_real_models() -> None:
-    """The namespace the tests above compare with builds the project's models."""
+    """The namespace the tests above compare with builds the project's models: plain torch
+    gives the very outputs, parameter counts and MACs (``FlopCounterMode``: FLOPs / 2) that
+    the terminal report's rows above expect."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     nets = models_namespace()
-    assert isinstance(nets["Encoder"](), nn.Module)
-    assert torch.is_tensor(next(nets["LeNet"]().parameters()))
+    for name, shape, output, params, macs in (
+        ("LeNet", (2, 1, 28, 28), (2, 10), 34_622, 543_840),
+        ("Encoder", (1, 3, 32, 32), (1, 64, 4, 4), 23_616, 2_801_664),
+    ):
+        model = nets[name]().eval()
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            out = model(torch.randn(shape))
+        assert tuple(out.shape) == output
+        assert sum(p.numel() for p in model.parameters()) == params
+        assert counter.get_total_flops() == 2 * macs
 
 
 def test_a_model_that_cannot_be_estimated_still_shows_its_shapes_and_inspection(

@@ -30,8 +30,26 @@ def test_model(cnn_shapes, i):
 COUNT = 40
 SEED = 17
 KILLS = 8
-#: About how long the writes of COUNT files take on a slow shared machine, in seconds.
-WRITES = 0.3
+#: Seconds each baseline's write is held in ``os.fsync`` (between its temporary file and the
+#: rename) by the project's conftest below, in the runs that are killed: the writes then
+#: last COUNT * PAUSE = 2 s, and a kill sent within WINDOW of the first lands among them.
+PAUSE = 0.05
+WINDOW = 1.0
+#: Written into the project: when CNNSHAPE_TEST_PAUSE is set, every fsync first marks
+#: that the writes began (a file, not output: pytest captures that) and pauses.
+SLOW_WRITES = """
+import os, time
+
+if os.environ.get("CNNSHAPE_TEST_PAUSE"):
+    _fsync, _pause = os.fsync, float(os.environ["CNNSHAPE_TEST_PAUSE"])
+
+    def _slow_fsync(fd):
+        open("writes-began", "a").close()
+        time.sleep(_pause)
+        _fsync(fd)
+
+    os.fsync = _slow_fsync
+"""
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -62,7 +80,7 @@ def _update(root: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "CNNSHAPE_TEST_PAUSE": str(PAUSE)},
     )
 
 
@@ -107,10 +125,14 @@ def test_killed_updates_leave_every_baseline_old_or_new(
     """SIGKILL and SIGINT at seeded random moments after collection, many times.
 
     The moments come from ``random.Random(SEED)``: the same delays every run (where
-    they land still depends on the machine's speed, so the outcomes are printed).
+    they land still depends on the machine's speed, so the outcomes are printed). Half
+    the kills aim at the writes, which the project's conftest slows down, and most of
+    those must land there: killed after the writes began, before the last file.
     """
     project = make_project(pytester, monkeypatch, "", {"test_models.py": TESTS.format(width=4, count=COUNT)})
+    pytester.makeconftest(SLOW_WRITES)
     root = project.path
+    began = root / "writes-began"
     pytester.runpytest("--cnn-shapes-update").assert_outcomes(passed=COUNT)
     old = _files(root)
     (root / "test_models.py").write_text(TESTS.format(width=5, count=COUNT))
@@ -122,20 +144,27 @@ def test_killed_updates_leave_every_baseline_old_or_new(
 
     rng = random.Random(SEED)
     outcomes = []
+    aimed = landed = 0
     for attempt in range(KILLS):
         for name, data in old.items():
             (root / name).write_bytes(data)
+        began.unlink(missing_ok=True)
         kill = signal.SIGKILL if attempt % 2 == 0 else signal.SIGINT
         leftovers = set(_temps(root))  # what earlier SIGKILLs left
         process = _update(root)
         assert process.stdout is not None
-        # half the kills land anywhere in the tests and writes, half in the writes: after
-        # the last test's progress mark, within the time the writes take
-        mark, window = ("collected", rest * 1.5) if attempt // 2 % 2 == 0 else ("[100%]", WRITES)
+        # half the kills land anywhere in the tests and writes (after collection), half in
+        # the writes: once the first file is being written, within WINDOW
         seen = ""
-        while mark not in seen[-len(mark) :] and (char := process.stdout.read(1)):
-            seen += char  # by character: "[100%]" ends its line only after the writes
-        time.sleep(rng.uniform(0.0, window))
+        while "collected" not in seen[-len("collected") :] and (char := process.stdout.read(1)):
+            seen += char
+        at_writes = attempt // 2 % 2 == 1
+        if at_writes:
+            aimed += 1
+            while not began.exists() and process.poll() is None:
+                time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, WINDOW if at_writes else rest * 1.5))
+        writing = began.exists()  # (a Ctrl-C in the tests writes the baselines of those that ran)
         process.send_signal(kill)
         output = seen + process.stdout.read()
         code = process.wait(timeout=120)
@@ -144,7 +173,9 @@ def test_killed_updates_leave_every_baseline_old_or_new(
         mixed = [k for k, data in files.items() if data not in (old[k], new[k])]
         assert mixed == [], f"attempt {attempt}: partial files {mixed}"
         rewritten = sum(files[k] == new[k] for k in files)
-        outcomes.append((kill.name, code, rewritten))
+        during_writes = writing and rewritten < COUNT
+        landed += at_writes and during_writes
+        outcomes.append((kill.name, code, rewritten, "during the writes" if during_writes else ""))
         if kill == signal.SIGINT:
             # pytest names the line a Ctrl-C stopped (ours, too, when it lands in a trace), and one
             # in pytest's own end of session may show pytest's traceback: never one through our
@@ -157,10 +188,12 @@ def test_killed_updates_leave_every_baseline_old_or_new(
                     or f"cnnshape: interrupted while writing shape baselines: 0 written, {rewritten} updated"
                     in output
                 ), output
+    print("kills (signal, exit code, files rewritten, when):", outcomes)
+    # the kills aimed at the writes did hit them (a slow machine may delay one past the end)
+    assert landed >= aimed // 2 and landed >= 1, outcomes
     # a later update finishes the job and clears what the SIGKILLs left
     pytester.runpytest("--cnn-shapes-update").assert_outcomes(passed=COUNT)
     assert _files(root) == new and _temps(root) == []
-    print("kills (signal, exit code, files rewritten):", outcomes)
 
 
 def test_a_ctrl_c_during_the_tests_writes_the_baselines_of_those_that_ran(

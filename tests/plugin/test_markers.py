@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from typing import Any
 
 import pytest
+import torch
 
-from tests.plugin.helpers import write_models
+from tests.plugin.helpers import MODELS, write_models
 
 
 @pytest.fixture
@@ -37,22 +40,43 @@ def test_marker_contract_passes_and_fixtures_give_model_and_trace(project: pytes
     result.assert_outcomes(passed=2)
 
 
-def test_marker_models_are_built_with_the_same_weights_every_run(project: pytest.Pytester) -> None:
+def test_marker_models_are_built_with_the_same_weights_every_run(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pytest processes whose global torch seeds differ build the very same weights, and
+    they are not what that global seed would have given a plain build."""
+    project.makeconftest(
+        """
+        import os, torch
+
+        def pytest_configure(config):
+            torch.manual_seed(int(os.environ["GLOBAL_SEED"]))
+        """
+    )
     project.makepyfile(
         """
-        import pytest, torch
+        import hashlib, pytest
 
         @pytest.mark.cnn_model("mymodels.nets:LeNet", input="1x1x28x28")
         def test_weights(cnn_model):
-            torch.manual_seed(123)  # the global seed plays no part
-            print("WEIGHT=%r" % float(cnn_model[0].weight.detach().sum()))
+            data = b"".join(p.detach().numpy().tobytes() for p in cnn_model.parameters())
+            print("WEIGHTS=" + hashlib.sha256(data).hexdigest())
         """
     )
-    first = project.runpytest("-s")
-    torch_seeded_differently = project.runpytest("-s", "-p", "no:cacheprovider")
-    pattern = re.compile(r"WEIGHT=(\S+)")
-    weights = [pattern.search(r.stdout.str()) for r in (first, torch_seeded_differently)]
-    assert weights[0] and weights[1] and weights[0].group(1) == weights[1].group(1)
+    digests = []
+    for seed in ("1", "2"):
+        monkeypatch.setenv("GLOBAL_SEED", seed)
+        result = project.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+        found = re.search(r"WEIGHTS=([0-9a-f]{64})", result.stdout.str())
+        assert found is not None, result.stdout.str()
+        digests.append(found.group(1))
+    assert digests[0] == digests[1]
+    namespace: dict[str, Any] = {}
+    exec(MODELS, namespace)  # the same source the project imports
+    torch.manual_seed(1)
+    plain = b"".join(p.detach().numpy().tobytes() for p in namespace["LeNet"]().parameters())
+    assert hashlib.sha256(plain).hexdigest() != digests[0]  # the marker's own seed, not the global one
 
 
 def test_marker_contract_failures_fail_the_test_with_the_diagnostic(project: pytest.Pytester) -> None:
@@ -103,7 +127,10 @@ def test_marker_contract_failures_fail_the_test_with_the_diagnostic(project: pyt
         ('42, input="1x1x28x28"', "*factory=42 must be a callable*"),
         ('"mymodels.nets:LeNet", input="1x1x28x28", device="gpu"', "*device='gpu' is not one of*"),
         ('"mymodels.nets:LeNet", input="1x1x28x28", max_params=-5', "*max_params=-5 must be*"),
-        ('"mymodels.nets:LeNet", input="1x1x28x28", output="B x K"', "*"),
+        (
+            '"mymodels.nets:LeNet", input="1x1x28x28", output="B x K"',
+            "SpecError: expected output 'B x K' uses K, which nothing defines (defined: B, C, H, N, W);*",
+        ),
         ('"mymodels.nets:LeNet", input="N x 1 x 28 x 28"', "*names N but no value is given*"),
         ('"LeNet", input="1x1x28x28"', "*no ':Name' part*"),
     ],

@@ -60,9 +60,28 @@ def test_depth_option_folds_tables(suite: pytest.Pytester) -> None:
     assert row.search(deep.stdout.str())
 
 
+def _sections(result: pytest.RunResult) -> list[str]:
+    """The titles of the ``==== title ====`` lines of a run's output (the last without its time)."""
+    titles = re.findall(r"^=+ (.+?) =+$", result.stdout.str(), re.MULTILINE)
+    return [re.sub(r" in [0-9.]+s.*$", "", title) for title in titles]
+
+
 def test_no_report_without_the_option(suite: pytest.Pytester) -> None:
-    result = suite.runpytest()
-    assert "CNN shapes" not in result.stdout.str()
+    """The same run with and without --cnn-shapes: the option adds the one section, the rest
+    (the tests' outcomes, pytest's own sections) is the same, and no file is written."""
+    plain = suite.runpytest()
+    plain.assert_outcomes(passed=3, failed=1)
+    assert _sections(plain) == [
+        "test session starts",
+        "FAILURES",
+        "short test summary info",
+        "1 failed, 3 passed",
+    ]
+    reported = suite.runpytest("--cnn-shapes")
+    reported.assert_outcomes(passed=3, failed=1)
+    assert _sections(reported) == [*_sections(plain)[:2], "CNN shapes", *_sections(plain)[2:]]
+    written = sorted(p.name for p in suite.path.iterdir() if p.name not in (".pytest_cache", "__pycache__"))
+    assert written == ["mymodels", "test_suite.py"]
 
 
 def test_json_report_schema(suite: pytest.Pytester) -> None:

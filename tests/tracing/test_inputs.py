@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_cnnshape import SpecError, TraceError, trace
+from pytest_cnnshape import ShapeMismatchError, SpecError, TraceError, trace
 from tests.corpus.zoo import TwoInputs, lenet
 
 
@@ -28,13 +28,26 @@ def test_shape_forms_are_equivalent(inputs: object) -> None:
     assert tr.output_shape == (2, 10)
 
 
-def test_tensor_input_keeps_its_dtype_and_is_not_modified() -> None:
-    x = torch.randn(1, 1, 28, 28)
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_tensor_input_keeps_its_dtype_and_is_not_modified(device: str, dtype: torch.dtype) -> None:
+    """A hook of the user's own sees what the model is given: the tensor's dtype, never
+    converted (to the trace's dtype or any other), its shape, and the device traced on."""
+    model = lenet().to(dtype)
+    received: list[tuple[torch.dtype, tuple[int, ...], str]] = []
+    model.register_forward_pre_hook(
+        lambda m, args: received.append((args[0].dtype, tuple(args[0].shape), args[0].device.type))
+    )
+    x = torch.randn(1, 1, 28, 28, dtype=dtype)
     copy = x.clone()
-    for device in ("meta", "cpu"):
-        tr = trace(lenet(), x, device=device)
-        assert tr.output_shape == (1, 10)
-    assert torch.equal(x, copy)
+    tr = trace(model, x, device=device)
+    assert received == [(dtype, (1, 1, 28, 28), device)]
+    assert tr.dtype == str(dtype).removeprefix("torch.") and tr.output_shape == (1, 10)
+    assert torch.equal(x, copy) and x.dtype == dtype
+    # a float32 model given a float64 tensor: the tensor stays float64, and torch says no
+    with pytest.raises(ShapeMismatchError) as info:
+        trace(lenet(), x.double(), device=device)
+    assert info.value.kind == "dtype_mismatch"
 
 
 def test_several_inputs_as_list_and_tuple_of_shapes_or_tensors() -> None:

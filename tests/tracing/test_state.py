@@ -12,6 +12,7 @@ from torch import nn
 from pytest_cnnshape import ShapeMismatchError, trace
 from tests.corpus.zoo import ZOO, regularized, small_resnet
 from tests.helpers import assert_same, snapshot
+from tests.truth import run_plain, shape_of
 
 
 class Raising(nn.Module):
@@ -41,15 +42,20 @@ def test_model_is_left_exactly_as_it_was(factory, device: str, train: bool) -> N
     torch.manual_seed(1)
     model = factory()
     model.train()
+    # plain torch on a copy: where this forward fails (Raising's fc: 2700 features, not 7), or its output
+    output, failed = run_plain(copy.deepcopy(model), (torch.randn(4, 3, 30, 30),), train=train)
+    assert (failed is not None) is (factory is Raising)
     user_calls: list[int] = []
     model.register_forward_pre_hook(lambda m, i: user_calls.append(1))
     before = snapshot(model)
     rng = torch.get_rng_state()
-    try:
+    if failed is None:
         tr = trace(model, (4, 3, 30, 30), device=device, train=train)
-        assert tr.train is train
-    except ShapeMismatchError:
-        assert factory is Raising
+        assert tr.train is train and tr.output_shape == shape_of(output)
+    else:
+        with pytest.raises(ShapeMismatchError) as info:
+            trace(model, (4, 3, 30, 30), device=device, train=train)
+        assert info.value.layer == failed.module == "fc"
     assert torch.equal(torch.get_rng_state(), rng)
     assert_same(before, model)
     # our hooks are gone, the user's still fires

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pytest_cnnshape import ShapeTrace, trace
 from pytest_cnnshape.strategies import cnn_stacks
-from tests.helpers import observe
+from tests.helpers import examples, observe
 
 
 def rows(tr: ShapeTrace) -> list[tuple[object, ...]]:
@@ -19,10 +19,12 @@ def rows(tr: ShapeTrace) -> list[tuple[object, ...]]:
 
 @pytest.mark.parametrize("device", ["meta", "cpu"])
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-@settings(max_examples=20)
+@settings(max_examples=examples(20))
 @given(data=st.data())
 def test_random_stacks_trace_like_a_plain_forward(device: str, ndim: int, data: st.DataObject) -> None:
-    stack = data.draw(cnn_stacks(ndim, max_side=24 if ndim == 3 else 48))
+    stack = data.draw(
+        cnn_stacks(ndim, max_side=24 if ndim == 3 else 48, groups=True, transposed=True, branches=True)
+    )
     expected_rows, expected_out = observe(stack.model, stack.input_shape)
     tr = trace(stack.model, stack.input_shape, device=device)
     assert tr.device == device
