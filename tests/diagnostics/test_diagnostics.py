@@ -261,11 +261,12 @@ def test_diagnose_is_public_for_tools() -> None:
     gets back is checked against plain torch: the Linear that failed, what it received, and
     the in_features that fits it, with the model then running to plain torch's output."""
     from pytest_cnnshape.errors import ForwardFailed
+    from pytest_cnnshape.tracing.request import TraceRequest
     from pytest_cnnshape.tracing.tracer import run
 
     case = CORPUS["linear_after_torch_flatten"]
     with pytest.raises(ForwardFailed) as info:
-        run(case.factory(), case.inputs, device="meta")
+        run(TraceRequest.of(case.factory(), case.inputs, device="meta"))
     diagnosis = diagnose(info.value.context)
     model = case.factory()
     _, failed = run_plain(model, *plain_inputs(case.inputs))

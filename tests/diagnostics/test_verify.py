@@ -197,8 +197,8 @@ def test_a_believed_fix_that_does_not_run_is_passed_over_for_one_that_does(
     from pytest_cnnshape.diagnostics.rules import linear
 
     case = CORPUS["linear_after_torch_flatten"]
-    wrong = ReplaceLayer("nn.Linear(1152, 10)", name="fc", code="nn.Linear(1152, 10)")
-    right = ReplaceLayer("nn.Linear(800, 10)", name="fc", code="nn.Linear(800, 10)")
+    wrong = ReplaceLayer("fc", NewLayer(nn.Linear, (1152, 10)))
+    right = ReplaceLayer("fc", NewLayer(nn.Linear, (800, 10)))
 
     def believing(ctx: object) -> report.Diagnosis:
         believed = [report.Candidate(wrong, rank=0), report.Candidate(right, rank=1)]
