@@ -88,6 +88,15 @@ class TraceError(CnnShapeError, RuntimeError):
         self.trace = trace
 
 
+class SymbolicError(TraceError):
+    """torch's symbolic shapes cannot follow the model: one line naming what and why.
+
+    A size that depends on tensor values, an op without a symbolic size rule,
+    TorchScript, lazy layers not initialised yet. ``trace(..., symbolic=True)``
+    says so in its note and gives the concrete trace; ``input_domain`` raises it.
+    """
+
+
 class ShapeMismatchError(CnnShapeError, RuntimeError):
     """The model's forward failed; names the layer, what it received and the fix.
 

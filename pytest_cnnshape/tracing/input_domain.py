@@ -1,0 +1,502 @@
+"""The input sizes a symbolic trace holds for, as a set a user can ask about and read.
+
+A symbolic trace leaves conditions on the named sizes: the checks torch made
+(a pooling window fits, two maps of a ``cat`` agree, a Linear gets its
+in_features) and the branches the forward took. ``InputDomain`` is their
+conjunction: ``contains`` evaluates them exactly; ``smallest`` and ``sample``
+search a grid of candidate sizes built from each name's own set; ``str()`` says
+it in plain words in the user's names.
+
+Each name's own set (the conditions on that name alone) is computed exactly by
+evaluating them at every size up to a bound past which they repeat (floor
+divisions and remainders by constants make a condition periodic once its
+comparisons settle): that is what the words describe, "H and W at least 32 and
+multiples of 32", "H from 224 to 255", "L at least 335". Conditions on several
+names at once are said as relations in the spec syntax (``(H//32)*(W//32) = 49``)
+with, for equal sides, what that means: "with H = W: from 224 to 255".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from ..errors import ArgumentError
+from .formulas import Evaluator, Residue
+
+#: The most sizes a name's own set is evaluated at (beyond it a condition has settled).
+_MAX_SPAN = 1 << 22
+#: The most grid points a search over coupled names evaluates at once.
+_MAX_GRID = 1 << 21
+#: The grid points a quick search (an implied relation, a guard's nearest breach) evaluates.
+_CHECK_GRID = 1 << 16
+#: Sizes every name's set is evaluated at, at least.
+_MIN_SPAN = 4096
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition on the named sizes, with its words and where it came from."""
+
+    #: The condition in the spec syntax and the user's names: ``H//16 >= 1``.
+    text: str
+    #: True (or a bool tensor) where the condition holds.
+    holds: Evaluator
+    names: frozenset[str]
+    #: Product of the divisors and the largest constant in it: how far it must be evaluated.
+    period: int = 1
+    reach: int = 0
+    #: ``"check"`` (torch refuses other sizes), ``"branch"`` (the forward would take another path).
+    kind: str = "check"
+    #: The layer (label) running when torch made it, and the user's line for a branch.
+    layer: str = ""
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class NameSet:
+    """The sizes one name may take by the conditions on it alone: ``allowed[v - 1]`` for size v."""
+
+    allowed: torch.Tensor
+    #: Smallest and largest allowed size (``high`` None: no largest).
+    low: int | None
+    high: int | None
+    #: The repeating pattern past ``low`` when unbounded: period and the residues it allows.
+    period: int = 1
+    residues: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.low is None
+
+    def values(self, limit: int | None = None) -> list[int]:
+        """The allowed sizes in increasing order (at most ``limit`` of them)."""
+        found = torch.nonzero(self.allowed).flatten() + 1
+        if limit is not None:
+            found = found[:limit]
+        return [int(v) for v in found.tolist()]
+
+    def residue(self) -> Residue | None:
+        """The one residue every allowed size has (None for an empty set)."""
+        values = self.values(limit=4096)
+        if not values:
+            return None
+        step = 0
+        for v in values[1:]:
+            step = math.gcd(step, v - values[0])
+        if self.high is None and self.period > 1:
+            step = math.gcd(step, self.period) if step else self.period
+        if step <= 1:
+            return None
+        return Residue(step, values[0] % step)
+
+
+def _bounds(conditions: Sequence[Condition]) -> tuple[int, int]:
+    """How far to evaluate ``conditions`` to see all of their sets, and a multiple of their period."""
+    period = 1
+    reach = 0
+    for c in conditions:
+        period = min(math.lcm(period, max(c.period, 1)), _MAX_SPAN)
+        reach = max(reach, c.reach)
+    return int(min(max(_MIN_SPAN, 4 * period * (reach + 2)), _MAX_SPAN)), period
+
+
+def name_set(name: str, conditions: Sequence[Condition]) -> NameSet:
+    """The exact set of sizes of ``name`` the conditions on it alone allow."""
+    n, period = _bounds(conditions)
+    sizes = torch.arange(1, n + 1, dtype=torch.int64)
+    allowed = torch.ones(n, dtype=torch.bool)
+    for c in conditions:
+        allowed &= torch.as_tensor(c.holds({name: sizes}), dtype=torch.bool).expand(n)
+    return pattern(allowed, period)
+
+
+def pattern(allowed: torch.Tensor, period_bound: int) -> NameSet:
+    """The set ``allowed`` (size v at index v - 1) with its bounds and its repeating tail.
+
+    ``allowed`` covers sizes far enough that its second half repeats with a period
+    dividing ``period_bound`` (or is all False past the largest size).
+    """
+    n = allowed.numel()
+    found = torch.nonzero(allowed).flatten()
+    if found.numel() == 0:
+        return NameSet(allowed, None, None)
+    low, last = int(found[0]) + 1, int(found[-1]) + 1
+    if last <= n // 2:
+        return NameSet(allowed, low, last)
+    tail = allowed[n // 2 :]
+    period = next(
+        (p for p in range(1, min(period_bound, tail.numel() // 2) + 1) if period_bound % p == 0
+         and bool(torch.equal(tail[p:], tail[:-p]))),
+        period_bound,
+    )
+    start = n // 2
+    residues = {(start + int(i) + 1) % period for i in torch.nonzero(tail[:period]).flatten()}
+    return NameSet(allowed, low, None, period, tuple(sorted(residues)))
+
+
+def _join(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def describe(values: NameSet) -> str | None:
+    """A name's set in words, after its name(s): ``at least 32 and multiples of 32``.
+
+    None when the set has no short description (the conditions are said instead).
+    """
+    if values.empty:
+        return "nothing (no size fits)"
+    low = values.low
+    assert low is not None
+    if values.high is not None:
+        high = values.high
+        every = values.values()
+        if high == low:
+            return f"= {low}"
+        if len(every) == high - low + 1:
+            return f"from {low} to {high}"
+        if len(every) <= 4:
+            return "= " + ", ".join(map(str, every[:-1])) + f" or {every[-1]}"
+        residue = values.residue()
+        if residue is not None and len(every) == (high - low) // residue.modulus + 1:
+            kind = "multiples of" if residue.residue == 0 else "in steps of"
+            return f"from {low} to {high} and {kind} {residue.modulus}"
+        return None
+    period, residues = values.period, values.residues
+    pattern_ok = _regular_from(values, low)
+    if not pattern_ok:
+        return None
+    if period == 1 or len(residues) == period:
+        return f"at least {low}"
+    if len(residues) == 1:
+        (r,) = residues
+        if r == 0:
+            return f"at least {low} and multiples of {period}"
+        if period == 2:
+            return f"at least {low} and odd"
+        return f"at least {low} and {r} more than a multiple of {period}"
+    return None
+
+
+def _regular_from(values: NameSet, low: int) -> bool:
+    """Whether every size from ``low`` on follows the repeating pattern (no exceptions near low)."""
+    period, residues = values.period, set(values.residues)
+    n = values.allowed.numel()
+    sizes = torch.arange(low, n + 1)
+    expected = torch.tensor([(int(s) % period) in residues for s in sizes[: min(len(sizes), 4 * period + 64)]])
+    return bool(torch.equal(values.allowed[low - 1 : low - 1 + expected.numel()], expected))
+
+
+@dataclass
+class InputDomain:
+    """The input sizes a symbolic trace holds for.
+
+    ``contains({"B": 2, "H": 64, "W": 64})``, ``smallest()``, ``str()`` in plain
+    words. Sizes are positive integers; every name of the input spec needs one.
+    """
+
+    #: Every name of the input spec, in the order written.
+    names: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+    #: The sizes the trace ran at (the branch it describes).
+    example: dict[str, int]
+    #: The input spec(s) in the user's words, e.g. ``("B x 3 x H x W",)``.
+    inputs: tuple[str, ...] = ()
+    #: Where the forward branches on sizes (``file.py:LINE``), when it does.
+    branches: tuple[str, ...] = ()
+    #: Which names are sides of an input (the same role: compared when equal).
+    sides: tuple[str, ...] = ()
+    _sets: dict[str, NameSet] = field(default_factory=dict, repr=False)
+
+    # -- membership -------------------------------------------------------------------------
+
+    def contains(self, sizes: Mapping[str, int]) -> bool:
+        """True when the trace holds for these sizes (one per name)."""
+        values = self._check_sizes(sizes)
+        if any(v < 1 for v in values.values()):
+            return False
+        return all(bool(c.holds(values)) for c in self.conditions)
+
+    def __contains__(self, sizes: object) -> bool:
+        return isinstance(sizes, Mapping) and self.contains(sizes)
+
+    def _check_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
+        if not isinstance(sizes, Mapping):
+            raise ArgumentError(
+                f"give the sizes as a dict of the names, e.g. {dict(self.example)!r}, not {sizes!r}"
+            )
+        missing = [n for n in self.names if n not in sizes]
+        unknown = sorted(set(sizes) - set(self.names))
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"no size for {_join(missing)}")
+            if unknown:
+                parts.append(f"{_join(unknown)} is not a name of {' and '.join(self.inputs) or 'the input'}")
+            raise ArgumentError(f"{'; '.join(parts)}: give one size per name, e.g. {dict(self.example)!r}")
+        out = {}
+        for name in self.names:
+            value = sizes[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ArgumentError(f"{name}={value!r}: a size is a whole number")
+            out[name] = value
+        return out
+
+    def mask(self, grid: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Where on a grid of sizes (one int64 tensor per name, same shape) the trace holds."""
+        shape = next(iter(grid.values())).shape
+        inside = torch.ones(shape, dtype=torch.bool)
+        for name in self.names:
+            inside &= grid[name] >= 1
+        for c in self.conditions:
+            inside &= torch.as_tensor(c.holds(grid), dtype=torch.bool).expand(shape)
+        return inside
+
+    # -- each name's own set ----------------------------------------------------------------
+
+    def name_set(self, name: str) -> NameSet:
+        """The sizes ``name`` may take by the conditions on it alone."""
+        if name not in self._sets:
+            own = [c for c in self.conditions if c.names == {name}]
+            self._sets[name] = name_set(name, own)
+        return self._sets[name]
+
+    @cached_property
+    def coupled(self) -> tuple[Condition, ...]:
+        """Conditions on several names at once."""
+        return tuple(c for c in self.conditions if len(c.names) > 1)
+
+    def residues(self) -> dict[str, Residue]:
+        """Per name, the residue every size of its set has (for simplifying formulas)."""
+        out = {}
+        for name in self.names:
+            found = self.name_set(name).residue()
+            if found is not None:
+                out[name] = found
+        return out
+
+    def groups(self) -> list[tuple[str, ...]]:
+        """Names that conditions tie together (each group searched on its own grid)."""
+        parent = {n: n for n in self.names}
+
+        def root(n: str) -> str:
+            while parent[n] != n:
+                n = parent[n]
+            return n
+
+        for c in self.coupled:
+            tied = sorted(c.names)
+            for other in tied[1:]:
+                parent[root(other)] = root(tied[0])
+        found: dict[str, list[str]] = {}
+        for n in self.names:
+            found.setdefault(root(n), []).append(n)
+        return [tuple(g) for g in found.values()]
+
+    # -- searches ---------------------------------------------------------------------------
+
+    def _candidates(self, name: str, count: int, near: int | None = None, limit: int | None = None) -> list[int]:
+        """Up to ``count`` sizes of ``name``'s own set: the smallest ones, and with ``near`` as
+        many again closest to it (a relation such as a product may need either)."""
+        values = self.name_set(name)
+        if values.empty:
+            return []
+        if near is None:
+            pool = values.values(limit=count)
+            return [v for v in pool if limit is None or v <= limit]
+        every = values.values()
+        if limit is not None:
+            every = [v for v in every if v <= limit]
+        close = sorted(every, key=lambda v: (abs(v - near), v))[: max(1, count // 2)]
+        return sorted(set(every[: max(1, count - len(close))]) | set(close))
+
+    def _grid(self, group: Sequence[str], candidates: Mapping[str, list[int]]) -> dict[str, torch.Tensor]:
+        axes = [torch.tensor(candidates[n], dtype=torch.int64) for n in group]
+        mesh = torch.meshgrid(*axes, indexing="ij") if len(axes) > 1 else (axes[0],)
+        return {n: m.reshape(-1) for n, m in zip(group, mesh, strict=True)}
+
+    def _group_points(
+        self,
+        group: Sequence[str],
+        *,
+        near: Mapping[str, int] | None = None,
+        limit: int | None = None,
+        budget: int = _MAX_GRID,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """A grid of candidate sizes for the names of ``group`` and where the domain holds on it."""
+        per = max(2, int(budget ** (1 / len(group))))
+        candidates = {
+            n: self._candidates(n, per, None if near is None else near.get(n), limit) for n in group
+        }
+        if any(not v for v in candidates.values()):
+            return {n: torch.empty(0, dtype=torch.int64) for n in group}, torch.empty(0, dtype=torch.bool)
+        grid = self._grid(group, candidates)
+        inside = torch.ones(grid[group[0]].shape, dtype=torch.bool)
+        for c in self.conditions:
+            if c.names and c.names <= set(group):
+                inside &= torch.as_tensor(c.holds(grid), dtype=torch.bool).expand(inside.shape)
+        return grid, inside
+
+    def smallest(self) -> dict[str, int]:
+        """The smallest sizes in the domain: per group of tied names, the least largest size,
+        then the least sum (a square input before a long thin one).
+
+        Raises ArgumentError when no size fits (the domain is empty).
+        """
+        out: dict[str, int] = {}
+        for group in self.groups():
+            grid, inside = self._group_points(group)
+            if not bool(inside.any()):
+                raise ArgumentError(f"no sizes fit: {self}")
+            stacked = torch.stack([grid[n][inside] for n in group])
+            score = stacked.max(dim=0).values * (stacked.sum(dim=0).max() + 1) + stacked.sum(dim=0)
+            best = int(torch.argmin(score))
+            out.update({n: int(stacked[i, best]) for i, n in enumerate(group)})
+        return {n: out[n] for n in self.names}
+
+    def nearest(self, target: Mapping[str, int], *, budget: int = _MAX_GRID) -> dict[str, int] | None:
+        """The sizes in the domain closest to ``target`` (fewest changes first), None if none
+        among the ``budget`` grid points nearest to it (a small grid is tried first)."""
+        out: dict[str, int] = {}
+        for group in self.groups():
+            grid, inside = self._group_points(group, near=target, budget=min(budget, _CHECK_GRID))
+            if not bool(inside.any()) and budget > _CHECK_GRID:
+                grid, inside = self._group_points(group, near=target, budget=budget)
+            if not bool(inside.any()):
+                return None
+            stacked = torch.stack([grid[n][inside] for n in group])
+            goal = torch.tensor([target[n] for n in group]).unsqueeze(1)
+            changed = (stacked != goal).sum(dim=0)
+            distance = (stacked - goal).abs().sum(dim=0)
+            unequal = torch.zeros_like(changed)  # sides equal in the target stay equal
+            for i, a in enumerate(group):
+                for j in range(i + 1, len(group)):
+                    if target[a] == target[group[j]]:
+                        unequal += (stacked[i] != stacked[j]).long()
+            scale = distance.max() + 1
+            score = (unequal * (len(group) + 1) + changed) * scale + distance
+            best = int(torch.argmin(score))
+            out.update({n: int(stacked[i, best]) for i, n in enumerate(group)})
+        return {n: out[n] for n in self.names}
+
+    def sample(self, count: int, *, seed: int = 0, max_size: int = 256) -> list[dict[str, int]]:
+        """``count`` sizes drawn from the domain (sizes up to ``max_size``), reproducibly."""
+        generator = torch.Generator().manual_seed(seed)
+        columns: dict[str, torch.Tensor] = {}
+        for group in self.groups():
+            grid, inside = self._group_points(group, limit=max_size)
+            if not bool(inside.any()):
+                raise ArgumentError(f"no sizes up to {max_size} fit: {self}")
+            picks = torch.randint(0, int(inside.sum()), (count,), generator=generator)
+            for n in group:
+                columns[n] = grid[n][inside][picks]
+        return [{n: int(columns[n][i]) for n in self.names} for i in range(count)]
+
+    # -- words ------------------------------------------------------------------------------
+
+    def clauses(self) -> list[str]:
+        """The domain as short clauses in plain words."""
+        described: dict[str, str] = {}
+        said: list[str] = []
+        for name in self.names:
+            own = [c for c in self.conditions if c.names == {name}]
+            if not own:
+                continue
+            words = describe(self.name_set(name))
+            if words is None:
+                said.extend(dict.fromkeys(c.text for c in own))
+            else:
+                described[name] = words
+        out = []
+        grouped: dict[str, list[str]] = {}
+        for name, words in described.items():
+            grouped.setdefault(words, []).append(name)
+        for words, names in grouped.items():
+            out.append(f"{_join(names)} {words}")
+        out.extend(said)
+        relations = [c.text for c in self._unimplied()]
+        out.extend(dict.fromkeys(relations))
+        if relations:
+            square = self._equal_sides()
+            if square:
+                out.append(square)
+        free = [n for n in self.names if not any(n in c.names for c in self.conditions)]
+        if free and out:
+            out.append(f"any {_join(free)}")
+        return out
+
+    def _unimplied(self) -> list[Condition]:
+        """The conditions on several names that the names' own sets do not already imply."""
+        kept = []
+        for c in self.coupled:
+            group = sorted(c.names)
+            per = max(2, int(_CHECK_GRID ** (1 / len(group))))
+            candidates = {n: self._candidates(n, per) for n in group}
+            if any(not v for v in candidates.values()):
+                kept.append(c)
+                continue
+            grid = self._grid(group, candidates)
+            if not bool(torch.as_tensor(c.holds(grid)).all()):
+                kept.append(c)
+        return kept
+
+    def _equal_sides(self) -> str | None:
+        """What the domain means for sides of equal size (a square image, a cube)."""
+        sides = [n for n in self.sides if n in self.names]
+        if len(sides) < 2:
+            return None
+        tied = [c for c in self.conditions if c.names & set(sides)]
+        if any(not c.names <= set(sides) for c in tied):
+            return None
+        n, period = _bounds(tied)
+        sizes = torch.arange(1, n + 1, dtype=torch.int64)
+        allowed = torch.ones(n, dtype=torch.bool)
+        for c in tied:
+            allowed &= torch.as_tensor(c.holds(dict.fromkeys(sides, sizes)), dtype=torch.bool).expand(n)
+        values = pattern(allowed, period)
+        if values.empty:
+            return f"no size fits with {' = '.join(sides)}"
+        words = describe(values)
+        if words is None:
+            return None
+        return f"with {' = '.join(sides)}: {_join(sides)} {words}"
+
+    def words(self) -> str:
+        """The domain in plain words, e.g. ``H and W at least 32 and multiples of 32``."""
+        clauses = self.clauses()
+        text = "; ".join(clauses) if clauses else f"any {_join(list(self.names))}" if self.names else "any input"
+        if self.branches:
+            example = ", ".join(f"{n}={v}" for n, v in self.example.items())
+            text += (
+                f" (the branch the example {example} takes: the forward branches on sizes at "
+                f"{_join(list(dict.fromkeys(self.branches)))})"
+            )
+        return text
+
+    def __str__(self) -> str:
+        return self.words()
+
+    def __repr__(self) -> str:
+        return f"InputDomain({' and '.join(self.inputs) or '-'}: {self.words()})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: the words, the example and the conditions' texts."""
+        return {
+            "inputs": list(self.inputs),
+            "words": self.words(),
+            "example": dict(self.example),
+            "conditions": [c.text for c in self.conditions],
+            "branches": list(self.branches),
+        }
+
+
+def conditions_text(conditions: Iterable[Condition]) -> list[str]:
+    """The texts of conditions, each once, in order."""
+    return list(dict.fromkeys(c.text for c in conditions))
