@@ -266,6 +266,38 @@ def _split_multiple(a: sympy.Expr, b: int) -> tuple[sympy.Expr | None, sympy.Exp
     return multiple + quotient * b, sympy.Integer(remainder)
 
 
+def tidy(expr: Any) -> Any:
+    """Floor divisions merged with what is added around them: ``(H//2 - 1)//2 + 1`` is
+    ``(H + 2)//4``, ``(H - 1)//2 + 1`` is ``(H + 1)//2`` (exact for every integer H)."""
+    if isinstance(expr, int) or not isinstance(expr, sympy.Basic) or not expr.args:
+        return expr
+    e = expr.func(*[tidy(a) for a in expr.args])
+    if isinstance(e, tf.FloorDiv) and isinstance(e.args[1], sympy.Integer) and int(e.args[1]) > 0:
+        merged = _floor_plus_constant(e.args[0])
+        if merged is not None:
+            inner, add = merged
+            x, m = inner.args
+            return tf.FloorDiv(x + add * m, m * e.args[1])
+    if isinstance(e, sympy.Add):
+        merged = _floor_plus_constant(e)
+        if merged is not None and merged[1] != 0:
+            inner, add = merged
+            x, m = inner.args
+            return tf.FloorDiv(x + add * m, m)
+    return e
+
+
+def _floor_plus_constant(e: sympy.Expr) -> tuple[sympy.Expr, sympy.Integer] | None:
+    """``x//m + c`` (one floor division by a positive number, plus an integer) as its parts."""
+    constant, rest = e.as_coeff_Add()
+    if not constant.is_Integer or not isinstance(rest, tf.FloorDiv):
+        return None
+    divisor = rest.args[1]
+    if not isinstance(divisor, sympy.Integer) or int(divisor) <= 0:
+        return None
+    return rest, constant
+
+
 def shortest(writer: Writer, *candidates: Any) -> str:
     """The shortest text among equivalent forms of one size (the first that can be written)."""
     texts = []
@@ -284,12 +316,13 @@ def shortest(writer: Writer, *candidates: Any) -> str:
 # -- relations in words --------------------------------------------------------------------
 
 
-def normalised(relation: sympy.Basic) -> sympy.Basic:
-    """A relation of a size and a number, divided by their common factor.
+def normalised(relation: sympy.Basic, positive: frozenset[sympy.Symbol] = frozenset()) -> sympy.Basic:
+    """A relation with its common factors divided out, as a user would write it.
 
-    ``Eq(8*(H//32)*(W//32), 392)`` becomes ``Eq((H//32)*(W//32), 49)``;
-    ``(16*(H//4) - 32)*(W//4 - 2) >= 0`` becomes ``(H//4 - 2)*(W//4 - 2) >= 0``.
-    Relations of two sizes (``W <= H``) stay as they are.
+    ``Eq(8*(H//32)*(W//32), 392)`` becomes ``(H//32)*(W//32) = 49``;
+    ``(16*(H//4) - 32)*(W//4 - 2) >= 0`` becomes ``(H//4 - 2)*(W//4 - 2) >= 0``;
+    ``3*B*H*W = 48*B*(H//4)*(W//4)`` becomes ``H*W = 16*(H//4)*(W//4)`` (B, a size,
+    is positive: it cancels). ``W <= H`` stays as it is.
     """
     if not isinstance(relation, sympy.core.relational.Relational):
         return relation
@@ -298,8 +331,10 @@ def normalised(relation: sympy.Basic) -> sympy.Basic:
     if lhs.is_Integer and not rhs.is_Integer:
         lhs, rhs = rhs, lhs
         kind = _MIRRORED.get(kind, kind)
-    if not rhs.is_Integer or lhs.is_Integer:
+    if lhs.is_Integer:
         return relation
+    if not rhs.is_Integer:
+        return _cancelled(relation, kind, lhs - rhs, positive)
     atoms = {a: sympy.Dummy(f"a{i}") for i, a in enumerate(lhs.atoms(*_FLOOR_DIVS, *_MODS))}
     factored = sympy.factor(lhs.xreplace(atoms)).xreplace({v: k for k, v in atoms.items()})
     content, primitive = factored.as_content_primitive()
@@ -313,6 +348,30 @@ def normalised(relation: sympy.Basic) -> sympy.Basic:
         scaled = rounded[kind](scaled)
     try:
         return kind(primitive, scaled, evaluate=False)
+    except TypeError:  # pragma: no cover
+        return relation
+
+
+def _cancelled(
+    relation: sympy.Basic, kind: type, difference: sympy.Expr, positive: frozenset[sympy.Symbol]
+) -> sympy.Basic:
+    """``lhs - rhs`` compared with 0, positive factors (sizes, numbers) divided out, its terms
+    back on two sides; the relation as it was when nothing cancels."""
+    atoms = {a: sympy.Dummy(f"a{i}") for i, a in enumerate(difference.atoms(*_FLOOR_DIVS, *_MODS))}
+    factored = sympy.factor(difference.xreplace(atoms))
+    kept, dropped = [], False
+    for factor in sympy.Mul.make_args(factored):
+        if (factor.is_Number and factor > 0) or factor in positive:
+            dropped = True
+        else:
+            kept.append(factor)
+    if not dropped or not kept:
+        return relation
+    rest = sympy.expand(sympy.Mul(*kept)).xreplace({v: k for k, v in atoms.items()})
+    left = sympy.Add(*[t for t in sympy.Add.make_args(rest) if not t.could_extract_minus_sign()])
+    right = -sympy.Add(*[t for t in sympy.Add.make_args(rest) if t.could_extract_minus_sign()])
+    try:
+        return kind(left, right, evaluate=False)
     except TypeError:  # pragma: no cover
         return relation
 

@@ -262,11 +262,31 @@ class InputDomain:
     # -- each name's own set ----------------------------------------------------------------
 
     def name_set(self, name: str) -> NameSet:
-        """The sizes ``name`` may take by the conditions on it alone."""
+        """The sizes ``name`` may take by the conditions on it alone (and by the conditions on
+        several names that hold name by name: ``H*W = 16*(H//4)*(W//4)``)."""
         if name not in self._sets:
             own = [c for c in self.conditions if c.names == {name}]
+            own += [c for c in self._separated if c.names == {name}]
             self._sets[name] = name_set(name, own)
         return self._sets[name]
+
+    @cached_property
+    def _separated(self) -> tuple[Condition, ...]:
+        """Per-name conditions for each condition on several names that holds exactly when each
+        name is in a set of its own (on a grid past its period): what its words say."""
+        out: list[Condition] = []
+        own = {
+            name: name_set(name, [c for c in self.conditions if c.names == {name}]).allowed
+            for name in self.names
+        }
+        for c in self.coupled:
+            split = _separate(c, own)
+            if split is not None:
+                out.extend(split)
+        return tuple(out)
+
+    def _split(self, c: Condition) -> bool:
+        return any(s.where == c.text for s in self._separated)
 
     @cached_property
     def coupled(self) -> tuple[Condition, ...]:
@@ -407,7 +427,7 @@ class InputDomain:
         said: list[str] = []
         for name in self.names:
             own = [c for c in self.conditions if c.names == {name}]
-            if not own:
+            if not own and not any(c.names == {name} for c in self._separated):
                 continue
             words = describe(self.name_set(name))
             if words is None:
@@ -421,7 +441,7 @@ class InputDomain:
         for words, names in grouped.items():
             out.append(f"{_join(names)} {words}")
         out.extend(said)
-        relations = [c.text for c in self._unimplied()]
+        relations = _equalities([c.text for c in self._unimplied() if not self._split(c)])
         out.extend(dict.fromkeys(relations))
         if relations:
             square = self._equal_sides()
@@ -495,6 +515,79 @@ class InputDomain:
             "conditions": [c.text for c in self.conditions],
             "branches": list(self.branches),
         }
+
+
+def _equalities(relations: list[str]) -> list[str]:
+    """``W <= H`` and ``W >= H`` said as ``W = H``."""
+    out = list(dict.fromkeys(relations))
+    for text in list(out):
+        left, sep, right = text.partition(" <= ")
+        if sep and f"{left} >= {right}" in out:
+            out[out.index(text)] = f"{left} = {right}"
+            out.remove(f"{left} >= {right}")
+    return out
+
+
+def _separate(c: Condition, own: Mapping[str, torch.Tensor]) -> list[Condition] | None:
+    """``c`` as one condition per name, when, among the sizes each name's own conditions
+    allow (``own``), it holds exactly on a product of per-name sets.
+
+    Checked on a grid of every size up to a bound per name past the condition's
+    thresholds (the grid must be the product of its projections) and each projection
+    must repeat regularly there; the per-name conditions repeat that pattern. Only
+    words and searches use them, never membership.
+    """
+    group = sorted(c.names)
+    side = max(64, int(_MAX_GRID ** (1 / len(group))))
+    if side < 2 * (c.reach + 2) * max(c.period, 1) or any(own[n].numel() < side for n in group):
+        return None  # the grid would not reach past the condition's thresholds
+    axes = [torch.arange(1, side + 1, dtype=torch.int64) for _ in group]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    grid = dict(zip(group, mesh, strict=True))
+    inside = torch.as_tensor(c.holds(grid), dtype=torch.bool).expand(mesh[0].shape).clone()
+    for axis, name in enumerate(group):
+        shape = [1] * len(group)
+        shape[axis] = side
+        inside &= own[name][:side].reshape(shape)
+    projections = []
+    for axis in range(len(group)):
+        others = tuple(d for d in range(len(group)) if d != axis)
+        projections.append(inside.any(dim=others) if others else inside)
+    product = projections[0]
+    for p in projections[1:]:
+        product = product.unsqueeze(-1) & p
+    if not bool(torch.equal(product.reshape(inside.shape), inside)):
+        return None
+    out = []
+    for name, allowed in zip(group, projections, strict=True):
+        if bool(allowed.all()):
+            continue
+        values = pattern(allowed, max(c.period, 1))
+        if values.empty or (values.high is None and not _regular_from(values, values.low or 1)):
+            return None
+        if values.high is not None and values.high > side // 2:
+            return None
+        out.append(_pattern_condition(name, values, c))
+    return out
+
+
+def _pattern_condition(name: str, values: NameSet, source: Condition) -> Condition:
+    """A condition on one name holding on the sizes of ``values`` (its pattern extended)."""
+    low, high, period = values.low or 1, values.high, values.period
+    residues = torch.tensor(values.residues or (0,), dtype=torch.int64)
+    listed = values.values() if high is not None else []
+    allowed_list = torch.tensor(listed, dtype=torch.int64)
+
+    def holds(sizes: Mapping[str, Any]) -> Any:
+        v = torch.as_tensor(sizes[name])
+        if high is not None:
+            return torch.isin(v, allowed_list)
+        return (v >= low) & torch.isin(v % period, residues)
+
+    return Condition(
+        text=source.text, holds=holds, names=frozenset({name}), period=period, kind=source.kind,
+        layer=source.layer, where=source.text,
+    )
 
 
 def conditions_text(conditions: Iterable[Condition]) -> list[str]:

@@ -65,7 +65,7 @@ from ..errors import ArgumentTypeError, SpecError, SymbolicError
 from ..shapes.spec import CONVENTIONAL_NAMES, is_shape_text, looks_like_shape, parse_shape
 from ..shapes.tree import ShapeTree
 from .devices import model_device, model_dtype, parse_dtype
-from .formulas import Unwritable, Writer, compile_expr, shortest, under_domain, write_relation
+from .formulas import Unwritable, Writer, compile_expr, normalised, shortest, tidy, under_domain, write_relation
 from .guard import exclusive, guarded
 from .input_domain import Condition, InputDomain
 from .inputs import Arg, InputSpec, ShapeLeaf, parse_inputs, rebuild
@@ -126,6 +126,8 @@ _DECOMPOSED = frozenset(
         torch.nn.functional.fold,
     }
 )
+#: ``F.max_pool1d``: without indices its kernel fixes the length (run with indices instead).
+_MAX_POOL1D = (torch.nn.functional.max_pool1d, getattr(torch.nn.functional, "_max_pool1d", None))
 #: torch loggers that print the engine's own tracebacks when an op refuses its sizes.
 _NOISY_LOGGERS = ("torch._subclasses.fake_tensor", "torch.fx.experimental.symbolic_shapes", "torch._dynamo")
 
@@ -367,6 +369,8 @@ class _Watch(TorchFunctionMode):
         try:
             if func is torch.max_pool1d:
                 return torch.max_pool1d_with_indices(*args, **kwargs)[0]
+            if func in _MAX_POOL1D:
+                return _max_pool1d(*args, **kwargs)
             if func is torch.nn.functional.batch_norm:
                 answer = _batch_norm(*args, **kwargs)
                 if answer is not NotImplemented:
@@ -379,6 +383,22 @@ class _Watch(TorchFunctionMode):
             if self.failed is None and len(self.log) > before:
                 self.failed = len(self.log) - 1
             raise
+
+
+def _max_pool1d(  # noqa: PLR0917  (mirrors F.max_pool1d)
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """``F.max_pool1d`` through the kernel with indices, which keeps the length symbolic."""
+    pooled = torch.nn.functional.max_pool1d_with_indices(
+        input, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True
+    )
+    return pooled if return_indices else pooled[0]
 
 
 def _batch_norm(  # noqa: PLR0917  (mirrors F.batch_norm)
@@ -451,13 +471,13 @@ class SymbolicRun:
         return self.env.simplify(expr)
 
 
-def _new_symbol(env: ShapeEnv, name: str, value: int) -> torch.SymInt:
+def _new_symbol(env: ShapeEnv, name: str, value: int) -> tuple[sympy.Symbol, torch.SymInt]:
     from torch._dynamo.source import ConstantSource
 
     source = ConstantSource(name)
     symbol = env.create_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC, do_not_specialize_zero_one=True)
     env.var_to_range[symbol] = ValueRanges(1, int_oo)  # sizes are positive: nothing to guard below 1
-    return env.create_symintnode(symbol, hint=value, source=source)  # type: ignore[no-any-return]
+    return symbol, env.create_symintnode(symbol, hint=value, source=source)
 
 
 def _fake_inputs(
@@ -523,7 +543,8 @@ def run_symbolic(
     with fx_config.patch(backed_size_oblivious=True), _quiet():
         env = ShapeEnv(duck_shape=False)
         mode = FakeTensorMode(shape_env=env, allow_non_fake_inputs=True)
-        symbols = {n: _new_symbol(env, n, example[n]) for n in inputs.names}
+        made = {n: _new_symbol(env, n, example[n]) for n in inputs.names}
+        symbols = {n: symint for n, (_, symint) in made.items()}
         recorder = Recorder(view)
         log = _GuardLog(recorder)
         env.guards = log
@@ -546,13 +567,12 @@ def run_symbolic(
             finally:
                 recorder.detach()
         records = recorder.finish()
-    names = {symbols[n].node.expr: n for n in inputs.names}
     return SymbolicRun(
         records=records,
         output=output,
         env=env,
-        symbols={n: symbols[n].node.expr for n in inputs.names},
-        names=names,
+        symbols={n: symbol for n, (symbol, _) in made.items()},
+        names={symbol: n for n, (symbol, _) in made.items()},
         guards=[g.expr for g in log],
         origins=list(log.origins),
         example=dict(example),
@@ -618,8 +638,14 @@ def size_expr(value: Any) -> Any:
 
 
 def _divisors(expr: sympy.Basic) -> tuple[int, int]:
-    """The least common multiple of the divisors in ``expr`` and its largest constant."""
+    """The least common multiple of the divisors in ``expr``, and its largest added constant.
+
+    Together they bound where the condition settles into repeating: a threshold such as
+    ``H//16 >= 3`` or ``(H//4 - 3)*(W//4 - 3) = 25`` lies below (constant + 2) * period.
+    Multiplying coefficients (``16*(H//4) = H``) set no threshold.
+    """
     period = 1
+    reach = 0
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, (tf.FloorDiv, tf.CleanDiv, tf.CeilDiv, sympy.Mod, tf.PythonMod, tf.Mod)):
             divisor = node.args[1]
@@ -627,7 +653,14 @@ def _divisors(expr: sympy.Basic) -> tuple[int, int]:
                 period = math.lcm(period, int(divisor))
         elif isinstance(node, sympy.Rational) and not isinstance(node, sympy.Integer):
             period = math.lcm(period, int(node.q))
-    reach = max((abs(int(n)) for n in expr.atoms(sympy.Integer)), default=0)
+        elif isinstance(node, sympy.Add):
+            constant = node.as_coeff_Add()[0]
+            if constant.is_Integer:
+                reach = max(reach, abs(int(constant)))
+        elif isinstance(node, sympy.core.relational.Relational):
+            for side in (node.lhs, node.rhs):
+                if side.is_Integer:
+                    reach = max(reach, abs(int(side)))
     return min(period, 1 << 22), min(reach, 1 << 22)
 
 
@@ -641,11 +674,12 @@ def conditions(expr: sympy.Basic, run: SymbolicRun, origin: GuardOrigin, kind: s
 def condition(expr: sympy.Basic, run: SymbolicRun, origin: GuardOrigin, kind: str) -> Condition:
     """A guard as a condition of the domain: compiled, in words, in the user's names."""
     writer = Writer(run.names)
+    expr = normalised(expr, frozenset(run.names))
     period, reach = _divisors(expr)
     try:
         text = write_relation(expr, writer)
-    except Unwritable as exc:
-        raise SymbolicError(f"{origin.layer} makes a condition on the sizes that has no words: {exc}") from None
+    except Unwritable as exc:  # said by what it involves and where torch made it
+        text = f"a condition {origin.layer} makes on {', '.join(sorted(run.names[s] for s in expr.free_symbols if s in run.names))} ({exc})"
     return Condition(
         text=text,
         holds=compile_expr(expr, run.names),
@@ -742,7 +776,7 @@ def find_example(
 
 def engine_example(inputs: SymbolicInputs, example: Mapping[str, int]) -> dict[str, int]:
     """The example the engine runs at: sizes of 0 or 1 become 2 (torch treats those apart)."""
-    return {n: v if v >= 2 else 2 for n, v in example.items()} if inputs.names else dict(example)
+    return dict(example)
 
 
 @dataclass
@@ -979,7 +1013,8 @@ def formula_text(shape: Sequence[Any], run: SymbolicRun, writer: Writer, residue
     parts = []
     for value in shape:
         expr = run.simplified(size_expr(value))
-        parts.append(shortest(writer, under_domain(expr, residues), expr))
+        known = under_domain(expr, residues)
+        parts.append(shortest(writer, known, tidy(known), expr, tidy(expr)))
     return " x ".join(parts)
 
 
