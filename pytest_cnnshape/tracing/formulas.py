@@ -298,6 +298,17 @@ def _floor_plus_constant(e: sympy.Expr) -> tuple[sympy.Expr, sympy.Integer] | No
     return rest, constant
 
 
+def factored(expr: Any) -> Any:
+    """``expr`` with its common factors taken out: ``16*(H//4 - 2)*(W//4 - 2)``."""
+    if isinstance(expr, int) or not isinstance(expr, sympy.Expr) or not expr.free_symbols:
+        return expr
+    atoms = {a: sympy.Dummy(f"a{i}") for i, a in enumerate(expr.atoms(*_FLOOR_DIVS, *_MODS))}
+    try:
+        return sympy.factor(expr.xreplace(atoms)).xreplace({v: k for k, v in atoms.items()})
+    except (TypeError, ValueError):  # pragma: no cover  (sympy refusing a form)
+        return expr
+
+
 def shortest(writer: Writer, *candidates: Any) -> str:
     """The shortest text among equivalent forms of one size (the first that can be written)."""
     texts = []

@@ -65,7 +65,7 @@ from ..errors import ArgumentTypeError, SpecError, SymbolicError
 from ..shapes.spec import CONVENTIONAL_NAMES, is_shape_text, looks_like_shape, parse_shape
 from ..shapes.tree import ShapeTree
 from .devices import model_device, model_dtype, parse_dtype
-from .formulas import Unwritable, Writer, compile_expr, normalised, shortest, tidy, under_domain, write_relation
+from .formulas import Unwritable, Writer, compile_expr, factored, normalised, shortest, tidy, under_domain, write_relation
 from .guard import exclusive, guarded
 from .input_domain import Condition, InputDomain
 from .inputs import Arg, InputSpec, ShapeLeaf, parse_inputs, rebuild
@@ -1006,15 +1006,37 @@ def map_shapes_compiled(tree: Any, sizes: Mapping[str, int]) -> Any:
 # -- formulas on a concrete trace -----------------------------------------------------------------
 
 
-def formula_text(shape: Sequence[Any], run: SymbolicRun, writer: Writer, residues: Mapping[sympy.Symbol, Any]) -> str:
-    """One shape as a spec: ``B x 64 x H//4 x W//4``."""
+def fixed_values(run: SymbolicRun) -> dict[sympy.Expr, int]:
+    """Sizes a check pins to one number on the whole domain (a flatten feeding a Linear:
+    ``16*(H//4 - 2)*(W//4 - 2)`` is 400 wherever the model runs), by their expanded form."""
+    out: dict[sympy.Expr, int] = {}
+    for expr, origin in zip(run.guards, run.origins, strict=True):
+        if origin.kind != "check" or not isinstance(expr, sympy.Eq):
+            continue
+        for side, other in ((expr.lhs, expr.rhs), (expr.rhs, expr.lhs)):
+            if other.is_Integer and not side.is_Integer:
+                out[sympy.expand(side)] = int(other)
+    return out
+
+
+def formula_text(
+    shape: Sequence[Any],
+    run: SymbolicRun,
+    writer: Writer,
+    residues: Mapping[sympy.Symbol, Any],
+    fixed: Mapping[sympy.Expr, int],
+) -> str:
+    """One shape as a spec: ``B x 64 x H//4 x W//4``; each size in its shortest exact form."""
     if not shape:
         return "()"
     parts = []
     for value in shape:
         expr = run.simplified(size_expr(value))
+        if not isinstance(expr, int) and sympy.expand(expr) in fixed:
+            parts.append(str(fixed[sympy.expand(expr)]))
+            continue
         known = under_domain(expr, residues)
-        parts.append(shortest(writer, known, tidy(known), expr, tidy(expr)))
+        parts.append(shortest(writer, known, tidy(known), factored(known), expr, tidy(expr)))
     return " x ".join(parts)
 
 
@@ -1032,6 +1054,7 @@ def attach(result: ShapeTrace, followed: Followed, example: Mapping[str, int]) -
     writer = Writer(run.names)
     residues = {run.symbols[n]: r for n, r in domain.residues().items()}
     evaluators = _record_evaluators(run)
+    fixed = fixed_values(run)
     for symbolic, concrete, evaluate in zip(run.records, result.layers, evaluators, strict=True):
         if not _shapes_equal(concrete.output_shape, evaluate(example)):
             raise SymbolicError(
@@ -1040,7 +1063,7 @@ def attach(result: ShapeTrace, followed: Followed, example: Mapping[str, int]) -
             )
         try:
             concrete.output_formula = map_shapes(
-                symbolic.output_shape, lambda shape: formula_text(shape, run, writer, residues)
+                symbolic.output_shape, lambda shape: formula_text(shape, run, writer, residues, fixed)
             )
         except Unwritable as exc:
             raise SymbolicError(f"the output size of {concrete.label} ({concrete.type}) is {exc}") from None
