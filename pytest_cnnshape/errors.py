@@ -167,12 +167,16 @@ class OutputShapeError(ContractFailure):
 class ShapeContractError(ContractFailure):
     """A model broke its shape contract; the message has the smallest failing input."""
 
-    def __init__(self, message: str, shape: Shape, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, message: str, shape: Shape, cause: BaseException | None = None, method: str = "hypothesis"
+    ) -> None:
         super().__init__(message)
-        #: The smallest failing input hypothesis found.
+        #: The smallest failing input (found by hypothesis, or by the symbolic proof).
         self.shape = shape
         #: The ShapeMismatchError of the failing trace, when the forward failed.
         self.error = cause
+        #: ``"symbolic"`` (proven at every input of the domain) or ``"hypothesis"`` (sampled).
+        self.method = method
 
 
 class LintError(ContractFailure):

@@ -82,6 +82,7 @@ def symbolic_trace(
 
     plan = plan_symbolic(model, inputs, dims=dims, dtype=dtype, train=train)
     result = traced(model, plan.concrete(), (), device=device, dtype=dtype, train=train, flow=flow)
+    result.symbolic = {"inputs": list(plan.inputs.texts), "example": dict(plan.example)}
     try:
         attach(result, plan.follow(_prober(model, dtype, train)), plan.example)
     except SymbolicError as why:

@@ -169,7 +169,7 @@ def _section(k: int, picture: ModelPicture, data: dict[str, Any]) -> list[str]:
     if trace_note:
         notes.append(str(trace_note))
     symbolic = (picture.trace or {}).get("symbolic")
-    if symbolic:
+    if symbolic and symbolic.get("domain"):
         example = ", ".join(f"{n}={v}" for n, v in symbolic.get("example", {}).items())
         notes.append(
             f"Symbolic: input {', '.join(symbolic.get('inputs', []))}; each block shows its sizes at "

@@ -132,7 +132,7 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
     }
     entry.extras["contract"] = note
     try:
-        assert_shape_contract(
+        result = assert_shape_contract(
             model,
             contract.input,
             contract.output,
@@ -144,9 +144,11 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
             **contract.strategy_options(),
         )
     except ShapeContractError as err:
-        note.update(status=FAILED, smallest_failing=list(err.shape))
+        note.update(status=FAILED, smallest_failing=list(err.shape), method=err.method)
         return f"{check.name}: {err}"
+    note.update(method=result.method, checked=result.checked, why=result.why)
     return None
+
 
 
 def inspection_problems(

@@ -129,7 +129,12 @@ _DECOMPOSED = frozenset(
 #: ``F.max_pool1d``: without indices its kernel fixes the length (run with indices instead).
 _MAX_POOL1D = (torch.nn.functional.max_pool1d, getattr(torch.nn.functional, "_max_pool1d", None))
 #: torch loggers that print the engine's own tracebacks when an op refuses its sizes.
-_NOISY_LOGGERS = ("torch._subclasses.fake_tensor", "torch.fx.experimental.symbolic_shapes", "torch._dynamo")
+_NOISY_LOGGERS = (
+    "torch._subclasses.fake_tensor",
+    "torch.fx.experimental.symbolic_shapes",
+    "torch._dynamo",
+    "torch.__trace",
+)
 
 
 # -- the inputs, named ------------------------------------------------------------------------
@@ -184,6 +189,10 @@ class SymbolicInputs:
                 return {k: fill(v) for k, v in value.items()}
             return value
 
+        if isinstance(self.structure, InputSpec):  # positional and keyword inputs (the CLI's)
+            args = parse_inputs([fill(a) for a in self.structure.args]).args if self.structure.args else ()
+            kwargs = {k: fill(v) for k, v in self.structure.kwargs.items()}
+            return InputSpec(args, parse_inputs(kwargs).kwargs if kwargs else {})
         return parse_inputs(fill(self.structure))
 
 
@@ -257,7 +266,13 @@ def parse_symbolic(inputs: Any, dims: Mapping[str, Any] | None = None) -> Symbol
             return {str(k): walk(v, f"{what}[{k!r}]") for k, v in value.items()}
         return value
 
-    structure = walk(inputs, "inputs")
+    if isinstance(inputs, InputSpec):
+        structure: Any = InputSpec(
+            tuple(walk(a, f"inputs[{i}]") for i, a in enumerate(inputs.args)),
+            {k: walk(v, f"inputs[{k!r}]") for k, v in inputs.kwargs.items()},
+        )
+    else:
+        structure = walk(inputs, "inputs")
     names: list[str] = []
     defaults: dict[str, int] = {}
     sides: list[str] = []

@@ -134,10 +134,10 @@ def symbolic_lines(symbolic: dict[str, Any]) -> list[str]:
     """The lines of a symbolic trace: its inputs and example sizes, and its domain in words."""
     example = ", ".join(f"{n}={v}" for n, v in symbolic.get("example", {}).items())
     inputs = ", ".join(symbolic.get("inputs", []))
-    return [
-        f"Symbolic: input {inputs} (the sizes above are for {example})",
-        f"Domain: {symbolic.get('domain', '-')}",
-    ]
+    lines = [f"Symbolic: input {inputs} (the sizes above are for {example})"]
+    if symbolic.get("domain"):
+        lines.append(f"Domain: {symbolic['domain']}")
+    return lines
 
 
 def render_trace(trace: ShapeTrace, max_depth: int | None = None) -> str:
