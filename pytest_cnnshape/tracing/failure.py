@@ -44,6 +44,7 @@ class Prober(Protocol):
     #: The model it runs (the user's), its inputs' dtype, and where meta falls back to.
     view: ModelView
     dtype: torch.dtype
+    train: bool
     fallback: torch.device
 
     def __call__(
@@ -200,6 +201,24 @@ class FailureContext:
         if not isinstance(again, FailureContext) or not _same_failure(again, self):
             return None
         return Flow(lineage, functional, again)
+
+    @cached_property
+    def domain(self) -> Any:
+        """The sizes the model runs at, found from this failing input by torch's symbolic shapes
+        (``symbolic.NearbyDomain``); None where the engine cannot follow the model. Imported and
+        run only when a rule asks (a size fix)."""
+        if self.probe is None:
+            return None
+        from .records import ShapeTrace
+        from .symbolic import domain_near
+
+        probe = self.probe
+
+        def plain(inputs: Any) -> ShapeTrace | None:
+            result = probe(inputs)
+            return result if isinstance(result, ShapeTrace) else None
+
+        return domain_near(probe.view, self.inputs, dtype=probe.dtype, train=probe.train, probe=plain)
 
     @property
     def model(self) -> nn.Module:

@@ -35,6 +35,8 @@ _MAX_SPAN = 1 << 22
 _MAX_GRID = 1 << 21
 #: The grid points a quick search (an implied relation, a guard's nearest breach) evaluates.
 _CHECK_GRID = 1 << 16
+#: The grid a condition on several names is split on (per name: 512 sizes for two names).
+_SEPARATE_GRID = 1 << 18
 #: Sizes every name's set is evaluated at, at least.
 _MIN_SPAN = 4096
 
@@ -270,15 +272,19 @@ class InputDomain:
             self._sets[name] = name_set(name, own)
         return self._sets[name]
 
+    def own_set(self, name: str) -> NameSet:
+        """The sizes ``name`` may take by the conditions on it alone (what searches start from)."""
+        key = f"own:{name}"
+        if key not in self._sets:
+            self._sets[key] = name_set(name, [c for c in self.conditions if c.names == {name}])
+        return self._sets[key]
+
     @cached_property
     def _separated(self) -> tuple[Condition, ...]:
         """Per-name conditions for each condition on several names that holds exactly when each
         name is in a set of its own (on a grid past its period): what its words say."""
         out: list[Condition] = []
-        own = {
-            name: name_set(name, [c for c in self.conditions if c.names == {name}]).allowed
-            for name in self.names
-        }
+        own = {name: self.own_set(name).allowed for name in self.names}
         for c in self.coupled:
             split = _separate(c, own)
             if split is not None:
@@ -325,7 +331,7 @@ class InputDomain:
     def _candidates(self, name: str, count: int, near: int | None = None, limit: int | None = None) -> list[int]:
         """Up to ``count`` sizes of ``name``'s own set: the smallest ones, and with ``near`` as
         many again closest to it (a relation such as a product may need either)."""
-        values = self.name_set(name)
+        values = self.own_set(name)
         if values.empty:
             return []
         if near is None:
@@ -538,7 +544,7 @@ def _separate(c: Condition, own: Mapping[str, torch.Tensor]) -> list[Condition] 
     words and searches use them, never membership.
     """
     group = sorted(c.names)
-    side = max(64, int(_MAX_GRID ** (1 / len(group))))
+    side = max(64, int(_SEPARATE_GRID ** (1 / len(group))))
     if side < 2 * (c.reach + 2) * max(c.period, 1) or any(own[n].numel() < side for n in group):
         return None  # the grid would not reach past the condition's thresholds
     axes = [torch.arange(1, side + 1, dtype=torch.int64) for _ in group]

@@ -679,15 +679,24 @@ def _divisors(expr: sympy.Basic) -> tuple[int, int]:
     return min(period, 1 << 22), min(reach, 1 << 22)
 
 
-def conditions(expr: sympy.Basic, run: SymbolicRun, origin: GuardOrigin, kind: str) -> list[Condition]:
+def conditions(
+    expr: sympy.Basic, run: SymbolicRun, origin: GuardOrigin, kind: str, *, words: bool = True
+) -> list[Condition]:
     """A guard as conditions of the domain, one per part of a conjunction (``H//2 >= 1 and
     W//2 >= 1`` is a condition on H and one on W)."""
     parts = expr.args if isinstance(expr, sympy.And) else (expr,)
-    return [condition(part, run, origin, kind) for part in parts]
+    return [condition(part, run, origin, kind, words=words) for part in parts]
 
 
-def condition(expr: sympy.Basic, run: SymbolicRun, origin: GuardOrigin, kind: str) -> Condition:
-    """A guard as a condition of the domain: compiled, in words, in the user's names."""
+def condition(
+    expr: sympy.Basic, run: SymbolicRun, origin: GuardOrigin, kind: str, *, words: bool = True
+) -> Condition:
+    """A guard as a condition of the domain: compiled, in words (unless ``words`` is False: a
+    condition only searched with), in the user's names."""
+    if not words:
+        period, reach = _divisors(expr)
+        names = frozenset(run.names[s] for s in expr.free_symbols if s in run.names)
+        return Condition("", compile_expr(expr, run.names), names, period, reach, kind, origin.layer, origin.where)
     writer = Writer(run.names)
     expr = normalised(expr, frozenset(run.names))
     period, reach = _divisors(expr)
@@ -728,23 +737,25 @@ def _prior(run: SymbolicRun, upto: int) -> list[Condition]:
     out = []
     for expr, origin in zip(run.guards[:upto], run.origins[:upto], strict=True):
         if expr.free_symbols and expr.free_symbols <= set(run.names):
-            out.extend(conditions(expr, run, origin, "check"))
+            out.extend(conditions(expr, run, origin, "check", words=False))
     return out
 
 
 def _roundest(domain: InputDomain, point: dict[str, int], start: Mapping[str, int]) -> dict[str, int]:
-    """``point`` moved, name by name, to the size with the most factors of 2 in its run of
-    allowed sizes (28 rather than 31 for a LeNet), as long as the domain still holds."""
+    """``point`` moved, name by name, to the size with the most factors of 2 among the allowed
+    sizes next to it (within a quarter of it): 28 rather than 31 for a LeNet, 320 rather than
+    300 for a model that needs 300, as long as the domain still holds."""
     out = dict(point)
     for name in domain.names:
         if out[name] == start[name]:
             continue
-        allowed = domain.name_set(name).allowed
+        allowed = domain.own_set(name).allowed
         value = out[name]
+        reach = max(1, value // 4)
         low = high = value
-        while low > 1 and bool(allowed[low - 2]):
+        while low > max(1, value - reach) and bool(allowed[low - 2]):
             low -= 1
-        while high < allowed.numel() and bool(allowed[high]):
+        while high < min(allowed.numel(), value + reach) and bool(allowed[high]):
             high += 1
         sizes = torch.arange(low, high + 1, dtype=torch.int64)
         grid = {n: sizes if n == name else torch.full_like(sizes, out[n]) for n in domain.names}
@@ -760,26 +771,28 @@ def _twos(value: int) -> int:
 
 
 def find_example(
-    view: ModelView, inputs: SymbolicInputs, *, dtype: torch.dtype, train: bool
+    view: ModelView, inputs: SymbolicInputs, *, dtype: torch.dtype, train: bool, round_sizes: bool = True
 ) -> tuple[dict[str, int], SymbolicRun]:
     """Sizes the model runs at, starting from the given and default ones: where a check fails,
-    the nearest sizes that pass it and every check before it (each step one symbolic forward)."""
+    the nearest sizes that pass it and every check before it (each step one symbolic forward);
+    moved to round sizes (``round_sizes``) for a readable example."""
     start = inputs.start()
     example = dict(start)
     seen: set[tuple[int, ...]] = {tuple(example.values())}
     run = run_symbolic(view, inputs, example, dtype=dtype, train=train)
     for _ in range(_SEARCH_STEPS):
-        if run.failure is None or run.failed is None or inputs.complete:
+        if run.failure is None or run.failed is None:
             break
         failed = run.guards[run.failed]
         if not failed.free_symbols <= set(run.names):
             break
-        needed = condition(sympy.Not(failed), run, run.origins[run.failed], "check")
+        needed = condition(sympy.Not(failed), run, run.origins[run.failed], "check", words=False)
         domain = InputDomain(inputs.names, (*_prior(run, run.failed), needed), example)
         point = domain.nearest(start)
         if point is None:
             break
-        point = _roundest(domain, point, start)
+        if round_sizes:
+            point = _roundest(domain, point, start)
         key = tuple(point.values())
         if key in seen:
             break
@@ -943,7 +956,7 @@ def _test_guard(
 ) -> str:
     """``check``, ``branch`` or ``drop``: what a plain forward at the nearest sizes breaking the
     guard shows (SymbolicError when the guard fixes a size that is free)."""
-    broken = condition(sympy.Not(expr), run, origin, "check")
+    broken = condition(sympy.Not(expr), run, origin, "check", words=False)
     trial = InputDomain(inputs.names, (*kept, broken), run.example)
     point = trial.nearest(run.example, budget=1 << 16)
     if point is None:
@@ -1089,3 +1102,67 @@ def attach(result: ShapeTrace, followed: Followed, example: Mapping[str, int]) -
         "domain": domain.words(),
     }
     return result
+
+
+# -- the domain around a failing input (for the diagnostics' size fixes) -------------------------
+
+
+@dataclass(frozen=True)
+class NearbyDomain:
+    """The input domain found from a failing input: its sides named, where the model runs."""
+
+    domain: InputDomain
+    #: The first input's sides, named (``H``, ``W``), and their sizes in the failing input.
+    sides: tuple[str, ...]
+    given: dict[str, int]
+    #: The first input's shape at given sizes of the sides (batch and channels kept).
+    head: tuple[int, ...]
+
+    def shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        return (*self.head, *(sizes[n] for n in self.sides))
+
+
+def _named_first(inputs: InputSpec, text: str) -> InputSpec:
+    """The inputs with the first shape written as ``text`` (named sides), the others as text."""
+    done = False
+
+    def swap(value: Any) -> Any:
+        nonlocal done
+        if isinstance(value, ShapeLeaf):
+            dtype = f":{str(value.dtype).removeprefix('torch.')}" if value.dtype is not None else ""
+            if not done:
+                done = True
+                return f"{text}{dtype}"
+            return "x".join(map(str, value.shape)) + dtype
+        if isinstance(value, (tuple, list)):
+            return rebuild(value, [swap(v) for v in value])
+        if isinstance(value, Mapping):
+            return {k: swap(v) for k, v in value.items()}
+        return value
+
+    return InputSpec(tuple(swap(a) for a in inputs.args), {k: swap(v) for k, v in inputs.kwargs.items()})
+
+
+def domain_near(view: ModelView, inputs: InputSpec, *, dtype: torch.dtype, train: bool, probe: Probe) -> NearbyDomain | None:
+    """The domain of the sizes the model runs at, found from ``inputs`` where it fails: the
+    first input's sides named, the nearest sizes where it runs found by the engine (fewest
+    sides changed), the domain there. None where the engine cannot follow the model or finds
+    no such sizes."""
+    shape = inputs.first_shape()
+    names = CONVENTIONAL_NAMES.get(len(shape)) if shape is not None else None
+    if shape is None or names is None or len(shape) < 3 or any(isinstance(v, torch.Tensor) for v in inputs.tensors()):
+        return None
+    sides = tuple(names[2:])
+    try:
+        _refuse(view)
+        parsed = parse_symbolic(_named_first(inputs, " x ".join([str(shape[0]), str(shape[1]), *sides])))
+        given = dict(zip(sides, shape[2:], strict=True))
+        parsed.defaults.update(given)
+        with guarded(view.root, type_name(view.root)):
+            example, run = find_example(view, parsed, dtype=dtype, train=train, round_sizes=False)
+            if run.failure is not None:
+                return None
+            domain = build_domain(run, parsed, probe)
+    except (SymbolicError, SpecError):
+        return None
+    return NearbyDomain(domain, sides, given, tuple(shape[:2]))
