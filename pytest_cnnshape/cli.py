@@ -134,21 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Options that cannot go together, or values no command takes (a usage error, exit 2)."""
+    if not args.input:
+        raise UsageError("--input is required, e.g. --input 1x3x32x32")
+    depth = getattr(args, "depth", None)
+    if depth is not None and depth < 0:
+        raise UsageError(f"--depth {depth}: give 0 or more")
+    if args.dim and not getattr(args, "symbolic", True):
+        raise UsageError("--dim gives example sizes of named sizes: add --symbolic")
+
+
 def _run(args: argparse.Namespace) -> int:
-    from .diagnostics.explain import trace
     from .errors import ShapeMismatchError
     from .tracing.factory import build_model
 
-    if not args.input:
-        raise UsageError("--input is required, e.g. --input 1x3x32x32")
+    _check_args(args)
     if args.command == "domain":
         return _domain(args)
-    if args.depth is not None and args.depth < 0:
-        raise UsageError(f"--depth {args.depth}: give 0 or more")
-    if args.dim and not args.symbolic:
-        raise UsageError("--dim gives example sizes of named sizes: add --symbolic")
-    symbolic = args.symbolic
-    inputs = _symbolic_inputs(args) if symbolic else _inputs(args)
+    inputs = _symbolic_inputs(args) if args.symbolic else _inputs(args)
     model = build_model(args.spec)
     if getattr(args, "torchinfo", False):
         from .inspection.torchinfo_view import torchinfo_summary
@@ -156,18 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         print(torchinfo_summary(model, inputs, depth=args.depth if args.depth is not None else 3))
         return EXIT_OK
     try:
-        result = trace(
-            model,
-            inputs,
-            device=args.device,
-            dtype=args.dtype,
-            train=args.train,
-            flow=bool(args.html),
-            symbolic=symbolic,
-            dims=_dims(args) if symbolic else None,
-        )
-        if symbolic:
-            inputs = result_inputs(result, inputs)
+        result, inputs = _traced(args, model, inputs)
     except ShapeMismatchError as err:
         if args.html:
             _write_html(args, err.trace, model, inputs, diagnostic=err.diagnosis.render())
@@ -200,7 +193,9 @@ def _inputs(args: argparse.Namespace) -> Any:
     from .tracing.inputs import parse_inputs
 
     raw: Any = args.input[0] if len(args.input) == 1 else list(args.input)
-    return parse_inputs(raw).typed(parse_dtype(args.dtype)).with_kwargs(_forward_kwargs(args), "--forward-kwarg")
+    return (
+        parse_inputs(raw).typed(parse_dtype(args.dtype)).with_kwargs(_forward_kwargs(args), "--forward-kwarg")
+    )
 
 
 def _forward_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -219,6 +214,23 @@ def _forward_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+def _traced(args: argparse.Namespace, model: Any, inputs: Any) -> tuple[Any, Any]:
+    """The trace the command prints, and the inputs at its sizes (the example of a symbolic one)."""
+    from .diagnostics.explain import trace
+
+    result = trace(
+        model,
+        inputs,
+        device=args.device,
+        dtype=args.dtype,
+        train=args.train,
+        flow=bool(args.html),
+        symbolic=args.symbolic,
+        dims=_dims(args) if args.symbolic else None,
+    )
+    return result, result_inputs(result, inputs) if args.symbolic else inputs
+
+
 def _symbolic_inputs(args: argparse.Namespace) -> Any:
     """``--input`` with named sizes and ``--forward-kwarg``, as a symbolic trace takes them."""
     from .tracing.inputs import Arg, InputSpec
@@ -229,7 +241,7 @@ def _symbolic_inputs(args: argparse.Namespace) -> Any:
 
 def result_inputs(result: Any, inputs: Any) -> Any:
     """The inputs at a symbolic trace's example sizes (what the inspection sections trace)."""
-    from .tracing.symbolic import parse_symbolic
+    from .tracing.named_inputs import parse_symbolic
 
     return parse_symbolic(inputs).concrete(result.symbolic["example"])
 
@@ -255,7 +267,9 @@ def _domain(args: argparse.Namespace) -> int:
     model = build_model(args.spec)
     inputs = _symbolic_inputs(args)
     try:
-        result = symbolic_trace(model, inputs, dims=_dims(args), device=args.device, dtype=args.dtype, train=args.train)
+        result = symbolic_trace(
+            model, inputs, dims=_dims(args), device=args.device, dtype=args.dtype, train=args.train
+        )
     except ShapeMismatchError as err:
         print(f"ShapeMismatchError: {err}")
         return EXIT_FAILED
@@ -265,7 +279,12 @@ def _domain(args: argparse.Namespace) -> int:
     smallest = domain.smallest()
     output = formula_text(result.layers[0].output_formula)
     if args.json:
-        payload = {"ok": True, **domain.to_dict(), "smallest": smallest, "output": result.layers[0].output_formula}
+        payload = {
+            "ok": True,
+            **domain.to_dict(),
+            "smallest": smallest,
+            "output": result.layers[0].output_formula,
+        }
         print(json.dumps(payload, indent=2, sort_keys=True))
         return EXIT_OK
     print(f"{args.spec} takes {', '.join(domain.inputs)} for: {domain}")

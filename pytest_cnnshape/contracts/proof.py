@@ -138,7 +138,10 @@ def _input_shape(spec: ShapeSpec, sizes: Mapping[str, Any]) -> list[Any]:
 
 
 def _fits(
-    expected: ShapeSpec, output: list[Callable[[Mapping[str, Any]], Any]], spec: ShapeSpec, grid: Mapping[str, Any]
+    expected: ShapeSpec,
+    output: list[Callable[[Mapping[str, Any]], Any]],
+    spec: ShapeSpec,
+    grid: Mapping[str, Any],
 ) -> torch.Tensor:
     """Where on the grid the output (its formula per dimension) fits the expected spec."""
     import torch
@@ -175,7 +178,7 @@ def prove(
     """The contract checked at every input of its domain; Unproven says why it cannot be."""
     import torch
 
-    from ..tracing.symbolic import plan_symbolic
+    from ..tracing.symbolic_follow import plan_symbolic
 
     if any(d.kind == "rest" for d in expected.dims):
         raise Unproven("an expected output with '...' is checked by hypothesis")
@@ -227,7 +230,9 @@ def _index(grid: _Grid, point: Mapping[str, int]) -> int:
     return int(torch.nonzero(hit).flatten()[0])
 
 
-def _follow(plan: Any, probe: Callable[[Any], Any]) -> tuple[InputDomain, list[Callable[[Mapping[str, Any]], Any]]]:
+def _follow(
+    plan: Any, probe: Callable[[Any], Any]
+) -> tuple[InputDomain, list[Callable[[Mapping[str, Any]], Any]]]:
     """The domain of the branch at the plan's example, and the output's formula per dimension."""
     from ..tracing.formulas import compile_expr
     from ..tracing.symbolic import size_expr

@@ -24,13 +24,12 @@ from ..shapes.tree import Shape, format_shape
 
 if TYPE_CHECKING:
     import torch
-
-    from .proof import Proof
     from hypothesis import settings as Settings
     from hypothesis import strategies as st
     from torch import nn
 
     from ..tracing.records import ShapeTrace
+    from .proof import Proof
 
 __tracebackhide__ = True
 
@@ -191,11 +190,11 @@ def assert_shape_contract(
     expected = None if expected_fn is not None else parse_expected(output, "contract output")
     fallback = "symbolic=False" if not symbolic else None
     if symbolic:
-        proof, fallback = _proven(model, shapes, expected, dims, device, strategy_options)
+        proof, fallback = _proven(model, shapes, expected, dims=dims, device=device, options=strategy_options)
         if proof is not None and proof.holds:
             return ContractResult("symbolic", proof.inputs)
         if proof is not None:
-            error = _proof_error(model, shapes, output, proof, expected, device)
+            error = _proof_error(model, shapes, output, proof, expected=expected, device=device)
             if error is not None:
                 raise error
             fallback = "the symbolic check named a failing input where a plain forward fits the contract"
@@ -251,6 +250,7 @@ def _proven(
     model: nn.Module,
     shapes: Any,
     expected: Any,
+    *,
     dims: Mapping[str, Any] | None,
     device: str | torch.device,
     options: Mapping[str, Any],
@@ -297,7 +297,7 @@ def _probe(model: nn.Module) -> Callable[[Any], Any]:
 
 
 def _proof_error(
-    model: nn.Module, shapes: Any, output: Any, proof: Proof, expected: Any, device: str | torch.device
+    model: nn.Module, shapes: Any, output: Any, proof: Proof, *, expected: Any, device: str | torch.device
 ) -> ShapeContractError | None:
     """The contract error for the smallest failing input the proof found, diagnosed; None when
     a plain forward there fits the contract after all (the proof is then not trusted)."""
@@ -306,7 +306,13 @@ def _proof_error(
     shape = proof.failing[0]
     names = parse_shape(shapes, "contract input").bind(shape)
     error, fails = _diagnosed(
-        model, output, ContractViolation(shape, names), expected, device, found=_found(proof), domain=proof.domain,
+        model,
+        output,
+        ContractViolation(shape, names),
+        expected,
+        device,
+        found=_found(proof),
+        domain=proof.domain,
         method="symbolic",
     )
     return error if fails else None

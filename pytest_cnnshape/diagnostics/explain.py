@@ -78,7 +78,7 @@ def symbolic_trace(
     fails), with each row's formula and the domain; or, where the engine cannot follow the
     model, the concrete trace with a note saying why."""
     from ..errors import SymbolicError
-    from ..tracing.symbolic import attach, plan_symbolic
+    from ..tracing.symbolic_follow import attach, plan_symbolic
 
     plan = plan_symbolic(model, inputs, dims=dims, dtype=dtype, train=train)
     result = traced(model, plan.concrete(), (), device=device, dtype=dtype, train=train, flow=flow)
@@ -109,7 +109,7 @@ def input_domain(
     example takes, and it says so. Raises ShapeMismatchError when the model fails
     at the example, SymbolicError (one line) when the engine cannot follow it.
     """
-    from ..tracing.symbolic import attach, plan_symbolic
+    from ..tracing.symbolic_follow import attach, plan_symbolic
 
     plan = plan_symbolic(model, inputs, dims=dims, dtype=dtype, train=train)
     if plan.refused is not None:
@@ -120,7 +120,9 @@ def input_domain(
     return result.domain
 
 
-def _prober(model: nn.Module, dtype: torch.dtype | str | None, train: bool) -> Callable[[Any], ShapeTrace | None]:
+def _prober(
+    model: nn.Module, dtype: torch.dtype | str | None, train: bool
+) -> Callable[[Any], ShapeTrace | None]:
     """Plain meta forwards at other sizes, undiagnosed: a trace, or None when it fails."""
     from ..tracing.records import ShapeTrace
     from ..tracing.tracer import prober

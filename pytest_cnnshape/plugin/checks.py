@@ -150,7 +150,6 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
     return None
 
 
-
 def inspection_problems(
     check: ModelCheck,
     run: RunOptions,

@@ -210,7 +210,7 @@ class FailureContext:
         if self.probe is None:
             return None
         from .records import ShapeTrace
-        from .symbolic import domain_near
+        from .symbolic_follow import domain_near
 
         probe = self.probe
 

@@ -78,14 +78,14 @@ class Writer:
             return str(expr)
         return self._write(sympy.sympify(expr))
 
-    def _write(self, e: sympy.Expr) -> str:  # noqa: C901, PLR0911  (one branch per kind of node)
+    def _write(self, e: sympy.Expr) -> str:  # noqa: C901  (one branch per kind of node)
         if isinstance(e, sympy.Integer):
             return str(int(e))
         if isinstance(e, sympy.Symbol):
             name = self.names.get(e)
             if name is None:
                 raise Unwritable(f"a size the input does not name ({e})")
-            return name
+            return str(name)
         if isinstance(e, sympy.Add):
             return self._add(e)
         if isinstance(e, sympy.Mul):
@@ -99,7 +99,11 @@ class Writer:
             return self._division(a + b - 1, b, "//")
         if isinstance(e, sympy.Pow) and isinstance(e.exp, sympy.Integer) and 1 < int(e.exp) <= 4:
             return "*".join([_wrap(self._write(e.base))] * int(e.exp))
-        if isinstance(e, tf.PowByNatural) and isinstance(e.args[1], sympy.Integer) and 1 < int(e.args[1]) <= 4:
+        if (
+            isinstance(e, tf.PowByNatural)
+            and isinstance(e.args[1], sympy.Integer)
+            and 1 < int(e.args[1]) <= 4
+        ):
             return "*".join([_wrap(self._write(e.args[0]))] * int(e.args[1]))
         if isinstance(e, (tf.TruncToInt, tf.FloorToInt)):
             return self._write(_scaled(e.args[0]))
@@ -236,7 +240,7 @@ def _reduce(e: sympy.Expr) -> sympy.Expr:
     if not e.args:
         return e
     args = [_reduce(a) for a in e.args]
-    if isinstance(e, _FLOOR_DIVS) or isinstance(e, _MODS):
+    if isinstance(e, (*_FLOOR_DIVS, *_MODS)):
         a, b = args
         if isinstance(b, sympy.Integer) and int(b) > 0:
             step, rest = _split_multiple(sympy.expand(a), int(b))
@@ -355,7 +359,12 @@ def normalised(relation: sympy.Basic, positive: frozenset[sympy.Symbol] = frozen
     if not scaled.is_Integer:
         if kind in (sympy.Eq, sympy.Ne):
             return relation  # never holds (or always): said as it is
-        rounded = {sympy.Ge: sympy.ceiling, sympy.Lt: sympy.ceiling, sympy.Gt: sympy.floor, sympy.Le: sympy.floor}
+        rounded = {
+            sympy.Ge: sympy.ceiling,
+            sympy.Lt: sympy.ceiling,
+            sympy.Gt: sympy.floor,
+            sympy.Le: sympy.floor,
+        }
         scaled = rounded[kind](scaled)
     try:
         return kind(primitive, scaled, evaluate=False)
@@ -466,7 +475,7 @@ _RELATIONS: dict[type, Callable[[Any, Any], Any]] = {
 }
 
 
-def compile_expr(expr: Any, names: Mapping[sympy.Symbol, str]) -> Evaluator:  # noqa: C901, PLR0911
+def compile_expr(expr: Any, names: Mapping[sympy.Symbol, str]) -> Evaluator:  # noqa: C901
     """A function of the named sizes computing ``expr`` (a size or a condition) exactly.
 
     Integer arithmetic only (floor division and remainder as Python has them), so it

@@ -133,8 +133,11 @@ def pattern(allowed: torch.Tensor, period_bound: int) -> NameSet:
         return NameSet(allowed, low, last)
     tail = allowed[n // 2 :]
     period = next(
-        (p for p in range(1, min(period_bound, tail.numel() // 2) + 1) if period_bound % p == 0
-         and bool(torch.equal(tail[p:], tail[:-p]))),
+        (
+            p
+            for p in range(1, min(period_bound, tail.numel() // 2) + 1)
+            if period_bound % p == 0 and bool(torch.equal(tail[p:], tail[:-p]))
+        ),
         period_bound,
     )
     start = n // 2
@@ -192,7 +195,9 @@ def _regular_from(values: NameSet, low: int) -> bool:
     period, residues = values.period, set(values.residues)
     n = values.allowed.numel()
     sizes = torch.arange(low, n + 1)
-    expected = torch.tensor([(int(s) % period) in residues for s in sizes[: min(len(sizes), 4 * period + 64)]])
+    expected = torch.tensor(
+        [(int(s) % period) in residues for s in sizes[: min(len(sizes), 4 * period + 64)]]
+    )
     return bool(torch.equal(values.allowed[low - 1 : low - 1 + expected.numel()], expected))
 
 
@@ -328,7 +333,9 @@ class InputDomain:
 
     # -- searches ---------------------------------------------------------------------------
 
-    def _candidates(self, name: str, count: int, near: int | None = None, limit: int | None = None) -> list[int]:
+    def _candidates(
+        self, name: str, count: int, near: int | None = None, limit: int | None = None
+    ) -> list[int]:
         """Up to ``count`` sizes of ``name``'s own set: the smallest ones, and with ``near`` as
         many again closest to it (a relation such as a product may need either)."""
         values = self.own_set(name)
@@ -497,7 +504,9 @@ class InputDomain:
     def words(self) -> str:
         """The domain in plain words, e.g. ``H and W at least 32 and multiples of 32``."""
         clauses = self.clauses()
-        text = "; ".join(clauses) if clauses else f"any {_join(list(self.names))}" if self.names else "any input"
+        text = (
+            "; ".join(clauses) if clauses else f"any {_join(list(self.names))}" if self.names else "any input"
+        )
         if self.branches:
             example = ", ".join(f"{n}={v}" for n, v in self.example.items())
             text += (
@@ -591,8 +600,13 @@ def _pattern_condition(name: str, values: NameSet, source: Condition) -> Conditi
         return (v >= low) & torch.isin(v % period, residues)
 
     return Condition(
-        text=source.text, holds=holds, names=frozenset({name}), period=period, kind=source.kind,
-        layer=source.layer, where=source.text,
+        text=source.text,
+        holds=holds,
+        names=frozenset({name}),
+        period=period,
+        kind=source.kind,
+        layer=source.layer,
+        where=source.text,
     )
 
 

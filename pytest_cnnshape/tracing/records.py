@@ -310,7 +310,7 @@ def formula_json(tree: FormulaTree) -> Any:
 def formula_tree(value: Any) -> FormulaTree:
     """A formula tree back from ``formula_json`` (lists come back as tuples)."""
     if value is None or isinstance(value, str):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, dict):
         return {k: formula_tree(v) for k, v in value.items()}
     return tuple(formula_tree(v) for v in value)

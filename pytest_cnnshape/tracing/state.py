@@ -281,9 +281,7 @@ def meta_twin(t: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def meta_weights(
-    view: ModelView, twin: Callable[[torch.Tensor], torch.Tensor] = meta_twin
-) -> Iterator[None]:
+def meta_weights(view: ModelView, twin: Callable[[torch.Tensor], torch.Tensor] = meta_twin) -> Iterator[None]:
     """Swap parameters and buffers for meta twins (tied tensors share one twin).
 
     ``twin`` makes them: a symbolic trace swaps in fake tensors the same way.

@@ -143,5 +143,7 @@ def symbolic_lines(symbolic: dict[str, Any]) -> list[str]:
 def render_trace(trace: ShapeTrace, max_depth: int | None = None) -> str:
     """The whole table with totals; folded to ``max_depth`` levels when given."""
     formulas = any(r.output_formula is not None for r in trace.layers)
-    body = grid(layer_rows(trace.layers, max_depth, formulas=formulas), SYMBOLIC_HEADERS if formulas else HEADERS)
+    body = grid(
+        layer_rows(trace.layers, max_depth, formulas=formulas), SYMBOLIC_HEADERS if formulas else HEADERS
+    )
     return body + "\n" + "\n".join(totals_lines(trace))

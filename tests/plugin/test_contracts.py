@@ -86,7 +86,10 @@ def test_declared_contracts_pass_or_show_the_smallest_failing_input(project: pyt
         ]
     )
     result.stdout.fnmatch_lines(
-        ["Contract: B x 3 x H x W -> B x 10 proven at all 65,536 inputs of its domain (symbolic shapes): passed"]
+        [
+            "Contract: B x 3 x H x W -> B x 10 proven at all 65,536 inputs of its domain "
+            "(symbolic shapes): passed"
+        ]
     )
     result.stdout.fnmatch_lines(
         [
