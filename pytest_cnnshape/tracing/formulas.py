@@ -283,23 +283,34 @@ def tidy(expr: Any) -> Any:
             x, m = inner.args
             return tf.FloorDiv(x + add * m, m * e.args[1])
     if isinstance(e, sympy.Add):
-        merged = _floor_plus_constant(e)
-        if merged is not None and merged[1] != 0:
-            inner, add = merged
+        scaled = _scaled_floor_plus_constant(e)
+        if scaled is not None:
+            k, inner, add = scaled
             x, m = inner.args
-            return tf.FloorDiv(x + add * m, m)
+            return k * tf.FloorDiv(x + add * m, m)
     return e
 
 
 def _floor_plus_constant(e: sympy.Expr) -> tuple[sympy.Expr, sympy.Integer] | None:
     """``x//m + c`` (one floor division by a positive number, plus an integer) as its parts."""
-    constant, rest = e.as_coeff_Add()
-    if not constant.is_Integer or not isinstance(rest, tf.FloorDiv):
+    scaled = _scaled_floor_plus_constant(e)
+    if scaled is None or scaled[0] != 1:
         return None
-    divisor = rest.args[1]
+    return scaled[1], scaled[2]
+
+
+def _scaled_floor_plus_constant(e: sympy.Expr) -> tuple[int, sympy.Expr, int] | None:
+    """``k*(x//m) + c`` with c a multiple of k (``8*((H - 3)//2) + 8``) as k, ``x//m`` and c/k."""
+    constant, rest = e.as_coeff_Add()
+    if not constant.is_Integer:
+        return None
+    k, inner = rest.as_coeff_Mul() if not isinstance(rest, tf.FloorDiv) else (sympy.Integer(1), rest)
+    if not isinstance(inner, tf.FloorDiv) or not k.is_Integer or int(k) == 0 or int(constant) % int(k):
+        return None
+    divisor = inner.args[1]
     if not isinstance(divisor, sympy.Integer) or int(divisor) <= 0:
         return None
-    return rest, constant
+    return int(k), inner, int(constant) // int(k)
 
 
 def factored(expr: Any) -> Any:

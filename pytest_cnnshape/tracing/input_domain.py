@@ -289,11 +289,23 @@ class InputDomain:
         """Per-name conditions for each condition on several names that holds exactly when each
         name is in a set of its own (on a grid past its period): what its words say."""
         out: list[Condition] = []
-        own = {name: self.own_set(name).allowed for name in self.names}
-        for c in self.coupled:
-            split = _separate(c, own)
-            if split is not None:
+        own = {name: self.own_set(name).allowed.clone() for name in self.names}
+        left = list(self.coupled)
+        while left:  # one split may let another split (its sets narrowed the grid)
+            done = []
+            for c in left:
+                split = _separate(c, own)
+                if split is None:
+                    continue
+                done.append(c)
                 out.extend(split)
+                for part in split:
+                    (name,) = part.names
+                    sizes = torch.arange(1, own[name].numel() + 1, dtype=torch.int64)
+                    own[name] &= torch.as_tensor(part.holds({name: sizes}), dtype=torch.bool)
+            if not done:
+                break
+            left = [c for c in left if c not in done]
         return tuple(out)
 
     def _split(self, c: Condition) -> bool:
@@ -419,12 +431,18 @@ class InputDomain:
             out.update({n: int(stacked[i, best]) for i, n in enumerate(group)})
         return {n: out[n] for n in self.names}
 
-    def sample(self, count: int, *, seed: int = 0, max_size: int = 256) -> list[dict[str, int]]:
-        """``count`` sizes drawn from the domain (sizes up to ``max_size``), reproducibly."""
+    def sample(
+        self, count: int, *, seed: int = 0, max_size: int = 256, limits: Mapping[str, int] | None = None
+    ) -> list[dict[str, int]]:
+        """``count`` sizes drawn from the domain, reproducibly: every size up to ``max_size``, and
+        up to ``limits[name]`` for the names it gives (a small batch)."""
         generator = torch.Generator().manual_seed(seed)
         columns: dict[str, torch.Tensor] = {}
         for group in self.groups():
             grid, inside = self._group_points(group, limit=max_size)
+            for name, limit in (limits or {}).items():
+                if name in grid:
+                    inside = inside & (grid[name] <= limit)
             if not bool(inside.any()):
                 raise ArgumentError(f"no sizes up to {max_size} fit: {self}")
             picks = torch.randint(0, int(inside.sum()), (count,), generator=generator)

@@ -299,16 +299,20 @@ class ShapeTrace:
 
 
 def formula_json(tree: FormulaTree) -> Any:
-    """A formula tree in JSON form: strings as they are, tuples and namedtuples as lists."""
+    """A formula tree in JSON form, as ``to_json`` writes shapes: strings as they are, namedtuples
+    as dicts, tuples as lists."""
     if tree is None or isinstance(tree, str):
         return tree
     if isinstance(tree, dict):
         return {str(k): formula_json(v) for k, v in tree.items()}
+    fields = getattr(tree, "_fields", None)
+    if fields is not None:
+        return {str(k): formula_json(v) for k, v in zip(fields, tree, strict=True)}
     return [formula_json(v) for v in tree]
 
 
 def formula_tree(value: Any) -> FormulaTree:
-    """A formula tree back from ``formula_json`` (lists come back as tuples)."""
+    """A formula tree back from ``formula_json`` (lists come back as tuples, namedtuples as dicts)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, dict):

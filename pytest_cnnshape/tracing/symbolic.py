@@ -85,6 +85,9 @@ _ENGINE = tuple(
         "_logging/",
     )
 )
+_TORCH_INIT = _TORCH_DIR + "__init__.py"
+#: A size used as a bool or a number in Python: how the model's own ``if`` reaches a guard.
+_CONVERSIONS = frozenset({"__bool__", "__int__", "__index__", "__float__"})
 #: Functions whose guards are checks: a False condition raises.
 _CHECKS = frozenset({"_check_with", "_check", "_check_is_size", "check"})
 #: Engine errors that mean a size depends on tensor values, or an op has no symbolic rule.
@@ -143,8 +146,14 @@ def _location(frame: FrameType) -> str:
 
 
 def guard_origin(frame: FrameType | None, layer: str) -> GuardOrigin:
-    """Walk out from torch's guard to the code that used the size."""
-    check = False
+    """Walk out from torch's guard to the code that used the size.
+
+    A check runs inside ``torch._check`` (or nn.functional's ``_verify_*``); the model's
+    own branch reaches the guard from its code through a size used as a bool or an int
+    (``SymBool.__bool__``, ``SymInt.__int__``); anything else is torch's: its Python
+    code, or a C++ op the model called (``x.reshape`` deciding on strides).
+    """
+    check = converted = False
     library = ""
     while frame is not None:
         filename = frame.f_code.co_filename
@@ -152,13 +161,19 @@ def guard_origin(frame: FrameType | None, layer: str) -> GuardOrigin:
             name = frame.f_code.co_name
             if name in _CHECKS or (name.startswith("_verify") and filename.endswith("nn/functional.py")):
                 check = True
+            if name in _CONVERSIONS and filename == _TORCH_INIT:
+                converted = True
             if not library and not filename.startswith(_ENGINE):
                 module = filename[len(_TORCH_DIR) :].removesuffix(".py").replace(os.sep, ".")
                 library = f"torch.{module.removesuffix('.__init__')}.{name}"
         elif not filename.startswith((_OUR_DIR, _SYMPY_DIR, _STDLIB_DIR)) and not filename.startswith("<"):
             if check:
                 return GuardOrigin("check", library or _location(frame), layer)
-            return GuardOrigin("torch" if library else "branch", library or _location(frame), layer)
+            if library:
+                return GuardOrigin("torch", library, layer)
+            if converted:
+                return GuardOrigin("branch", _location(frame), layer)
+            return GuardOrigin("torch", f"a tensor op at {_location(frame)}", layer)
         frame = frame.f_back
     return GuardOrigin("check" if check else "torch", library or "torch", layer)
 
@@ -402,6 +417,8 @@ def run_symbolic(
             finally:
                 recorder.detach()
         records = recorder.finish()
+    if failure is None:
+        _sizes_from_values(records, {symbol for symbol, _ in made.values()})
     return SymbolicRun(
         records=records,
         output=output,
@@ -414,6 +431,24 @@ def run_symbolic(
         failure=failure,
         failed=watch.failed,
     )
+
+
+def _sizes_from_values(records: Sequence[LayerRecord], names: set[sympy.Symbol]) -> None:
+    """SymbolicError when a row's output has a size that is no formula of the names (torch's
+    ``nonzero``, a boolean mask: it depends on the values)."""
+    for record in records:
+        unnamed: list[bool] = []
+        map_shapes(
+            record.output_shape,
+            lambda shape: unnamed.extend(
+                isinstance(v, torch.SymInt) and not v.node.expr.free_symbols <= names for v in shape
+            ),
+        )
+        if any(unnamed):
+            raise SymbolicError(
+                f"{record.label} ({record.type}) makes a size that depends on the values of a tensor "
+                "(nonzero, .item(), a boolean mask...): such a size has no formula of the input sizes"
+            )
 
 
 def _engine_limit(exc: BaseException, recorder: Recorder) -> None:
