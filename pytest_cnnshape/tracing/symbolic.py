@@ -436,19 +436,27 @@ def run_symbolic(
 def _sizes_from_values(records: Sequence[LayerRecord], names: set[sympy.Symbol]) -> None:
     """SymbolicError when a row's output has a size that is no formula of the names (torch's
     ``nonzero``, a boolean mask: it depends on the values)."""
+
+    def unnamed(shape: tuple[Any, ...]) -> bool:
+        return any(isinstance(v, torch.SymInt) and not v.node.expr.free_symbols <= names for v in shape)
+
     for record in records:
-        unnamed: list[bool] = []
-        map_shapes(
-            record.output_shape,
-            lambda shape: unnamed.extend(
-                isinstance(v, torch.SymInt) and not v.node.expr.free_symbols <= names for v in shape
-            ),
-        )
-        if any(unnamed):
+        found: list[bool] = []
+        map_shapes(record.output_shape, _collect(found, unnamed))
+        if any(found):
             raise SymbolicError(
                 f"{record.label} ({record.type}) makes a size that depends on the values of a tensor "
                 "(nonzero, .item(), a boolean mask...): such a size has no formula of the input sizes"
             )
+
+
+def _collect(found: list[bool], test: Callable[[tuple[Any, ...]], bool]) -> Callable[[tuple[Any, ...]], None]:
+    """``test`` of each shape, appended to ``found``."""
+
+    def collect(shape: tuple[Any, ...]) -> None:
+        found.append(test(shape))
+
+    return collect
 
 
 def _engine_limit(exc: BaseException, recorder: Recorder) -> None:

@@ -425,7 +425,7 @@ def test_dims_belong_to_symbolic_traces() -> None:
 def test_a_model_failing_at_its_example_is_diagnosed_as_ever() -> None:
     from pytest_cnnshape import ShapeMismatchError
 
-    with pytest.raises(ShapeMismatchError, match="fix +nn.Conv2d"):
+    with pytest.raises(ShapeMismatchError, match=r"fix +nn\.Conv2d"):
         trace(nn.Conv2d(3, 4, 3), "B x 5 x H x W", symbolic=True, dims={"B": 1, "H": 8, "W": 8})
 
 
