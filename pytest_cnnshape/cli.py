@@ -274,7 +274,9 @@ def _domain(args: argparse.Namespace) -> int:
         print(f"ShapeMismatchError: {err}")
         return EXIT_FAILED
     if result.domain is None:
-        raise SymbolicError(result.note or "torch's symbolic shapes cannot follow this model")
+        raise SymbolicError(
+            (result.symbolic or {}).get("why") or "torch's symbolic shapes cannot follow this model"
+        )
     domain = result.domain
     smallest = domain.smallest()
     output = formula_text(result.layers[0].output_formula)

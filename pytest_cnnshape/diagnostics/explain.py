@@ -87,6 +87,7 @@ def symbolic_trace(
         attach(result, plan.follow(_prober(model, dtype, train)), plan.example)
     except SymbolicError as why:
         sizes = ", ".join(f"{n}={v}" for n, v in plan.example.items())
+        result.symbolic["why"] = str(why)
         note = f"no formulas: {why}; this table is for {sizes} only"
         result.note = f"{result.note}; {note}" if result.note else note
     return result
