@@ -133,6 +133,6 @@ def test_a_model_the_engine_cannot_follow_is_one_line(
     )
     assert code == 1 and out == ""
     assert err.startswith(
-        "cnnshape: SymbolicError: no formulas: (root) (Picky) makes a size that depends on the values"
+        "cnnshape: SymbolicError: (root) (Picky) makes a size that depends on the values"
     )
     assert err.count("\n") == 1
