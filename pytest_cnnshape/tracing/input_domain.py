@@ -574,6 +574,30 @@ def _separate(c: Condition, own: Mapping[str, torch.Tensor]) -> list[Condition] 
     side = max(64, int(_SEPARATE_GRID ** (1 / len(group))))
     if side < 2 * (c.reach + 2) * max(c.period, 1) or any(own[n].numel() < side for n in group):
         return None  # the grid would not reach past the condition's thresholds
+    first = min(side, 64)  # a product's corner is a product: a quick look first rules most out
+    if first < side and _projections(c, own, group, first) is None:
+        return None
+    found = _projections(c, own, group, side)
+    if found is None:
+        return None
+    out = []
+    for name, allowed in zip(group, found, strict=True):
+        if bool(allowed.all()):
+            continue
+        values = pattern(allowed, max(c.period, 1))
+        if values.empty or (values.high is None and not _regular_from(values, values.low or 1)):
+            return None
+        if values.high is not None and values.high > side // 2:
+            return None
+        out.append(_pattern_condition(name, values, c))
+    return out
+
+
+def _projections(
+    c: Condition, own: Mapping[str, torch.Tensor], group: Sequence[str], side: int
+) -> list[torch.Tensor] | None:
+    """Per name, the sizes up to ``side`` at which ``c`` holds for some sizes of the others,
+    when ``c`` holds exactly on their product there (within the names' own sets); else None."""
     axes = [torch.arange(1, side + 1, dtype=torch.int64) for _ in group]
     mesh = torch.meshgrid(*axes, indexing="ij")
     grid = dict(zip(group, mesh, strict=True))
@@ -591,17 +615,7 @@ def _separate(c: Condition, own: Mapping[str, torch.Tensor]) -> list[Condition] 
         product = product.unsqueeze(-1) & p
     if not bool(torch.equal(product.reshape(inside.shape), inside)):
         return None
-    out = []
-    for name, allowed in zip(group, projections, strict=True):
-        if bool(allowed.all()):
-            continue
-        values = pattern(allowed, max(c.period, 1))
-        if values.empty or (values.high is None and not _regular_from(values, values.low or 1)):
-            return None
-        if values.high is not None and values.high > side // 2:
-            return None
-        out.append(_pattern_condition(name, values, c))
-    return out
+    return projections
 
 
 def _pattern_condition(name: str, values: NameSet, source: Condition) -> Condition:

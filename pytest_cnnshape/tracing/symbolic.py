@@ -361,7 +361,8 @@ def _fake_twin(mode: FakeTensorMode) -> Callable[[torch.Tensor], torch.Tensor]:
     batch norm, as slow Python decompositions)."""
 
     def twin(t: torch.Tensor) -> torch.Tensor:
-        fake = mode.from_tensor(torch.empty_like(t, device="meta"), static_shapes=True)
+        with mode:  # made by the mode itself: the same fake tensor as converting one, cheaper
+            fake = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
         if isinstance(t, nn.Parameter):
             return nn.Parameter(fake, requires_grad=t.requires_grad)
         return fake

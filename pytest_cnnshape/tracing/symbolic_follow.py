@@ -408,25 +408,35 @@ def fixed_values(run: SymbolicRun) -> dict[sympy.Expr, int]:
     return out
 
 
-def formula_text(
-    shape: Sequence[Any],
-    run: SymbolicRun,
-    writer: Writer,
-    residues: Mapping[sympy.Symbol, Any],
-    fixed: Mapping[sympy.Expr, int],
-) -> str:
-    """One shape as a spec: ``B x 64 x H//4 x W//4``; each size in its shortest exact form."""
-    if not shape:
-        return "()"
-    parts = []
-    for value in shape:
-        expr = run.simplified(size_expr(value))
-        if not isinstance(expr, int) and sympy.expand(expr) in fixed:
-            parts.append(str(fixed[sympy.expand(expr)]))
-            continue
-        known = under_domain(expr, residues)
-        parts.append(shortest(writer, known, tidy(known), factored(known), expr, tidy(expr)))
-    return " x ".join(parts)
+class SizeWriter:
+    """Writes a run's sizes in the user's names, each in its shortest exact form on the domain
+    (each distinct size once: a network repeats a handful of them)."""
+
+    def __init__(self, run: SymbolicRun, domain: InputDomain) -> None:
+        self.run = run
+        self.writer = Writer(run.names)
+        self.residues = {run.symbols[n]: r for n, r in domain.residues().items()}
+        self.fixed = fixed_values(run)
+        self.written: dict[Any, str] = {}
+
+    def size(self, value: Any) -> str:
+        raw = size_expr(value)
+        if raw not in self.written:
+            self.written[raw] = self._write(self.run.simplified(raw))
+        return self.written[raw]
+
+    def _write(self, expr: Any) -> str:
+        if isinstance(expr, int):
+            return str(expr)
+        expanded = sympy.expand(expr)
+        if expanded in self.fixed:
+            return str(self.fixed[expanded])
+        known = under_domain(expr, self.residues)
+        return shortest(self.writer, known, tidy(known), factored(known), expr, tidy(expr))
+
+    def shape(self, shape: Sequence[Any]) -> str:
+        """One shape as a spec: ``B x 64 x H//4 x W//4``."""
+        return " x ".join(self.size(v) for v in shape) if shape else "()"
 
 
 def attach(result: ShapeTrace, followed: Followed, example: Mapping[str, int]) -> ShapeTrace:
@@ -440,10 +450,8 @@ def attach(result: ShapeTrace, followed: Followed, example: Mapping[str, int]) -
         (a.name, a.call) != (b.name, b.call) for a, b in zip(run.records, result.layers, strict=True)
     ):
         raise SymbolicError("the symbolic forward called other modules than the plain one at the example")
-    writer = Writer(run.names)
-    residues = {run.symbols[n]: r for n, r in domain.residues().items()}
+    sizes = SizeWriter(run, domain)
     evaluators = record_evaluators(run)
-    fixed = fixed_values(run)
     for symbolic, concrete, evaluate in zip(run.records, result.layers, evaluators, strict=True):
         if not shapes_equal(concrete.output_shape, evaluate(example)):
             raise SymbolicError(
@@ -451,9 +459,7 @@ def attach(result: ShapeTrace, followed: Followed, example: Mapping[str, int]) -
                 "computes at the example"
             )
         try:
-            concrete.output_formula = map_shapes(
-                symbolic.output_shape, lambda shape: formula_text(shape, run, writer, residues, fixed)
-            )
+            concrete.output_formula = map_shapes(symbolic.output_shape, sizes.shape)
         except Unwritable as exc:
             raise SymbolicError(f"the output size of {concrete.label} ({concrete.type}) is {exc}") from None
     result.domain = domain
