@@ -132,7 +132,5 @@ def test_a_model_the_engine_cannot_follow_is_one_line(
         capsys, "domain", "models.py:Picky", "-i", "B x 3 x H x W", "--dim", "H=4", "--dim", "W=4"
     )
     assert code == 1 and out == ""
-    assert err.startswith(
-        "cnnshape: SymbolicError: (root) (Picky) makes a size that depends on the values"
-    )
+    assert err.startswith("cnnshape: SymbolicError: (root) (Picky) makes a size that depends on the values")
     assert err.count("\n") == 1

@@ -34,6 +34,7 @@ import logging
 import os
 import sys
 import sysconfig
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ _ENGINE = tuple(
     )
 )
 _TORCH_INIT = _TORCH_DIR + "__init__.py"
+_ENGINE_LOCK = threading.RLock()
 #: A size used as a bool or a number in Python: how the model's own ``if`` reaches a guard.
 _CONVERSIONS = frozenset({"__bool__", "__int__", "__index__", "__float__"})
 #: Functions whose guards are checks: a False condition raises.
@@ -391,7 +393,14 @@ def run_symbolic(
     the model's own failure (it is in ``.failure``); SymbolicError when the engine cannot follow."""
     spec = inputs.concrete(example)
     device = torch.device("meta")
-    with fx_config.patch(backed_size_oblivious=True), _quiet():  # type: ignore[attr-defined]
+    # torch's config and loggers are global: one symbolic forward at a time, in any thread
+    # (the model's own locks first, as every trace takes them, then the engine's)
+    with (
+        exclusive(view.modules),
+        _ENGINE_LOCK,
+        fx_config.patch(backed_size_oblivious=True),  # type: ignore[attr-defined]
+        _quiet(),
+    ):
         env = ShapeEnv(duck_shape=False)
         mode = FakeTensorMode(shape_env=env, allow_non_fake_inputs=True)
         made = {n: _new_symbol(env, n, example[n]) for n in inputs.names}
@@ -403,11 +412,7 @@ def run_symbolic(
         watch = _EngineMode(log)
         output = None
         failure: BaseException | None = None
-        with (
-            exclusive(view.modules),
-            preserved(view, real_run=False, train=train),
-            meta_weights(view, twin=_fake_twin(mode)),
-        ):
+        with preserved(view, real_run=False, train=train), meta_weights(view, twin=_fake_twin(mode)):
             recorder.attach()
             try:
                 with recorder.active(), mode, watch, torch.no_grad():

@@ -438,3 +438,13 @@ def test_the_model_is_left_exactly_as_it_was() -> None:
     input_domain(model, "B x 3 x H x W")
     assert_same(before, model)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_symbolic_traces_in_threads_take_turns_and_agree() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = [CompactUNet(depth=2), signal_net(), CompactUNet(depth=2), signal_net()]
+    specs = ["B x 1 x H x W", "B x 2 x L", "B x 1 x H x W", "B x 2 x L"]
+    with ThreadPoolExecutor(4) as pool:
+        words = list(pool.map(lambda ms: str(input_domain(*ms)), zip(models, specs, strict=True)))
+    assert words == ["H and W at least 4 and multiples of 4; any B", "L at least 35; any B"] * 2
