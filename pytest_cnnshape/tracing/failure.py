@@ -175,6 +175,8 @@ class FailureContext:
     probe: Prober | None = None
     #: The observers that watched this run (``Lineage``, ``FunctionalOps``...).
     observers: tuple[Any, ...] = ()
+    #: The input domains found for size fixes (``domain``), by the example they were followed at.
+    domains: dict[tuple[int, ...] | None, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def observed(self, kind: type[_T]) -> _T | None:
         """The observer of this class that watched the run, if one did."""
@@ -202,11 +204,17 @@ class FailureContext:
             return None
         return Flow(lineage, functional, again)
 
-    @cached_property
-    def domain(self) -> Any:
-        """The sizes the model runs at, found from this failing input by torch's symbolic shapes
-        (``symbolic.NearbyDomain``); None where the engine cannot follow the model. Imported and
-        run only when a rule asks (a size fix)."""
+    def domain(self, example: Sequence[int] | None = None) -> Any:
+        """The sizes the model runs at, by torch's symbolic shapes (``symbolic_follow.NearbyDomain``):
+        followed at ``example`` (a first-input shape where the model runs) or, without one,
+        found from this failing input; None where the engine cannot follow the model.
+        Imported and run only when a rule asks (a size fix), once per example."""
+        key = None if example is None else tuple(example)
+        if key not in self.domains:
+            self.domains[key] = self._domain(key)
+        return self.domains[key]
+
+    def _domain(self, example: tuple[int, ...] | None) -> Any:
         if self.probe is None:
             return None
         from .records import ShapeTrace
@@ -218,7 +226,9 @@ class FailureContext:
             result = probe(inputs)
             return result if isinstance(result, ShapeTrace) else None
 
-        return domain_near(probe.view, self.inputs, dtype=probe.dtype, train=probe.train, probe=plain)
+        return domain_near(
+            probe.view, self.inputs, dtype=probe.dtype, train=probe.train, probe=plain, start=example
+        )
 
     @property
     def model(self) -> nn.Module:

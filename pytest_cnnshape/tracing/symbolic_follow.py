@@ -490,12 +490,19 @@ class NearbyDomain:
 
 
 def domain_near(
-    view: ModelView, inputs: InputSpec, *, dtype: torch.dtype, train: bool, probe: Probe
+    view: ModelView,
+    inputs: InputSpec,
+    *,
+    dtype: torch.dtype,
+    train: bool,
+    probe: Probe,
+    start: Sequence[int] | None = None,
 ) -> NearbyDomain | None:
-    """The domain of the sizes the model runs at, found from ``inputs`` where it fails: the
-    first input's sides named, the nearest sizes where it runs found by the engine (fewest
-    sides changed), the domain there. None where the engine cannot follow the model or finds
-    no such sizes."""
+    """The domain of the sizes the model runs at, for ``inputs`` where it fails: the first
+    input's sides named, the model followed at ``start`` (a first-input shape where it runs,
+    found by a quick search) or, without one, at the nearest sizes where it runs found by the
+    engine (fewest sides changed). None where the engine cannot follow the model or finds no
+    such sizes."""
     shape = inputs.first_shape()
     names = CONVENTIONAL_NAMES.get(len(shape)) if shape is not None else None
     if (
@@ -503,16 +510,21 @@ def domain_near(
         or names is None
         or len(shape) < 3
         or any(isinstance(v, torch.Tensor) for v in inputs.tensors())
+        or (start is not None and (len(start) != len(shape) or tuple(start[:2]) != tuple(shape[:2])))
     ):
         return None
     sides = tuple(names[2:])
+    given = dict(zip(sides, shape[2:], strict=True))
     try:
         refuse(view)
         parsed = parse_symbolic(with_named_first(inputs, " x ".join([str(shape[0]), str(shape[1]), *sides])))
-        given = dict(zip(sides, shape[2:], strict=True))
-        parsed.defaults.update(given)
         with guarded(view.root, type_name(view.root)):
-            _, run = find_example(view, parsed, dtype=dtype, train=train, round_sizes=False)
+            if start is not None:
+                example = dict(zip(sides, start[2:], strict=True))
+                run = run_symbolic(view, parsed, example, dtype=dtype, train=train)
+            else:
+                parsed.defaults.update(given)
+                _, run = find_example(view, parsed, dtype=dtype, train=train, round_sizes=False)
             if run.failure is not None:
                 return None
             domain = build_domain(run, parsed, probe)

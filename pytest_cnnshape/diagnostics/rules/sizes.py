@@ -391,11 +391,12 @@ def _functional(ctx: FailureContext, call: FunctionalCall) -> Diagnosis:
 
 def _input_candidates(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate]:
     """The input that fits, grown per axis (the main fix unless the layer is the natural one):
-    from the sizes the model runs at (``domain_input``), else found by tracing at other sizes."""
-    from_domain = domain_input(ctx, facts)
+    exactly, from the model's input domain followed where a quick search by tracing finds it
+    runs (``domain_input``); the search's own answer where the engine cannot follow."""
+    minimum, run = minimum_input(ctx)
+    from_domain = domain_input(ctx, facts, minimum if isinstance(run, ShapeTrace) else None)
     if from_domain is not None:
         return from_domain
-    minimum, _ = minimum_input(ctx)
     given = ctx.model_input_shape()
     if minimum is None or given is None:
         return []
@@ -514,12 +515,15 @@ def _pool_padding(ctx: FailureContext, module: nn.Module) -> Diagnosis | None:
 _MULTIPLES = (2, 4, 8, 16, 32, 64, 128)
 
 
-def domain_input(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate] | None:
+def domain_input(
+    ctx: FailureContext, facts: dict[str, object], example: Shape | None = None
+) -> list[Candidate] | None:
     """The input that fits, exactly, from the sizes the model runs at (its input domain, by
-    torch's symbolic shapes): each side that fits kept, each other one grown to the smallest
-    size its domain allows, or the nearest sizes that fit when the sides are tied (a fixed
-    Linear). None where the engine cannot follow the model."""
-    near = ctx.domain
+    torch's symbolic shapes, followed at ``example`` where it runs, or found from the failing
+    input): each side that fits kept, each other one grown to the smallest size its domain
+    allows, or the nearest sizes that fit when the sides are tied (a fixed Linear). None
+    where the engine cannot follow the model."""
+    near = ctx.domain(example)
     given = ctx.model_input_shape()
     if near is None or given is None:
         return None
@@ -562,11 +566,14 @@ def _grows_freely(domain: Any, name: str) -> bool:
     return free and not any(name in c.names for c in domain.coupled)
 
 
-def domain_multiple(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate] | None:
-    """The multiple the input sides must be, exactly, from the model's input domain: the
-    smallest sizes of at least the given ones that are in it. None where the engine cannot
-    follow the model (or its sides have no common multiple)."""
-    near = ctx.domain
+def domain_multiple(
+    ctx: FailureContext, facts: dict[str, object], example: Shape | None = None
+) -> list[Candidate] | None:
+    """The multiple the input sides must be, exactly, from the model's input domain (followed
+    at ``example`` where it runs, or found from the failing input): the smallest sizes of at
+    least the given ones that are in it. None where the engine cannot follow the model (or
+    its sides have no common multiple)."""
+    near = ctx.domain(example)
     given = ctx.model_input_shape()
     if near is None or given is None:
         return None
@@ -587,13 +594,13 @@ def domain_multiple(ctx: FailureContext, facts: dict[str, object]) -> list[Candi
     if not domain.contains(sizes):
         return None
     fitted = near.shape(sizes)
-    example = "x".join(map(str, fitted))
+    text = "x".join(map(str, fitted))
     sides = given[2:]
     pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(fitted[2:], sides, strict=True))))
     facts.update(multiple=m, example=list(fitted), domain=domain.words())
     return [
         Candidate(
-            TransformInput(f"input sides that are multiples of {m}, e.g. {example}", shape=fitted),
+            TransformInput(f"input sides that are multiples of {m}, e.g. {text}", shape=fitted),
             note="the map sizes round down on the way down and double on the way up; pad the input to "
             f"it: F.pad(x, ({pad})); the model runs for {domain.words()} (torch's symbolic shapes)",
         )
@@ -602,15 +609,36 @@ def domain_multiple(ctx: FailureContext, facts: dict[str, object]) -> list[Candi
 
 def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate]:
     """Sizes that differ by rounding (a U-Net skip, an unpooling): the multiple the input sides
-    must be (2^depth), from the model's input domain (``domain_multiple``), else found by
-    tracing the nearest such sizes."""
-    from_domain = domain_multiple(ctx, facts)
+    must be (2^depth), exactly, from the model's input domain followed where a quick search by
+    tracing the nearest multiples finds it runs (``domain_multiple``); the search's own answer
+    where the engine cannot follow."""
+    found = _nearest_multiple(ctx)
+    from_domain = domain_multiple(ctx, facts, found[1] if found is not None else None)
     if from_domain is not None:
         return from_domain
     shape = ctx.model_input_shape()
+    if found is None or shape is None:
+        return []
+    m, fitted = found
+    example = "x".join(map(str, fitted))
+    pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(fitted[2:], shape[2:], strict=True))))
+    facts.update(multiple=m, example=list(fitted))
+    return [
+        Candidate(
+            TransformInput(f"input sides that are multiples of {m}, e.g. {example}", shape=fitted),
+            note="the map sizes round down on the way down and double on the way up; pad "
+            f"the input to it: F.pad(x, ({pad}))",
+        )
+    ]
+
+
+def _nearest_multiple(ctx: FailureContext) -> tuple[int, Shape] | None:
+    """The least multiple (2, 4, 8...) the model runs at, rounding the input's sides up to it
+    (and one step further), with the input it runs at."""
+    shape = ctx.model_input_shape()
     probe = ctx.probe
     if shape is None or probe is None or len(shape) < 3:
-        return []
+        return None
     sides = shape[2:]
     for m in _MULTIPLES:
         if all(s % m == 0 for s in sides):
@@ -621,15 +649,5 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
             isinstance(probe(ctx.inputs.with_first_shape((*shape[:2], *c))), ShapeTrace)
             for c in (first, second)
         ):
-            fitted = (*shape[:2], *first)
-            example = "x".join(map(str, fitted))
-            pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(first, sides, strict=True))))
-            facts.update(multiple=m, example=list(fitted))
-            return [
-                Candidate(
-                    TransformInput(f"input sides that are multiples of {m}, e.g. {example}", shape=fitted),
-                    note="the map sizes round down on the way down and double on the way up; pad "
-                    f"the input to it: F.pad(x, ({pad}))",
-                )
-            ]
-    return []
+            return m, (*shape[:2], *first)
+    return None
