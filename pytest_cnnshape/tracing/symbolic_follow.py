@@ -21,6 +21,7 @@ diagnostics' size fixes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -255,7 +256,7 @@ class SymbolicPlan:
             if run.failure is not None:
                 raise SymbolicError(
                     f"torch's symbolic shapes cannot run {type_name(self.module)} at {_sizes(self.example)}, "
-                    f"where a plain forward runs ({_short(run.failure)})"
+                    f"where a plain forward runs ({_short(run.failure, run)})"
                 )
             domain = build_domain(run, self.inputs, probe)
         return Followed(run, domain, self.inputs)
@@ -292,9 +293,12 @@ def _sizes(sizes: Mapping[str, int]) -> str:
     return ", ".join(f"{n}={v}" for n, v in sizes.items())
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, run: SymbolicRun) -> str:
+    """The first line of the engine's error, torch's symbols written as the user's names."""
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
+    names = {str(symbol): name for symbol, name in run.names.items()}
+    first = re.sub(r"\b[su]\d+\b", lambda m: names.get(m.group(0), "a size"), first)
     return first if len(first) <= 160 else first[:157] + "..."
 
 
