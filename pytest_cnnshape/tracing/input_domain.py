@@ -11,15 +11,18 @@ Each name's own set (the conditions on that name alone) is computed exactly by
 evaluating them at every size up to a bound past which they repeat (floor
 divisions and remainders by constants make a condition periodic once its
 comparisons settle): that is what the words describe, "H and W at least 32 and
-multiples of 32", "H from 224 to 255", "L at least 335". Conditions on several
-names at once are said as relations in the spec syntax (``(H//32)*(W//32) = 49``)
-with, for equal sides, what that means: "with H = W: from 224 to 255".
+multiples of 32", "H from 224 to 255", "L at least 335". A condition on several
+names that holds exactly on a product of per-name sets (a view into windows:
+``H*W = 16*(H//4)*(W//4)``) is said per name too; the others are said as relations
+in the spec syntax (``(H//32)*(W//32) = 49``) with, for equal sides, what that
+means: "with H = W: H and W from 224 to 255". ``contains`` always evaluates the
+conditions themselves.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -50,7 +53,8 @@ class Condition:
     #: True (or a bool tensor) where the condition holds.
     holds: Evaluator
     names: frozenset[str]
-    #: Product of the divisors and the largest constant in it: how far it must be evaluated.
+    #: The least common multiple of its divisors and its largest added constant: how far it
+    #: must be evaluated to have settled into repeating.
     period: int = 1
     reach: int = 0
     #: ``"check"`` (torch refuses other sizes), ``"branch"`` (the forward would take another path).
@@ -640,8 +644,3 @@ def _pattern_condition(name: str, values: NameSet, source: Condition) -> Conditi
         layer=source.layer,
         where=source.text,
     )
-
-
-def conditions_text(conditions: Iterable[Condition]) -> list[str]:
-    """The texts of conditions, each once, in order."""
-    return list(dict.fromkeys(c.text for c in conditions))
