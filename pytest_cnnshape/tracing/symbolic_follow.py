@@ -186,6 +186,11 @@ def _roundest(domain: InputDomain, point: dict[str, int], start: Mapping[str, in
     return out
 
 
+def _given(name: str, size: int) -> Condition:
+    """The condition that ``name`` keeps the size the caller gave it."""
+    return Condition(f"{name} = {size}", lambda sizes: sizes[name] == size, frozenset({name}))
+
+
 def _twos(value: int) -> int:
     return (value & -value).bit_length()
 
@@ -207,7 +212,8 @@ def find_example(
         if not failed.free_symbols <= set(run.names):
             break
         needed = condition(sympy.Not(failed), run, run.origins[run.failed], "check", words=False)
-        domain = InputDomain(inputs.names, (*_prior(run, run.failed), needed), example)
+        given = [_given(name, size) for name, size in inputs.given.items()]  # the caller's sizes stay
+        domain = InputDomain(inputs.names, (*_prior(run, run.failed), needed, *given), example)
         point = domain.nearest(start)
         if point is None:
             break

@@ -370,6 +370,12 @@ def test_the_example_is_found_where_the_model_runs() -> None:
     assert tr.input_shapes == ((2, 1, 28, 28),)
     vgg = trace(vgg_fixed_head(), "B x 3 x H x W", symbolic=True)
     assert vgg.input_shapes == ((2, 3, 224, 224),)
+    # sizes the caller gave stay: W is found for H = 28; no W fits H = 64, which is diagnosed
+    assert trace(lenet5(), "B x 1 x H x W", symbolic=True, dims={"H": 28}).input_shapes == ((2, 1, 28, 28),)
+    from pytest_cnnshape import ShapeMismatchError
+
+    with pytest.raises(ShapeMismatchError, match=r"^7 \(Linear\) cannot take its input"):
+        trace(lenet5(), "B x 1 x H x W", symbolic=True, dims={"H": 64})
 
 
 # -- what the engine cannot follow, and bad input ---------------------------------------------------
