@@ -78,6 +78,7 @@ def report(models: int, repeats: int) -> None:
     from benchmarks.models import resnet50
     from pytest_cnnshape import trace
     from pytest_cnnshape.inspection.collect import record_inspection, record_memory, report_trace
+    from pytest_cnnshape.tracing.request import TraceRequest
 
     shape = (1, 3, 224, 224)
     torch.manual_seed(0)
@@ -88,11 +89,12 @@ def report(models: int, repeats: int) -> None:
         trace(net, shape)  # type: ignore[arg-type]
 
     def inspected(net: object) -> None:
-        _, observation = report_trace(net, shape)  # type: ignore[arg-type]
-        record_inspection({}, net, shape, observation=observation)  # type: ignore[arg-type]
+        request = TraceRequest.of(net, shape)
+        _, observation = report_trace(request)
+        record_inspection({}, request, observation=observation)
 
     def memory(net: object) -> None:
-        record_memory({}, net, shape)  # type: ignore[arg-type]
+        record_memory({}, TraceRequest.of(net, shape))
 
     runs = {"plain": plain, "inspected": inspected, "memory": memory}
     best = {name: [float("inf")] * models for name in runs}

@@ -32,11 +32,12 @@ def picture(model: object, inputs: tuple[int, ...], path: Path) -> Path:
     from pytest_cnnshape import trace
     from pytest_cnnshape.inspection.collect import inspect_model
     from pytest_cnnshape.inspection.settings import module_settings
+    from pytest_cnnshape.tracing.request import TraceRequest
 
     traced = trace(model, inputs, flow=True)  # type: ignore[arg-type]
     return traced.save_html(
         path,
-        inspection=inspect_model(model, inputs),  # type: ignore[arg-type]
+        inspection=inspect_model(TraceRequest.of(model, inputs)),
         modules=module_settings(model),  # type: ignore[arg-type]
     )
 

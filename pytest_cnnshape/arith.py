@@ -14,15 +14,14 @@ functions need no torch; the ``*_of`` helpers read a module's own settings.
     >>> flatten_size((1, 32, 5, 5))
     800
 
-``linear_in_features(features, input_shape)`` traces a feature extractor on meta
-for the number a Linear after it needs; it needs a trace, so it lives in
-``contracts.sizes`` and is reachable here by name (this module imports nothing of
-the package but ``errors``).
+This module imports nothing of the package but ``errors``: it is the bottom layer.
+``pytest_cnnshape.linear_in_features(features, input_shape)``, which traces a feature
+extractor on meta for the number a Linear after it needs, lives with the other sizes
+found by tracing (``contracts.sizes``).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -336,10 +335,3 @@ def kernel_of(module: nn.Module) -> tuple[int, int, int] | None:
     d = per_dim(getattr(module, "dilation", 1), 1)[0]
     s = per_dim(getattr(module, "stride", None) or k, 1)[0]
     return int(k), int(s), int(d)
-
-
-def __getattr__(name: str) -> Any:
-    """``arith.linear_in_features``: defined in ``contracts.sizes`` (it traces), loaded on use."""
-    if name == "linear_in_features":
-        return importlib.import_module(".contracts.sizes", __package__).linear_in_features
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -148,6 +148,8 @@ def _check_args(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     from .errors import ShapeMismatchError
     from .tracing.factory import build_model
+    from .tracing.inputs import InputSpec
+    from .tracing.request import TraceRequest
 
     _check_args(args)
     if args.command == "domain":
@@ -159,20 +161,25 @@ def _run(args: argparse.Namespace) -> int:
 
         print(torchinfo_summary(model, inputs, depth=args.depth if args.depth is not None else 3))
         return EXIT_OK
+    # a symbolic trace's inputs are named sizes: the request takes the example's once it is found
+    given = InputSpec((), {}) if args.symbolic else inputs
+    request = TraceRequest.of(model, given, device=args.device, dtype=args.dtype, train=args.train)
     try:
-        result, inputs = _traced(args, model, inputs)
+        result = _traced(args, request, model, inputs)
     except ShapeMismatchError as err:
         if args.html:
-            _write_html(args, err.trace, model, inputs, diagnostic=err.diagnosis.render())
+            _write_html(args, err.trace, request, diagnostic=err.diagnosis.render())
         if args.json:
             payload = {"ok": False, "error": err.diagnosis.to_dict(), "trace": err.trace.to_dict()}
             print(json.dumps(payload, indent=2, sort_keys=True))
         else:
             print(f"ShapeMismatchError: {err}")
         return EXIT_FAILED
-    sections = _inspection(args, model, inputs)
+    if args.symbolic:
+        request = request.with_inputs(result_inputs(result, inputs))
+    sections = _inspection(args, request)
     if args.html:
-        _write_html(args, result, model, inputs)
+        _write_html(args, result, request)
     if args.json:
         payload = {"ok": True, "trace": result.to_dict()}
         if sections.data:
@@ -214,21 +221,22 @@ def _forward_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _traced(args: argparse.Namespace, model: Any, inputs: Any) -> tuple[Any, Any]:
-    """The trace the command prints, and the inputs at its sizes (the example of a symbolic one)."""
-    from .diagnostics.explain import trace
+def _traced(args: argparse.Namespace, request: Any, model: Any, inputs: Any) -> Any:
+    """The trace the command prints: the request's, or with ``--symbolic`` the model's at the
+    example sizes of the named ``inputs``, with the formulas."""
+    from .diagnostics.explain import symbolic_trace, traced
 
-    result = trace(
+    if not args.symbolic:
+        return traced(request, (), flow=bool(args.html))
+    return symbolic_trace(
         model,
         inputs,
+        dims=_dims(args),
         device=args.device,
         dtype=args.dtype,
         train=args.train,
         flow=bool(args.html),
-        symbolic=args.symbolic,
-        dims=_dims(args) if args.symbolic else None,
     )
-    return result, result_inputs(result, inputs) if args.symbolic else inputs
 
 
 def _symbolic_inputs(args: argparse.Namespace) -> Any:
@@ -295,7 +303,7 @@ def _domain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
+def _inspection(args: argparse.Namespace, request: Any) -> Any:
     """``--params``, ``--flops``, ``--lint`` (with ./pyproject.toml's lint settings)."""
     from pathlib import Path
 
@@ -314,30 +322,22 @@ def _inspection(args: argparse.Namespace, model: Any, inputs: Any) -> Any:
         ignore = (*project.lint_ignore, *check_rule_ids(args.lint_ignore, "--lint-ignore"))
         batch_dim = project.lint_batch_dim
     return inspection_sections(
-        model,
-        inputs,
-        **wanted,
-        optimizer=optimizer,
-        ignore=ignore,
-        device=args.device,
-        depth=args.depth,
-        batch_dim=batch_dim,
+        request, **wanted, optimizer=optimizer, ignore=ignore, depth=args.depth, batch_dim=batch_dim
     )
 
 
-def _write_html(
-    args: argparse.Namespace, result: Any, model: Any, inputs: Any, diagnostic: str | None = None
-) -> None:
+def _write_html(args: argparse.Namespace, result: Any, request: Any, diagnostic: str | None = None) -> None:
     """``--html PATH``: the picture, with MACs, lint findings and module settings."""
     from pathlib import Path
 
     from .inspection.settings import module_settings
 
+    model = request.model
     inspection = None
     if diagnostic is None:
         from .inspection.collect import inspect_model
 
-        inspection = inspect_model(model, inputs, device=args.device)
+        inspection = inspect_model(request.with_mode(False))
     target = Path(args.html)
     try:
         result.save_html(

@@ -180,8 +180,19 @@ def test_bad_arguments_name_the_argument() -> None:
 
 
 def test_linear_in_features_after_a_feature_extractor() -> None:
+    from pytest_cnnshape import linear_in_features
+
     features = nn.Sequential(nn.Conv2d(3, 16, 5), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5), nn.MaxPool2d(2))
-    assert arith.linear_in_features(features, (1, 3, 32, 32)) == 32 * 5 * 5
-    assert arith.linear_in_features(features, (4, 3, 64, 48)) == 32 * 13 * 9
+    assert (
+        linear_in_features(features, (1, 3, 32, 32))
+        == 32 * 5 * 5
+        == features(torch.zeros(1, 3, 32, 32))[0].numel()
+    )
+    assert linear_in_features(features, (4, 3, 64, 48)) == 32 * 13 * 9
     with pytest.raises(ValueError, match="not one"):
-        arith.linear_in_features(nn.Identity(), (5,))
+        linear_in_features(nn.Identity(), (5,))
+
+
+def test_arith_imports_nothing_above_it() -> None:
+    """The formulas are the bottom layer: no name of theirs reaches up to tracing."""
+    assert not hasattr(arith, "linear_in_features")

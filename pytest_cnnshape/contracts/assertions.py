@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
 
 __tracebackhide__ = True
 
@@ -67,24 +68,19 @@ def output_failure_text(
     trace: ShapeTrace,
     mismatches: list[OutputMismatch],
     bindings: Mapping[str, int],
-    model: nn.Module | None = None,
-    inputs: Any = None,
+    request: TraceRequest | None = None,
 ) -> str:
     """The AssertionError text: every mismatch, the layer where each dim diverged and its
-    verified fix (``attribution``), the table. ``inputs``: what the model was traced with
-    (default: the trace's input shapes)."""
+    verified fix (``attribution``, when the ``request`` that made the trace is given), the
+    table."""
     from .attribution import Attribution, explain
 
-    attribution = None
-    if model is not None:
-        given = inputs if inputs is not None else list(trace.input_shapes)
-        if inputs is None and len(trace.input_shapes) == 1 and not trace.input_kwargs:
-            given = trace.input_shapes[0]
-        attribution = Attribution.of(model, given, bindings)
+    attribution = Attribution.of(request, bindings) if request is not None else None
+    view = request.view if request is not None else None
     lines: list[str] = []
     for m in mismatches:
         lines.extend(describe_mismatch(m, bindings))
-        lines.extend(explain(trace, m, model, attribution))
+        lines.extend(explain(trace, m, attribution, view))
     lines.append("")
     lines.append(trace.table())
     return "\n".join(lines)
@@ -107,12 +103,14 @@ def assert_output_shape(
     (``None``, ``-1``, ``*``; ``...`` for any number of dimensions). Several outputs:
     a tuple/list/dict of shapes. A failing forward raises ShapeMismatchError.
     """
-    from ..diagnostics.explain import trace as run_trace
+    from ..diagnostics.explain import traced
+    from ..tracing.request import TraceRequest
 
     bound = bind_inputs(inputs, dims)
     spec = parse_expected(expected)
-    result = run_trace(model, bound.inputs, device=device, dtype=dtype, train=train)
+    request = TraceRequest.of(model, bound.inputs, device=device, dtype=dtype, train=train)
+    result = traced(request, ())
     mismatches = compare_output(spec, result.output_shape, bound.bindings)
     if mismatches:
-        raise OutputShapeError(output_failure_text(result, mismatches, bound.bindings, model, bound.inputs))
+        raise OutputShapeError(output_failure_text(result, mismatches, bound.bindings, request))
     return result

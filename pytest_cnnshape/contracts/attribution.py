@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..tracing.lineage import Lineage, Origin
     from ..tracing.modelview import ModelView
     from ..tracing.records import LayerRecord, ShapeTrace
+    from ..tracing.request import TraceRequest
     from ..tracing.tracer import Prober
 
 
@@ -208,21 +209,21 @@ class Attribution:
     lineage: Lineage | None = None
 
     @classmethod
-    def of(cls, model: nn.Module, inputs: Any, bindings: Mapping[str, int]) -> Attribution | None:
+    def of(cls, request: TraceRequest, bindings: Mapping[str, int]) -> Attribution | None:
+        """The attribution of the trace ``request`` made (None when it cannot run again)."""
         from ..tracing.lineage import Lineage
-        from ..tracing.modelview import ModelView
         from ..tracing.records import ShapeTrace
-        from ..tracing.tracer import prober
+        from ..tracing.tracer import Prober
 
         try:
-            probe = prober(model)
+            probe = Prober.of(request)
             lineage = Lineage()
-            watched = probe(inputs, observers=(lineage,))
+            watched = probe(request.inputs, observers=(lineage,))
         except Exception:  # an input we cannot run again: attribution without the data path
             return None
         if not isinstance(watched, ShapeTrace):
             return None
-        return cls(model, ModelView.of(model), probe, inputs, bindings, watched, lineage)
+        return cls(request.model, request.view, probe, request.inputs, bindings, watched, lineage)
 
     def leaf_of(self, origin: Origin | None, element: int = 0) -> int | None:
         """The leaf call that made a tensor of this origin (through containers and ops)."""
@@ -458,20 +459,14 @@ def _verify(
 def explain(
     trace: ShapeTrace,
     mismatch: OutputMismatch,
-    model: nn.Module | None = None,
     attribution: Attribution | None = None,
+    view: ModelView | None = None,
 ) -> list[str]:
-    """Lines naming, for each wrong dimension, the layer where it diverged and the fix."""
-    from ..tracing.modelview import ModelView
-    from ..tracing.tracer import check_model
-
+    """Lines naming, for each wrong dimension, the layer where it diverged and the fix
+    (``view``: the traced model's, for when no attribution could be made)."""
     if not mismatch.checks:
         return []
-    view = (
-        attribution.view
-        if attribution is not None
-        else (ModelView.of(check_model(model)) if model is not None else None)
-    )
+    view = attribution.view if attribution is not None else view
     final = _at(trace.output_shape, mismatch.path) if mismatch.path else first_shape(trace.output_shape)
     if final is None:
         return []

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
     from .proof import Proof
 
 __tracebackhide__ = True
@@ -181,26 +182,28 @@ def assert_shape_contract(
     from hypothesis import given
 
     from ..shapes.expected import compare_output, parse_expected
+    from ..tracing.inputs import InputSpec
     from ..tracing.records import ShapeTrace
-    from ..tracing.tracer import check_model, prober
+    from ..tracing.request import TraceRequest
+    from ..tracing.tracer import Prober
 
-    model = check_model(model)
     strategy = shape_strategy(shapes, dims, **strategy_options)
+    request = TraceRequest.of(model, InputSpec((), {}), device=device)  # inputs: each drawn shape
     expected_fn: Callable[[Shape], Any] | None = output if callable(output) else None
     expected = None if expected_fn is not None else parse_expected(output, "contract output")
     fallback = "symbolic=False" if not symbolic else None
     if symbolic:
-        proof, fallback = _proven(model, shapes, expected, dims=dims, device=device, options=strategy_options)
+        proof, fallback = _proven(request, shapes, expected, dims=dims, options=strategy_options)
         if proof is not None and proof.holds:
             return ContractResult("symbolic", proof.inputs)
         if proof is not None:
-            error = _proof_error(model, shapes, output, proof, expected=expected, device=device)
+            error = _proof_error(request, shapes, output, proof, expected=expected)
             if error is not None:
                 raise error
             fallback = "the symbolic check named a failing input where a plain forward fits the contract"
     # The search only needs pass/fail: undiagnosed meta runs. The smallest failing
     # input is traced once more at the end, for the full diagnostic.
-    probe = prober(model) if str(device) in ("auto", "meta") else None
+    probe = Prober.of(request) if str(request.device) in ("auto", "meta") else None
 
     def expectation(shape: Shape) -> Any:
         return parse_expected(expected_fn(shape), "contract output") if expected_fn else expected
@@ -212,7 +215,7 @@ def assert_shape_contract(
             if not isinstance(result, ShapeTrace):
                 raise ContractViolation(shape, names)
         else:
-            result = _traced(model, shape, device, names)
+            result = _traced(request, shape, names)
         if compare_output(expectation(shape), result.output_shape, {**_bindings(shape), **names}):
             raise ContractViolation(shape, names)
 
@@ -224,7 +227,7 @@ def assert_shape_contract(
     try:
         run()
     except ContractViolation as violation:
-        raise _contract_error(model, output, violation, expectation(violation.shape), device) from None
+        raise _contract_error(request, output, violation, expectation(violation.shape)) from None
     return ContractResult("hypothesis", max_examples if settings is None else settings.max_examples, fallback)
 
 
@@ -247,12 +250,11 @@ class ContractResult:
 
 
 def _proven(
-    model: nn.Module,
+    request: TraceRequest,
     shapes: Any,
     expected: Any,
     *,
     dims: Mapping[str, Any] | None,
-    device: str | torch.device,
     options: Mapping[str, Any],
 ) -> tuple[Proof | None, str | None]:
     """The symbolic proof, or None and why it cannot be made."""
@@ -263,15 +265,15 @@ def _proven(
         return None, "the input shapes come from a hypothesis strategy"
     if not isinstance(expected, ShapeSpec):
         return None, "the expected output is a callable or a structure"
-    if str(device) not in ("auto", "meta"):
-        return None, f"device={str(device)!r} asks for real forwards"
+    if str(request.device) not in ("auto", "meta"):
+        return None, f"device={str(request.device)!r} asks for real forwards"
     try:
         proof = prove(
-            model,
+            request.model,
             parse_shape(shapes, "contract input"),
             expected,
             dict(dims or {}),
-            probe=_probe(model),
+            probe=_probe(request),
             square=bool(options.get("square", False)),
             min_side=options.get("min_side", 1),
             max_side=options.get("max_side", 64),
@@ -283,11 +285,12 @@ def _proven(
     return proof, None
 
 
-def _probe(model: nn.Module) -> Callable[[Any], Any]:
+def _probe(request: TraceRequest) -> Callable[[Any], Any]:
+    """Plain meta forwards of the request's model at other inputs: a trace, or None when it fails."""
     from ..tracing.records import ShapeTrace
-    from ..tracing.tracer import prober
+    from ..tracing.tracer import Prober
 
-    probe = prober(model)
+    probe = Prober.of(request)
 
     def run(inputs: Any) -> ShapeTrace | None:
         result = probe(inputs)
@@ -297,7 +300,7 @@ def _probe(model: nn.Module) -> Callable[[Any], Any]:
 
 
 def _proof_error(
-    model: nn.Module, shapes: Any, output: Any, proof: Proof, *, expected: Any, device: str | torch.device
+    request: TraceRequest, shapes: Any, output: Any, proof: Proof, *, expected: Any
 ) -> ShapeContractError | None:
     """The contract error for the smallest failing input the proof found, diagnosed; None when
     a plain forward there fits the contract after all (the proof is then not trusted)."""
@@ -306,11 +309,10 @@ def _proof_error(
     shape = proof.failing[0]
     names = parse_shape(shapes, "contract input").bind(shape)
     error, fails = _diagnosed(
-        model,
+        request,
         output,
         ContractViolation(shape, names),
         expected,
-        device,
         found=_found(proof),
         domain=proof.domain,
         method="symbolic",
@@ -325,12 +327,12 @@ def _found(proof: Proof) -> str:
     )
 
 
-def _traced(model: nn.Module, shape: Shape, device: str | torch.device, names: dict[str, int]) -> ShapeTrace:
-    from ..diagnostics.explain import trace
+def _traced(request: TraceRequest, shape: Shape, names: dict[str, int]) -> ShapeTrace:
+    from ..diagnostics.explain import traced
     from ..errors import ShapeMismatchError
 
     try:
-        return trace(model, shape, device=device)
+        return traced(request.with_inputs(shape), ())
     except ShapeMismatchError:
         raise ContractViolation(shape, names) from None
 
@@ -342,42 +344,42 @@ def _bindings(shape: Shape) -> dict[str, int]:
 
 
 def _contract_error(
-    model: nn.Module,
+    request: TraceRequest,
     output: Any,
     violation: ContractViolation,
     expected: Any,
-    device: str | torch.device,
     *,
     found: str = "the smallest failing input hypothesis found",
     domain: str = "",
 ) -> ShapeContractError:
     """Trace the smallest failing input again, fully diagnosed, for the message."""
-    error, _ = _diagnosed(model, output, violation, expected, device, found=found, domain=domain)
+    error, _ = _diagnosed(request, output, violation, expected, found=found, domain=domain)
     return error
 
 
 def _diagnosed(
-    model: nn.Module,
+    request: TraceRequest,
     output: Any,
     violation: ContractViolation,
     expected: Any,
-    device: str | torch.device,
     *,
     found: str,
     domain: str,
     method: str = "hypothesis",
 ) -> tuple[ShapeContractError, bool]:
     """The contract error at the violation's input, and whether it really fails there."""
-    from ..diagnostics.explain import trace
+    from ..diagnostics.explain import traced
     from ..errors import ShapeMismatchError
     from ..shapes.expected import compare_output
     from .assertions import output_failure_text
 
     shape = violation.shape
+    model = request.model
     cause: ShapeMismatchError | None = None
     fails = True
+    failing = request.with_inputs(shape)
     try:
-        result = trace(model, shape, device=device)
+        result = traced(failing, ())
     except ShapeMismatchError as err:
         cause = err
         text = f"ShapeMismatchError: {err}"
@@ -385,7 +387,7 @@ def _diagnosed(
         bindings = {**_bindings(shape), **violation.names}
         mismatches = compare_output(expected, result.output_shape, bindings)
         fails = bool(mismatches)
-        text = output_failure_text(result, mismatches, bindings, model)
+        text = output_failure_text(result, mismatches, bindings, failing)
     promise = output if isinstance(output, str) else getattr(output, "__name__", repr(output))
     lines = [
         f"{type(model).__name__} breaks its shape contract {promise!r} for input "

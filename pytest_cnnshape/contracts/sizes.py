@@ -33,18 +33,19 @@ def assert_batch_invariant(
     Catches ``view(-1, K)`` folding features into the batch, BatchNorm in train
     mode on one sample, and batch-dependent reshapes. Returns the traces.
     """
-    from ..diagnostics.explain import trace
+    from ..diagnostics.explain import traced
     from ..shapes.tree import first_shape
-    from ..tracing.inputs import parse_inputs
+    from ..tracing.request import TraceRequest
     from .attribution import last_change
 
-    spec = parse_inputs(inputs)
+    request = TraceRequest.of(model, inputs, device=device)
+    spec = request.inputs
     shape = spec.first_shape()
     if shape is None or len(shape) < 1:
         raise SpecError(f"inputs {inputs!r}: give a shape with a batch axis, e.g. (1, 3, 32, 32)")
     traces = []
     for batch in batches:
-        result = trace(model, spec.with_first_shape((batch, *shape[1:])), device=device)
+        result = traced(request.with_inputs(spec.with_first_shape((batch, *shape[1:]))), ())
         out = first_shape(result.output_shape)
         if out is None or not out or out[0] != batch:
             change = last_change(result, 0) if out else None
@@ -77,17 +78,17 @@ def min_input_size(
     side from which no layer runs out of pixels.
     """
     from ..diagnostics.rules.sizes import smallest_fitting_input
-    from ..tracing.inputs import parse_inputs
     from ..tracing.records import ShapeTrace
-    from ..tracing.tracer import prober
+    from ..tracing.request import TraceRequest
+    from ..tracing.tracer import Prober
 
     if ndim not in (1, 2, 3):
         raise ArgumentError(f"ndim={ndim!r}: give 1 (signals), 2 (images) or 3 (volumes)")
     if channels < 1 or batch < 1:
         raise ArgumentError(f"channels={channels!r} and batch={batch!r} must be at least 1")
     start = (batch, channels, *(1,) * ndim)
-    probe = prober(model)
-    found, run = smallest_fitting_input(probe, parse_inputs(start), start, limit=max_side)
+    request = TraceRequest.of(model, start)
+    found, run = smallest_fitting_input(Prober.of(request), request.inputs, start, limit=max_side)
     if found is None:
         raise SizeSearchError(
             f"{type(model).__name__}: no input side up to {max_side} lets every layer "

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..tracing.failure import FailureContext
     from ..tracing.recorder import RunningCall
     from ..tracing.records import LayerRecord
+    from .edits import Transform
     from .patches import Patch
 
 
@@ -208,10 +209,8 @@ def from_model_input(ctx: FailureContext, running: RunningCall) -> bool:
     return found.kind == INPUT and found.index == 0 and not found.reshaped
 
 
-def before_layer(
-    ctx: FailureContext, running: RunningCall, expression: str, *, text: str | None = None
-) -> Patch:
-    """A change of what a layer receives: ``expression`` of ``{x}`` (``{x}.permute(0, 3, 1, 2)``).
+def before_layer(ctx: FailureContext, running: RunningCall, transform: Transform) -> Patch:
+    """A change of what a layer receives: ``transform`` of it (``x.permute(0, 3, 1, 2)``).
 
     At the model input when the layer gets the input itself; in the user's forward
     line when the layer is called there (``self.conv(x.permute(0, 3, 1, 2))``);
@@ -220,11 +219,9 @@ def before_layer(
     from .patches import FeedLayer, TransformInput
     from .source import edit_call_argument
 
-    statement = "x = " + expression.format(x="x")
     if from_model_input(ctx, running):
-        return TransformInput(text or statement, code=statement)
-    edit = edit_call_argument(ctx, running, expression)
+        return TransformInput(transform=transform)
+    edit = edit_call_argument(ctx, running, transform)
     if edit is not None:
         return edit
-    name = running.record.name
-    return FeedLayer(text or f"{statement}   (before calling {name})", name=name, code=statement)
+    return FeedLayer(name=running.record.name, transform=transform)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, ForwardFailed, ShapeMismatchError
+from ..tracing.request import TraceRequest
 from ..tracing.tracer import holding, partial_trace, run
 from . import diagnose
 
@@ -61,7 +62,8 @@ def trace(
         return symbolic_trace(model, inputs, dims=dims, device=device, dtype=dtype, train=train, flow=flow)
     if dims is not None:
         raise ArgumentError("dims= gives the example sizes of a symbolic trace's names; add symbolic=True")
-    return traced(model, inputs, (), device=device, dtype=dtype, train=train, flow=flow)
+    request = TraceRequest.of(model, inputs, device=device, dtype=dtype, train=train)
+    return traced(request, (), flow=flow)
 
 
 def symbolic_trace(
@@ -81,10 +83,11 @@ def symbolic_trace(
     from ..tracing.symbolic_follow import attach, plan_symbolic
 
     plan = plan_symbolic(model, inputs, dims=dims, dtype=dtype, train=train)
-    result = traced(model, plan.concrete(), (), device=device, dtype=dtype, train=train, flow=flow)
+    request = TraceRequest.of(model, plan.concrete(), device=device, dtype=dtype, train=train)
+    result = traced(request, (), flow=flow)
     result.symbolic = {"inputs": list(plan.inputs.texts), "example": dict(plan.example)}
     try:
-        attach(result, plan.follow(_prober(model, dtype, train)), plan.example)
+        attach(result, plan.follow(_prober(request)), plan.example)
     except SymbolicError as why:
         sizes = ", ".join(f"{n}={v}" for n, v in plan.example.items())
         result.symbolic["why"] = str(why)
@@ -115,20 +118,20 @@ def input_domain(
     plan = plan_symbolic(model, inputs, dims=dims, dtype=dtype, train=train)
     if plan.refused is not None:
         raise plan.refused
-    result = traced(model, plan.concrete(), (), device="auto", dtype=dtype, train=train)
-    attach(result, plan.follow(_prober(model, dtype, train)), plan.example)
+    request = TraceRequest.of(model, plan.concrete(), dtype=dtype, train=train)
+    result = traced(request, ())
+    attach(result, plan.follow(_prober(request)), plan.example)
     assert result.domain is not None
     return result.domain
 
 
-def _prober(
-    model: nn.Module, dtype: torch.dtype | str | None, train: bool
-) -> Callable[[Any], ShapeTrace | None]:
-    """Plain meta forwards at other sizes, undiagnosed: a trace, or None when it fails."""
+def _prober(request: TraceRequest) -> Callable[[Any], ShapeTrace | None]:
+    """Plain meta forwards of the request's model at other sizes, undiagnosed: a trace, or None
+    when it fails."""
     from ..tracing.records import ShapeTrace
-    from ..tracing.tracer import prober
+    from ..tracing.tracer import Prober
 
-    probe = prober(model, dtype=dtype, train=train)
+    probe = Prober.of(request)
 
     def run(inputs: Any) -> ShapeTrace | None:
         result = probe(inputs)
@@ -137,24 +140,15 @@ def _prober(
     return run
 
 
-def traced(
-    model: nn.Module,
-    inputs: Any,
-    observers: Sequence[Observer],
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
-    flow: bool = False,
-) -> ShapeTrace:
-    """``trace`` with ``observers`` of its module calls, the data flow recorded with ``flow``."""
+def traced(request: TraceRequest, observers: Sequence[Observer], *, flow: bool = False) -> ShapeTrace:
+    """The request traced with ``observers`` of its module calls, the data flow recorded with ``flow``."""
     if not flow:
-        return watched(model, inputs, observers, device=device, dtype=dtype, train=train)
+        return watched(request, observers)
     from ..tracing.lineage import Lineage
 
     lineage = Lineage()
     try:
-        result = watched(model, inputs, (*observers, lineage), device=device, dtype=dtype, train=train)
+        result = watched(request, (*observers, lineage))
     except ShapeMismatchError as err:
         lineage.annotate(err.trace.layers)
         raise
@@ -162,21 +156,12 @@ def traced(
     return result
 
 
-def watched(
-    model: nn.Module,
-    inputs: Any,
-    observers: Sequence[Observer],
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
-    grad: bool = False,
-) -> ShapeTrace:
-    """``trace`` with observers of the module calls (inspection's data flow, FLOPs, memory);
-    ``grad=True`` records autograd's graph as a training forward does."""
-    with holding(model):  # the diagnosis reads the model too: no other thread's trace meanwhile
+def watched(request: TraceRequest, observers: Sequence[Observer], *, grad: bool = False) -> ShapeTrace:
+    """The request traced with observers of the module calls (inspection's data flow, FLOPs,
+    memory); ``grad=True`` records autograd's graph as a training forward does."""
+    with holding(request):  # the diagnosis reads the model too: no other thread's trace meanwhile
         try:
-            return run(model, inputs, device=device, dtype=dtype, train=train, observers=observers, grad=grad)
+            return run(request, observers=observers, grad=grad)
         except ForwardFailed as failed:
             raise explain(failed) from failed.context.exc
 

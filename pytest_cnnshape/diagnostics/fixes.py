@@ -6,7 +6,8 @@ only the wrong argument changed, so the fix can be pasted over the old line.
 Arguments at their defaults are left out, as people write them. A layer with a
 spectral or weight norm is written with it (``nn.utils.parametrizations
 .spectral_norm(nn.Linear(...))``): torch's generated class names
-(``ParametrizedLinear``) name nothing a user can construct.
+(``ParametrizedLinear``) name nothing a user can construct. ``SPECS`` lists torch's
+layer families and how each argument is read; ``edits`` builds and writes from it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
-from torch.nn.modules.lazy import LazyModuleMixin
 
+from .edits import LayerEdit, product
 from .patches import ReplaceLayer
 
 #: Per layer family: (argument, attribute or callable reading it, default or None = always shown).
@@ -59,7 +60,8 @@ _POOL: _Spec = (
     ("ceil_mode", "ceil_mode", False),
 )
 
-_SPECS: tuple[tuple[type, _Spec], ...] = (
+#: Per torch layer family: its constructor arguments, how each is read, its default.
+SPECS: tuple[tuple[type, _Spec], ...] = (
     (
         nn.Linear,
         (("in_features", "in_features", None), ("out_features", "out_features", None), ("bias", _bias, True)),
@@ -113,96 +115,15 @@ _SPECS: tuple[tuple[type, _Spec], ...] = (
 )
 
 
-def layer_class(module: nn.Module) -> type[nn.Module]:
-    """The class a user writes: a parametrized layer's own (``Linear``, not
-    ``ParametrizedLinear``)."""
-    cls = type(module)
-    if cls.__module__ == "torch.nn.utils.parametrize" and cls.__bases__:
-        return cls.__bases__[0]
-    return cls
-
-
-def _norm_wrappers(module: nn.Module) -> list[str]:
-    """How the layer's weight reparametrizations are written, innermost first, each with
-    ``{}`` for the layer: ``nn.utils.parametrizations.spectral_norm({})``."""
-    out: list[str] = []
-    holder: Any = module._modules.get("parametrizations")
-    if holder is not None:
-        for tensor, chain in holder.items():
-            named = "" if tensor == "weight" else f", name={tensor!r}"
-            for p in list(chain):
-                func = {
-                    "_SpectralNorm": "spectral_norm",
-                    "_WeightNorm": "weight_norm",
-                    "_Orthogonal": "orthogonal",
-                }.get(type(p).__name__)
-                if func is not None:
-                    out.append(f"nn.utils.parametrizations.{func}({{}}{named})")
-    hooks: list[Any] = list(module._forward_pre_hooks.values())
-    for hook in hooks:
-        kind = type(hook)
-        if kind.__module__ == "torch.nn.utils.spectral_norm" and kind.__name__ == "SpectralNorm":
-            named = "" if hook.name == "weight" else f", name={hook.name!r}"
-            out.append(f"nn.utils.spectral_norm({{}}{named})")
-        elif kind.__module__ == "torch.nn.utils.weight_norm" and kind.__name__ == "WeightNorm":
-            named = "" if hook.name == "weight" else f", name={hook.name!r}"
-            out.append(f"nn.utils.weight_norm({{}}{named}, dim={hook.dim})")
-    return out
-
-
-def _literal(value: Any) -> str:
-    """A setting as code: ``3`` for ``(3, 3)``, ``64`` for ``(64,)``, strings quoted."""
-    if isinstance(value, (tuple, list)) and value and all(v == value[0] for v in value):
-        return _literal(value[0])
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_literal(v) for v in value) + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return repr(value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    return _literal(a) == _literal(b)
-
-
 def layer_call(module: nn.Module, **changes: Any) -> str:
-    """``nn.Conv2d(in_channels=3, out_channels=16, kernel_size=3)`` with ``changes`` applied.
-
-    Layers outside the known families fall back to ``nn.Type(...)``.
-    """
-    cls = layer_class(module)
-    name = cls.__name__
-    prefix = "nn." if cls.__module__.startswith("torch.nn") else ""
-    spec = next((s for family, s in _SPECS if issubclass(cls, family)), None)
-    if spec is None:
-        args = ", ".join(f"{k}={_literal(v)}" for k, v in changes.items())
-        return f"{prefix}{name}({args or '...'})"
-    if isinstance(module, LazyModuleMixin):  # the input size is inferred: never written
-        spec = [entry for entry in spec if entry[0] not in ("in_features", "in_channels", "num_features")]
-    parts = []
-    for arg, read, default in spec:
-        if not (arg in changes or callable(read) or hasattr(module, read)):
-            continue  # a setting this class does not have (proj_size of a GRU)
-        value = (
-            changes[arg]
-            if arg in changes
-            else (read(module) if callable(read) else getattr(module, read, None))
-        )
-        usual = getattr(module, "kernel_size", None) if default == "kernel" else default
-        if arg in changes or usual is None or not _same(value, usual):
-            parts.append(f"{arg}={_literal(value)}")
-    text = f"{prefix}{name}({', '.join(parts)})"
-    for wrapper in _norm_wrappers(module):
-        text = wrapper.format(text)
-    return text
-
-
-def product(sizes: Sequence[int]) -> str:
-    """``32 * 5 * 5`` (a single size stays as it is)."""
-    return " * ".join(str(s) for s in sizes)
+    """``nn.Conv2d(in_channels=3, out_channels=16, kernel_size=3)`` with ``changes`` applied
+    (``edits.LayerEdit``: any class, torch's own written from the settings above)."""
+    return LayerEdit(module, changes).text()
 
 
 def layer_fix(name: str, module: nn.Module, **changes: Any) -> ReplaceLayer:
-    """The patch that puts ``layer_call(module, **changes)`` at ``name``."""
-    text = layer_call(module, **changes)
-    return ReplaceLayer(text, name=name, code=text)
+    """The patch that puts ``module`` with ``changes`` at ``name``."""
+    return ReplaceLayer(name, LayerEdit(module, changes))
+
+
+__all__ = ["SPECS", "layer_call", "layer_fix", "product"]

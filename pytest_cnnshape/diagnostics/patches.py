@@ -1,21 +1,21 @@
-"""Fixes as patches: the change a diagnosis proposes, applied to a twin of the model.
+"""Fixes as patches: the change a diagnosis proposes, as data, applied to a twin of the model.
 
-A rule proposes each fix as a ``Patch``, whose ``text`` is what the user reads and
-pastes and whose application is that very text run:
+A rule (or the search over the data flow) proposes each fix as a ``Patch``. A patch is
+data (``edits``: a layer with its settings changed, a new layer, a transform of a
+tensor, an edit of one expression of a forward) and its ``text``, what the user reads
+and pastes, is rendered from that data; nothing is built by evaluating text:
 
-* ``ReplaceLayer``: the layer at a qualified name becomes the module its constructor
-  call builds (``nn.Linear(in_features=800, out_features=10)``: the shown text is
-  evaluated);
-* ``TransformInput``: the model's first input is transformed by a statement
-  (``x = x.permute(0, 3, 1, 2)``) or given another shape;
+* ``ReplaceLayer``: the layer at a qualified name becomes what a recipe builds (the same
+  layer with other settings, or another layer);
+* ``TransformInput``: the model's first input transformed (``x.permute(0, 3, 1, 2)``)
+  or given another shape;
 * ``RetypeInput``: an input given as a shape is made in another dtype (``'8x50:long'``);
-* ``FeedLayer``: forward code hands a layer ``x = <statement>`` of what it received,
-  or of what another layer returned (the view that folded the batch, undone);
-* ``EditSource``: one expression of the user's forward code is replaced
-  (``x.view(-1, 400)`` -> ``torch.flatten(x, 1)``, a shortcut ``x`` ->
-  ``self.downsample(x)``): the method is recompiled from its source with that node
-  swapped and bound to the twin only;
-* ``Patches``: several at once.
+* ``FeedLayer``: forward code hands a layer a transform of what it received, or of what
+  another layer returned (the view that folded the batch, undone);
+* ``EditSource``: one expression of a forward replaced (``x.view(-1, 400)`` ->
+  ``torch.flatten(x, 1)``, a shortcut ``x`` -> ``self.downsample(x)``): the method's
+  syntax tree with that node swapped, compiled and bound to the twin only;
+* ``Patches``: several at once (a fix that needs every site it names).
 
 ``twin(model, patch)`` builds the patched model without touching the user's: every
 module on the path from the root to a changed one is copied shallowly (its own
@@ -23,14 +23,14 @@ registries and hook tables), every other module is shared, so no weight is copie
 the twin is then traced like the model itself (on meta its tensors are swapped for
 meta twins for the run, as for any trace). A patch that cannot be applied to this
 model (the forward's source is not available, a closure over a cell we cannot
-rebuild) raises ``Unpatchable``: the fix stays unverified and is not shown.
+rebuild, settings a class refuses) raises ``Unpatchable``: the fix stays unverified
+and is not shown.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
-import functools
 import linecache
 import types
 from collections import OrderedDict
@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..tracing.inputs import InputSpec, ShapeLeaf, parse_inputs
+from .edits import LayerEdit, NewLayer, Recipe, Transform, Unbuildable
 
 if TYPE_CHECKING:
     from ..tracing.modelview import ModelView
@@ -50,48 +50,18 @@ if TYPE_CHECKING:
 #: What a fix changes, for ranking and for saying what an alternative is.
 LAYER, INPUT, CODE = "layer", "input", "code"
 
-#: The names a fix's code may use.
-_NAMESPACE = {"nn": nn, "torch": torch, "F": F}
-
 
 class Unpatchable(Exception):
     """Internal: this patch cannot be applied to this model; its fix is not verified."""
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(code: str, mode: str) -> types.CodeType:
-    return compile(code, "<cnnshape fix>", mode)
-
-
-def run_statement(code: str, x: Any) -> Any:
-    """``x`` after ``code`` (``x = x.permute(0, 3, 1, 2)``) ran on it."""
-    namespace = dict(_NAMESPACE, x=x)
-    exec(_compiled(code, "exec"), namespace)
-    return namespace["x"]
-
-
-def build_module(code: str, device: torch.device, like: nn.Module | None = None) -> nn.Module:
-    """The module a constructor call builds on ``device``, in ``like``'s dtype and mode."""
-    with torch.device(device):
-        try:
-            module = eval(_compiled(code, "eval"), dict(_NAMESPACE))
-        except Exception as exc:  # a class of the user's, a setting that does not evaluate
-            raise Unpatchable(f"{code} does not build a module: {exc}") from exc
-    if not isinstance(module, nn.Module):
-        raise Unpatchable(f"{code} is not a module")
-    if like is not None:
-        dtype = next((t.dtype for t in (*like.parameters(), *like.buffers()) if t.is_floating_point()), None)
-        if dtype is not None and dtype != torch.float32:
-            module.to(dtype)
-        module.train(like.training)
-    return module
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Patch:
-    """One change a fix makes; ``text`` is how it is shown."""
+    """One change a fix makes; ``text`` is how it is shown (rendered from the data)."""
 
-    text: str
+    @property
+    def text(self) -> str:
+        raise NotImplementedError
 
     @property
     def kind(self) -> str:
@@ -104,29 +74,83 @@ class Patch:
     def apply(self, twin: Twin) -> None:
         raise NotImplementedError
 
+    def sites(self) -> tuple[str, ...]:
+        """What the patch changes: layer names, ``input``, ``forward of <owner>``."""
+        return tuple(s for part in self.parts() for s in part._site())
 
-@dataclass(frozen=True)
+    def places(self) -> set[str]:
+        """How many things the user changes: each layer, the input, each method (several
+        expressions of one ``forward`` are one change of it)."""
+        return {p for part in self.parts() for p in part._place()}
+
+    def described(self, failing: str) -> str:
+        """The text as a diagnosis of the layer ``failing`` shows it: a layer other than that
+        one named (``layer3.0.conv2: nn.Conv2d(...)``)."""
+        return self.text
+
+    def _site(self) -> tuple[str, ...]:
+        return ()
+
+    def _place(self) -> tuple[str, ...]:
+        return self._site()
+
+
+@dataclass(frozen=True, eq=False)
 class ReplaceLayer(Patch):
-    """The layer ``name`` becomes what ``code`` builds (``text`` defaults to ``code``)."""
+    """The layer ``name`` becomes what ``recipe`` builds."""
 
     name: str = ""
-    code: str = ""
+    recipe: Recipe | None = None
+
+    @property
+    def text(self) -> str:
+        assert self.recipe is not None
+        return self.recipe.text()
 
     @property
     def kind(self) -> str:
         return LAYER
 
     def apply(self, twin: Twin) -> None:
+        assert self.recipe is not None
         original = twin.original(self.name)
-        twin.replace(original, build_module(self.code or self.text, twin.device, original))
+        try:
+            built = (
+                self.recipe.build(twin.device)
+                if isinstance(self.recipe, LayerEdit)
+                else self.recipe.build(twin.device, original)
+            )
+        except Unbuildable as exc:
+            raise Unpatchable(str(exc)) from exc
+        twin.replace(original, built)
+
+    def _site(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def described(self, failing: str) -> str:
+        return self.text if self.name == failing else f"{self.name or '(root)'}: {self.text}"
+
+    def changes(self) -> dict[str, Any]:
+        """The settings an edit of the layer changes (empty for a layer of another class)."""
+        return dict(self.recipe.changes) if isinstance(self.recipe, LayerEdit) else {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TransformInput(Patch):
-    """The model's first input transformed by ``code`` (a statement on ``x``) or resized."""
+    """The model's first input transformed by ``transform``, or given ``shape`` (``said``:
+    how a new shape reads: ``an input of at least 1x3x64x64``)."""
 
-    code: str | None = None
+    transform: Transform | None = None
     shape: tuple[int, ...] | None = None
+    said: str = ""
+    #: How the input is written in the user's terms: ``x``, ``batch["image"]``.
+    written: str = "x"
+
+    @property
+    def text(self) -> str:
+        if self.transform is not None:
+            return self.transform.statement(self.written)
+        return self.said
 
     @property
     def kind(self) -> str:
@@ -135,15 +159,23 @@ class TransformInput(Patch):
     def apply(self, twin: Twin) -> None:
         twin.transform_input(self)
 
+    def _site(self) -> tuple[str, ...]:
+        return ("input",)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class RetypeInput(Patch):
     """The model input at ``where`` (a position or a keyword), given as ``leaf``, made in
-    ``dtype`` instead (``text``: the new spec)."""
+    ``dtype`` instead (``spec``: the new spec as text)."""
 
     where: int | str = 0
     leaf: ShapeLeaf | None = None
     dtype: torch.dtype | None = None
+    spec: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.spec
 
     @property
     def kind(self) -> str:
@@ -153,40 +185,55 @@ class RetypeInput(Patch):
         assert self.leaf is not None
         twin.retype_input(self.where, self.leaf, self.dtype)
 
+    def _site(self) -> tuple[str, ...]:
+        return ("input",)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class FeedLayer(Patch):
-    """Forward code hands layer ``name`` the result of ``code`` (a statement on ``x``).
+    """Forward code hands layer ``name`` the result of ``transform``.
 
-    ``x`` is what the layer received, or, with ``source``, what the layer ``source``
-    last returned (the map before the reshape that went wrong).
+    Of what the layer received, or, with ``source``, of what the layer ``source`` last
+    returned (the map before the reshape that went wrong). ``why``: the words after the
+    statement (``in place of the view that folded the batch``).
     """
 
     name: str = ""
-    code: str = ""
+    transform: Transform | None = None
     source: str | None = None
+    why: str = ""
+
+    @property
+    def text(self) -> str:
+        assert self.transform is not None
+        return f"{self.transform.statement()}   ({self.why or f'before calling {self.name}'})"
 
     @property
     def kind(self) -> str:
         return CODE
 
     def apply(self, twin: Twin) -> None:
+        assert self.transform is not None
         cell = None
         if self.source is not None:
             cell = _Cell()
             source = twin.original(self.source)
             twin.replace(source, _Captured(twin.current(source), cell))
         layer = twin.original(self.name)
-        twin.replace(layer, _Fed(twin.current(layer), self.code, cell))
+        twin.replace(layer, _Fed(twin.current(layer), self.transform, cell))
+
+    def _site(self) -> tuple[str, ...]:
+        return (self.name,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EditSource(Patch):
     """One expression of a method of module ``owner`` replaced by ``code``.
 
     ``span`` is the expression's ``(lineno, col, end_lineno, end_col)`` in
     ``filename`` (as Python records it for each instruction); ``add`` gives the twin's
-    owner new submodules (``("downsample", "nn.Sequential(...)")``) the new code uses.
+    owner new submodules (``("downsample", NewLayer(nn.Sequential, ...))``) the new code
+    uses. ``shown``: the edited line as the user reads it (``with ...`` after it).
     """
 
     owner: str = ""
@@ -194,7 +241,19 @@ class EditSource(Patch):
     filename: str = ""
     span: tuple[int, int, int, int] = (0, 0, 0, 0)
     code: str = ""
-    add: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, NewLayer], ...] = ()
+    shown: str = ""
+    #: Other modules run the same method: an edit of it is theirs too.
+    shared: bool = False
+
+    @property
+    def text(self) -> str:
+        text = self.shown or edited_line(self.filename, self.span, self.code)
+        if self.add:
+            text += "   with " + ", ".join(f"self.{attr} = {layer.text()}" for attr, layer in self.add)
+            if self.shared:
+                text += " in this block (nn.Identity() in the others, whose shapes already meet)"
+        return text
 
     @property
     def kind(self) -> str:
@@ -203,16 +262,59 @@ class EditSource(Patch):
     def apply(self, twin: Twin) -> None:
         owner = twin.original(self.owner)
         method = _method(type(owner), self.function, self.filename)
-        twin.method(owner, self.function, _edited(method, self.span, self.code))
-        for attr, code in self.add:
-            twin.add_child(owner, attr, build_module(code, twin.device, owner))
+        twin.edit(method, self.function, self.span, self.code)
+        others = [
+            m for m in twin.view.modules if m is not owner and _resolves(type(m), self.function) is method
+        ]
+        for attr, layer in self.add:
+            try:
+                twin.add_child(owner, attr, layer.build(twin.device, owner))
+            except Unbuildable as exc:
+                raise Unpatchable(str(exc)) from exc
+            for other in others:  # the blocks that keep their shape pass it on unchanged
+                if attr not in other._modules:
+                    twin.add_child(other, attr, nn.Identity())
+
+    def _site(self) -> tuple[str, ...]:
+        # the method is the class's: an edit of it is one site for every instance; each new
+        # submodule is one more (its line in ``__init__``)
+        line = f"{self.function} at {self.filename}:{self.span[0]}"
+        return (line, *(f"{self.owner}.{attr} (new)" for attr, _ in self.add))
+
+    def _place(self) -> tuple[str, ...]:
+        return (f"{self.function} in {self.filename}", *self._site()[1:])
+
+    @property
+    def in_library(self) -> bool:
+        """An edit of an installed package's code (torchvision's, timm's): the user's own fix
+        is elsewhere (a setting, the input), so such an edit is believed last."""
+        from ..tracing.failure import is_user_file
+
+        return not is_user_file(self.filename)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Patches(Patch):
-    """Several changes at once (the Flatten's start_dim and the Linear after it)."""
+    """Several changes at once (the Flatten's start_dim and the Linear after it); ``said``:
+    how they read together (default: joined by ``, and``)."""
 
     items: tuple[Patch, ...] = ()
+    said: str = ""
+    #: The one place the user changes for all of them (a class's ``__init__``), if one.
+    place: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.said or ", and ".join(p.text for p in self.items)
+
+    def described(self, failing: str) -> str:
+        if self.said:
+            return self.said
+        # several layers: each one named, the failing one too
+        return ", and ".join(p.described("" if len(self.items) > 1 else failing) for p in self.items)
+
+    def places(self) -> set[str]:
+        return {self.place} if self.place else super().places()
 
     @property
     def kind(self) -> str:
@@ -228,12 +330,13 @@ class Patches(Patch):
             item.apply(twin)
 
 
-def joined(*patches: Patch, text: str | None = None) -> Patch:
-    """One patch of several (``text``: how they read together; default: joined by ``, and``)."""
+def joined(*patches: Patch, text: str = "", place: str = "") -> Patch:
+    """One patch of several (``text``: how they read together; default: joined by ``, and``;
+    ``place``: the one place they are all made at)."""
     items = tuple(p for patch in patches for p in patch.parts())
-    if len(items) == 1 and text is None:
+    if len(items) == 1 and not text:
         return items[0]
-    return Patches(text or ", and ".join(p.text for p in items), items)
+    return Patches(items, text, place)
 
 
 # -- the twin --------------------------------------------------------------------------
@@ -278,22 +381,26 @@ class _Captured(_Wrapper):
 
 
 class _Fed(_Wrapper):
-    """A layer given ``code`` of its input (or of a captured tensor) instead."""
+    """A layer given ``transform`` of its input (or of a captured tensor) instead."""
 
-    def __init__(self, layer: nn.Module, code: str, cell: _Cell | None) -> None:
+    def __init__(self, layer: nn.Module, transform: Transform, cell: _Cell | None) -> None:
         super().__init__()
         self.add_module(WRAPPED, layer)
-        self.code = code
+        self.transform = transform
         self.cell = cell
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         x = self.cell.value if self.cell is not None else args[0]
-        return self.wrapped(run_statement(self.code, x), *args[1:], **kwargs)
+        return self.wrapped(self.transform.apply(x), *args[1:], **kwargs)
 
 
 def _shallow(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` with its own registries and hook tables, sharing their contents."""
-    twin = module.__class__.__new__(module.__class__)
+    """A copy of ``module`` with its own registries and hook tables, sharing their contents.
+
+    Made without the class's ``__new__``: an fx ``GraphModule`` makes a class of its own
+    there, without the generated ``forward`` its instance's class holds.
+    """
+    twin: nn.Module = object.__new__(module.__class__)
     state = dict(vars(module))
     for key, value in state.items():
         if type(value) in (dict, OrderedDict):
@@ -309,6 +416,7 @@ class Twin:
         self.view, self.spec, self.device, self.dtype = view, spec, device, dtype
         self._replaced: dict[int, nn.Module] = {}
         self._methods: dict[int, dict[str, types.FunctionType]] = {}
+        self._edits: dict[types.FunctionType, tuple[str, dict[tuple[int, int, int, int], str]]] = {}
         self._added: dict[int, dict[str, nn.Module]] = {}
 
     def original(self, name: str) -> nn.Module:
@@ -324,8 +432,18 @@ class Twin:
     def replace(self, module: nn.Module, by: nn.Module) -> None:
         self._replaced[id(module)] = by
 
-    def method(self, owner: nn.Module, name: str, function: types.FunctionType) -> None:
-        self._methods.setdefault(id(owner), {})[name] = function
+    def edit(self, method: types.FunctionType, name: str, span: tuple[int, int, int, int], code: str) -> None:
+        """An expression of ``method`` (a class's) replaced: in every instance that runs it."""
+        self._edits.setdefault(method, (name, {}))[1][span] = code
+
+    def _compile_edits(self) -> None:
+        """Each edited method compiled once with all its edits, bound to every module of the
+        model whose class runs it (the user edits the class, not one instance)."""
+        for method, (name, spans) in self._edits.items():
+            edited = _edited(method, spans)
+            for module in self.view.modules:
+                if _resolves(type(module), name) is method:
+                    self._methods.setdefault(id(module), {})[name] = edited
 
     def add_child(self, owner: nn.Module, name: str, child: nn.Module) -> None:
         self._added.setdefault(id(owner), {})[name] = child
@@ -334,7 +452,7 @@ class Twin:
         if patch.shape is not None:
             self.spec = self.spec.with_first_shape(patch.shape)
             return
-        assert patch.code is not None
+        assert patch.transform is not None
         first = self.spec.tensors()[:1]
         shape = self.spec.first_shape()
         if shape is None:
@@ -346,11 +464,11 @@ class Twin:
             else torch.empty(shape, dtype=self.spec.first_dtype() or self.dtype, device="meta")
         )
         try:
-            out = run_statement(patch.code, x)
+            out = patch.transform.apply(x)
         except Exception as exc:  # a device meta cannot stand for, a shape it does not fit
-            raise Unpatchable(f"{patch.code} fails on the input: {exc}") from exc
+            raise Unpatchable(f"{patch.text} fails on the input: {exc}") from exc
         if not isinstance(out, torch.Tensor):
-            raise Unpatchable(f"{patch.code} does not give a tensor")
+            raise Unpatchable(f"{patch.text} does not give a tensor")
         if real:
             self.spec = _with_first_tensor(self.spec, out)
         else:
@@ -370,6 +488,7 @@ class Twin:
 
     def build(self) -> nn.Module:
         """The patched root (the model itself when no module changed)."""
+        self._compile_edits()
         memo: dict[int, nn.Module] = {}
 
         def rebuild(module: nn.Module) -> nn.Module:
@@ -438,6 +557,14 @@ def apply(
 # -- editing a method's source -----------------------------------------------------------
 
 
+def _resolves(cls: type, name: str) -> Any:
+    """What ``cls().name`` finds along the class's MRO."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
 def _method(cls: type, name: str, filename: str) -> types.FunctionType:
     for klass in cls.__mro__:
         function = vars(klass).get(name)
@@ -456,8 +583,11 @@ def function_of(module: nn.Module, code: types.CodeType) -> str | None:
 
 
 class _Swap(ast.NodeTransformer):
-    def __init__(self, span: tuple[int, int, int, int], by: ast.expr) -> None:
-        self.span, self.by, self.done = span, by, False
+    """Replaces the expressions at the given spans (the outermost one at each span)."""
+
+    def __init__(self, replacements: dict[tuple[int, int, int, int], ast.expr]) -> None:
+        self.replacements = replacements
+        self.pending = set(replacements)
 
     def visit(self, node: ast.AST) -> Any:
         where = (
@@ -466,19 +596,19 @@ class _Swap(ast.NodeTransformer):
             getattr(node, "end_lineno", None),
             getattr(node, "end_col_offset", None),
         )
-        if not self.done and isinstance(node, ast.expr) and where == self.span:
-            self.done = True
-            return ast.copy_location(self.by, node)
+        if isinstance(node, ast.expr) and where in self.pending:
+            self.pending.discard(where)
+            return ast.copy_location(self.replacements[where], node)
         return self.generic_visit(node)
 
 
-def _edited(function: types.FunctionType, span: tuple[int, int, int, int], code: str) -> types.FunctionType:
-    """``function`` recompiled from its source with the expression at ``span`` replaced."""
+def _edited(function: types.FunctionType, edits: dict[tuple[int, int, int, int], str]) -> types.FunctionType:
+    """``function`` recompiled from its source with the expression at each span replaced."""
     filename = function.__code__.co_filename
     source = "".join(linecache.getlines(filename))
     try:
         tree = ast.parse(source)
-        replacement = ast.parse(code, mode="eval").body
+        replacements = {span: _expression(code) for span, code in edits.items()}
     except SyntaxError as exc:
         raise Unpatchable(f"cannot parse the source of {function.__qualname__}") from exc
     found = next(
@@ -496,10 +626,10 @@ def _edited(function: types.FunctionType, span: tuple[int, int, int, int], code:
         raise Unpatchable(f"no source for {function.__qualname__}")
     node = copy.deepcopy(found)
     node.decorator_list = []
-    swap = _Swap(span, replacement)
+    swap = _Swap(replacements)
     node = swap.visit(node)
-    if not swap.done:
-        raise Unpatchable(f"no expression at {span} in {function.__qualname__}")
+    if swap.pending:
+        raise Unpatchable(f"no expression at {sorted(swap.pending)[0]} in {function.__qualname__}")
     # free variables (``__class__`` for super(), closures) become parameters of an outer
     # function, called with the original cells' contents
     free = function.__code__.co_freevars
@@ -518,6 +648,15 @@ def _edited(function: types.FunctionType, span: tuple[int, int, int, int], code:
     edited.__defaults__ = function.__defaults__
     edited.__kwdefaults__ = function.__kwdefaults__
     return edited
+
+
+def _expression(code: str) -> ast.expr:
+    """``code`` as an expression node; a bare ``name := value`` (valid as a call's argument,
+    where the edit puts it) parsed in the parentheses it needs alone."""
+    try:
+        return ast.parse(code, mode="eval").body
+    except SyntaxError:
+        return ast.parse(f"({code})", mode="eval").body
 
 
 def edited_line(filename: str, span: tuple[int, int, int, int], code: str) -> str:
@@ -552,13 +691,12 @@ __all__ = [
     "Patch",
     "Patches",
     "ReplaceLayer",
+    "RetypeInput",
     "TransformInput",
     "Unpatchable",
     "apply",
-    "build_module",
     "edited_line",
     "function_of",
     "joined",
-    "run_statement",
     "twin",
 ]

@@ -95,6 +95,9 @@ class Diagnosis:
     fix_note: str | None = None
     hint: str | None = None
     source: str | None = None
+    #: The line of an installed package's forward that raised (``torchvision/models/resnet.py:150:
+    #: out += identity``): shown as context below the user's own line.
+    library: str | None = None
     original: str = ""
     device: str = ""
     #: The numbers behind the text, for tools and tests (``{"in_features": 800}``);
@@ -134,14 +137,15 @@ class Diagnosis:
             rows.append(
                 (
                     "fix",
-                    "none verified: "
-                    + (self.fix_note or "compare the received shape with what this layer expects"),
+                    "none verified: " + (self.fix_note or "no change to try was found from what ran"),
                 )
             )
         if self.hint:
             rows.append(("hint", self.hint))
         if self.source:
             rows.append(("at", self.source))
+        if self.library:
+            rows.append(("in", self.library))
         if self.original:
             rows.append(("torch", self.original.strip().splitlines()[0]))
         width = max(len(label) for label, _ in rows)
@@ -167,6 +171,7 @@ class Diagnosis:
             "fix_kind": self.shown.kind if self.shown is not None else None,
             "alternative": self.alternative.to_dict() if self.alternative is not None else None,
             "source": self.source,
+            "library": self.library,
             "original": self.original,
             "facts": dict(self.facts),
         }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import linecache
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ..tracing.failure import FailureContext
     from ..tracing.recorder import RunningCall
     from ..tracing.records import LayerRecord
+    from .edits import NewLayer, Transform
     from .patches import EditSource
 
 
@@ -83,16 +85,44 @@ def failing_node(tb: types.TracebackType) -> ast.AST | None:
 
 
 def user_traceback(ctx: FailureContext) -> types.TracebackType | None:
-    """The innermost traceback entry in user code (the frame ``ctx.frame`` describes)."""
-    from ..tracing.failure import is_user_file
+    """The innermost traceback entry of forward code: the user's, or a library's (a
+    torchvision or timm block reads like the user's own), never torch's own layers."""
+    from ..tracing.failure import is_torch_file, is_user_file
 
     tb = ctx.exc.__traceback__
     found = None
     while tb is not None:
-        if is_user_file(tb.tb_frame.f_code.co_filename):
+        code = tb.tb_frame.f_code
+        if is_user_file(code.co_filename):
             found = tb
+        elif not is_torch_file(code.co_filename):
+            owner = frame_owner(tb.tb_frame)
+            if owner is not None and id(owner) in ctx.view.names:
+                found = tb
         tb = tb.tb_next
     return found
+
+
+def frame_owner(frame: types.FrameType) -> Any:
+    """The object a method runs on: its first argument (``self``, whatever its name)."""
+    code = frame.f_code
+    if code.co_argcount < 1:
+        return None
+    return frame.f_locals.get(code.co_varnames[0])
+
+
+def library_line(tb: types.TracebackType) -> str | None:
+    """``torchvision/models/resnet.py:150: out += identity`` when the frame is an installed
+    package's (the path from the package on), None for the user's own code."""
+    from ..tracing.failure import is_user_file, package_path
+
+    filename = tb.tb_frame.f_code.co_filename
+    code = linecache.getline(filename, tb.tb_lineno).strip()
+    if filename.startswith("<eval_with_key>"):  # torch.fx's generated code
+        return f"the generated forward of an fx GraphModule: {code}" if code else None
+    if is_user_file(filename) or filename.startswith("<"):
+        return None
+    return f"{package_path(filename)}:{tb.tb_lineno}: {code}"
 
 
 _MISSING = object()
@@ -236,16 +266,18 @@ def edit_at(
     tb: types.TracebackType,
     node: ast.AST,
     code: str,
-    add: tuple[tuple[str, str], ...] = (),
+    add: tuple[tuple[str, NewLayer], ...] = (),
 ) -> EditSource | None:
-    """The patch that replaces ``node`` of the frame ``tb`` by ``code`` (None when the frame is
-    not a plain method of one of the model's modules, whose source we can recompile)."""
+    """The patch that replaces ``node`` of the frame ``tb`` by ``code`` (an expression: the
+    method's syntax tree is edited, never the text run), with ``add`` new submodules of
+    the frame's owner (None when the frame is not a plain method of one of the model's
+    modules, whose source we can recompile)."""
     from torch import nn
 
-    from .patches import EditSource, edited_line, function_of
+    from .patches import EditSource, function_of
 
     frame = tb.tb_frame
-    owner = frame.f_locals.get("self")
+    owner = frame_owner(frame)
     span = _span(node)
     if not isinstance(owner, nn.Module) or span is None:
         return None
@@ -253,15 +285,19 @@ def edit_at(
     function = function_of(owner, frame.f_code)
     if name is None or function is None:
         return None
-    filename = frame.f_code.co_filename
+    method = type(owner).__dict__.get(function)
+    shared = any(
+        m is not owner and getattr(type(m), function, None) is getattr(type(owner), function, method)
+        for m in ctx.view.modules
+    )
     return EditSource(
-        edited_line(filename, span, code),
         owner=name,
         function=function,
-        filename=filename,
+        filename=frame.f_code.co_filename,
         span=span,
         code=code,
         add=add,
+        shared=shared,
     )
 
 
@@ -283,12 +319,64 @@ def call_site(ctx: FailureContext, running: RunningCall) -> tuple[types.Tracebac
     return tb, node
 
 
-def edit_call_argument(ctx: FailureContext, running: RunningCall, expression: str) -> EditSource | None:
-    """``self.conv(x)`` -> ``self.conv(x.permute(0, 3, 1, 2))``: the failing layer's first
-    argument, at the line of the user's forward that calls it."""
+def edit_call_argument(ctx: FailureContext, running: RunningCall, transform: Transform) -> EditSource | None:
+    """``self.conv(x)`` -> ``self.conv(x.permute(0, 3, 1, 2))``: ``transform`` of the failing
+    layer's first argument, at the line of the user's forward that calls it."""
     site = call_site(ctx, running)
     if site is None:
         return None
     tb, node = site
     argument = node.args[0]
-    return edit_at(ctx, tb, argument, expression.format(x=operand_text(argument)))
+    return edit_at(ctx, tb, argument, transform.expression(operand_text(argument)))
+
+
+# -- the method around the failing line ---------------------------------------------------------
+
+
+def function_node(tb: types.TracebackType) -> ast.FunctionDef | None:
+    """The ``def`` of the frame's code in its file's syntax tree (the method that failed)."""
+    code = tb.tb_frame.f_code
+    lines = linecache.getlines(code.co_filename)
+    tree = _parse(code.co_filename, len(lines)) if lines else None
+    if tree is None:
+        return None
+    found = None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name == code.co_name
+            and node.lineno <= tb.tb_lineno <= (node.end_lineno or node.lineno)
+        ):
+            found = node  # the innermost wins: walk goes outside-in
+    return found  # type: ignore[return-value]
+
+
+def _stored(target: ast.AST) -> Iterator[str]:
+    for node in ast.walk(target):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            yield node.id
+
+
+def assigned_value(function: ast.AST, name: str, before: int) -> ast.expr | None:
+    """The expression last assigned to ``name`` above line ``before`` (``mx, _ = torch.max(x, 1)``
+    gives ``torch.max(x, 1)``), None when it was not assigned in a plain statement."""
+    found: ast.expr | None = None
+    line = 0
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.lineno >= before or node.value is None:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(name in _stored(t) for t in targets) and node.lineno >= line:
+            found, line = node.value, node.lineno
+    return found
+
+
+def stores_between(function: ast.AST, name: str, start: int, end: int) -> bool:
+    """Whether ``name`` is assigned on lines ``start`` to ``end`` (both included)."""
+    return any(
+        isinstance(node, ast.Name)
+        and isinstance(node.ctx, ast.Store)
+        and node.id == name
+        and start <= node.lineno <= end
+        for node in ast.walk(function)
+    )

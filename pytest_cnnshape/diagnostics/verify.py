@@ -19,9 +19,10 @@ verifies the diagnosis keeps its facts and says so, naming what was tried.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -31,7 +32,8 @@ from ..tracing.devices import meta_limitation
 from ..tracing.failure import FailureContext
 from ..tracing.records import ShapeTrace
 from .common import sequence_first
-from .patches import CODE, INPUT, Patch, ReplaceLayer, Unpatchable, build_module, twin, unwrapped
+from .edits import LayerEdit
+from .patches import CODE, INPUT, EditSource, Patch, ReplaceLayer, Unpatchable, joined, twin, unwrapped
 from .report import Candidate, Diagnosis, ShownFix
 
 if TYPE_CHECKING:
@@ -108,9 +110,9 @@ def _second_problem(ctx: FailureContext) -> str:
     """The headline the rules give the failure a fix runs into (its own fixes not tried)."""
     from . import recognise
 
-    ctx.probe = None  # a name is all that is wanted: no searches, no re-runs
+    quiet = dataclasses.replace(ctx, probe=None)  # a name is all that is wanted: no searches
     try:
-        return unwrapped(recognise(ctx).headline)
+        return unwrapped(recognise(quiet).headline)
     except Exception:  # naming the second problem must never break the first one's diagnosis
         if os.environ.get("CNNSHAPE_DEBUG"):
             raise
@@ -180,9 +182,6 @@ def attempt(ctx: FailureContext, patch: Patch, sequence_first: bool = False) -> 
     )
 
 
-_WIDTHS = ("out_channels", "out_features", "num_features", "hidden_size", "normalized_shape")
-
-
 def _independent(ctx: FailureContext, patch: Patch, view: ModelView, later: FailureContext) -> bool:
     """Whether a failure further on can be a second, independent problem.
 
@@ -198,20 +197,16 @@ def _independent(ctx: FailureContext, patch: Patch, view: ModelView, later: Fail
     for part in patch.parts():
         if not isinstance(part, ReplaceLayer) or part.name != running.record.name:
             continue
-        original = view.module(part.name)
-        try:
-            built = build_module(part.code or part.text, _META, original)
-        except Unpatchable:
+        if not isinstance(part.recipe, LayerEdit):
+            return False  # another layer in its place: what it gives the next is its own
+        if part.recipe.resized():
             return False
-        for width in _WIDTHS:
-            if hasattr(original, width) and getattr(built, width, None) != getattr(original, width):
-                return False
     return True
 
 
-def _shown(candidate: Candidate, outcome: Outcome) -> ShownFix:
+def _shown(candidate: Candidate, outcome: Outcome, failing: str) -> ShownFix:
     return ShownFix(
-        text=candidate.patch.text,
+        text=candidate.patch.described(failing),
         note=candidate.note,
         verified=outcome.text,
         kind=candidate.patch.kind,
@@ -230,30 +225,154 @@ class _Choice:
     failed: list[tuple[Candidate, Outcome]] = field(default_factory=list)
 
 
-def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
-    """Try the candidates in order of belief until a fix and one of another kind verified."""
-    order = sorted(enumerate(candidates), key=lambda item: (item[1].rank, item[1].cost, item[0]))
-    choice = _Choice()
-    sequence_first = bool(order) and time_major(ctx)
-    tried = 0
-    for _, candidate in order:
-        kind = candidate.patch.kind
-        main = choice.main
-        if main is not None and (choice.alternative is not None or kind == main[0].patch.kind):
+#: Twins traced per diagnosis at most, extensions included.
+MAX_TRIES = 16
+#: Candidates named when none verified.
+TRIED_SHOWN = 3
+
+
+def _progressed(ctx: FailureContext, later: FailureContext) -> bool:
+    """The twin got further than the model: more layers ran before it failed."""
+    return _finished_leaves(later) > _finished_leaves(ctx)
+
+
+def _same_cause(ctx: FailureContext, later: FailureContext) -> bool:
+    """The failure a twin runs into is this one again, further on: the same wrong width
+    reaching the next layer, or the same class of layer refusing its input."""
+    before, now = ctx.innermost, later.innermost
+    if before is None or now is None or not _progressed(ctx, later):
+        return False
+    if type(now.module) is type(before.module) and later.in_torch_layer == ctx.in_torch_layer:
+        return True
+    got, then = first_shape(before.record.input_shapes), first_shape(now.record.input_shapes)
+    if got is None or then is None or len(got) < 2 or len(then) < 2:
+        return False
+    return got[1] == then[1] or got[-1] == then[-1]
+
+
+def _sites(candidate: Candidate) -> tuple[str, ...]:
+    return candidate.patch.sites()
+
+
+def _extended(ctx: FailureContext, base: Candidate, later: FailureContext) -> list[Candidate]:
+    """``base`` joined with each fix the failure it runs into (of the same cause) is offered."""
+    from . import recognise
+    from .search import every_instance, flow_candidates
+
+    taken = set(_sites(base))
+    try:
+        found_diagnosis = recognise(later)
+        found = found_diagnosis.candidates + flow_candidates(later, found_diagnosis.facts)
+    except Exception:  # a rule that breaks on the twin: no extension, never a crash
+        if os.environ.get("CNNSHAPE_DEBUG"):
+            raise
+        return []
+    out = []
+    for candidate in found:
+        if taken & set(_sites(candidate)) or candidate.patch.kind != base.patch.kind:
             continue
-        if tried >= MAX_ATTEMPTS:
-            break
+        patch = joined(base.patch, candidate.patch)
+        note = "; ".join(n for n in (base.note, candidate.note) if n) or None
+        everywhere = every_instance(ctx.view, patch)
+        if everywhere is not None:  # the same change in each instance of a block: all at once
+            patch, note = everywhere.patch, base.note
+        out.append(
+            Candidate(
+                patch,
+                note=note,
+                rank=base.rank,
+                cost=base.cost + candidate.cost,
+                kind=base.kind,
+                headline=base.headline,
+                facts=dict(base.facts),
+                hint=base.hint,
+            )
+        )
+    return out
+
+
+def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
+    """Try the candidates (and their extensions) in order of belief; rank what verified."""
+    from .search import MAX_SITES, Siblings, prior
+
+    siblings = Siblings(ctx.view)
+    scored = [(prior(siblings, c), i, c) for i, c in enumerate(candidates)]
+    queue = [
+        c for _, _, c in sorted(scored, key=lambda item: (item[2].rank - item[0], item[2].cost, item[1]))
+    ]
+    sequence_first = bool(queue) and time_major(ctx)
+    complete: list[tuple[Candidate, Outcome]] = []
+    choice = _Choice()
+    tried = 0
+    seen: set[str] = set()
+    while queue and tried < MAX_TRIES:
+        candidate = queue.pop(0)
+        key = candidate.patch.text
+        if key in seen:
+            continue
+        seen.add(key)
+        if complete and _worse_than(siblings, candidate, complete, candidates):
+            continue  # it could not beat a fix already verified
         tried += 1
         outcome = attempt(ctx, candidate.patch, sequence_first)
-        if outcome.complete and main is None:
-            choice.main = (candidate, outcome)
-        elif outcome.complete:
-            choice.alternative = (candidate, outcome)
-        elif outcome.further and choice.partial is None:
+        if outcome.complete:
+            complete.append((candidate, outcome))
+            continue
+        later = outcome.failure
+        if later is not None and len(_sites(candidate)) < MAX_SITES and _same_cause(ctx, later):
+            queue[:0] = _extended(ctx, candidate, later)  # followed first: the same cause, further on
+        if outcome.further and choice.partial is None:
             choice.partial = (candidate, outcome)
-        else:
+        elif not outcome.further:
             choice.failed.append((candidate, outcome))
+    if complete:
+        ranked = sorted(complete, key=lambda item: _rank_key(siblings, item[0], candidates))
+        choice.main = ranked[0]
+        kind = ranked[0][0].patch.kind
+        choice.alternative = next((item for item in ranked[1:] if item[0].patch.kind != kind), None)
     return choice
+
+
+def _rank_key(siblings: Any, candidate: Candidate, candidates: list[Candidate]) -> tuple[Any, ...]:
+    """Fewest sites, the root cause (siblings' consensus), the rule's belief, the smaller change."""
+    from .search import prior
+
+    order = next((i for i, c in enumerate(candidates) if c is candidate), len(candidates))
+    places = len(candidate.patch.places())
+    return (places, -prior(siblings, candidate), belief(candidate), candidate.cost, order)
+
+
+def belief(candidate: Candidate) -> int:
+    """The rule's order of belief, an edit of a library's code (torchvision, timm) last."""
+    library = any(isinstance(p, EditSource) and p.in_library for p in candidate.patch.parts())
+    return candidate.rank + (3 if library else 0)
+
+
+def _worse_than(
+    siblings: Any,
+    candidate: Candidate,
+    complete: list[tuple[Candidate, Outcome]],
+    candidates: list[Candidate],
+) -> bool:
+    """Whether ``candidate`` cannot rank above the best verified fix of its kind (sites, the
+    siblings' consensus and belief of ``_rank_key``): then it is not worth a twin."""
+    same_kind = [c for c, _ in complete if c.patch.kind == candidate.patch.kind]
+    if not same_kind:
+        return False  # the first of its kind: an alternative to the fix of another kind
+    best = min(_rank_key(siblings, c, candidates)[:3] for c in same_kind)
+    return _rank_key(siblings, candidate, candidates)[:3] >= best
+
+
+def _flow(ctx: FailureContext, diagnosis: Diagnosis) -> list[Candidate]:
+    """The data flow's candidates (``search``); none when the search breaks on a model."""
+    from .search import flow_candidates
+
+    try:
+        return flow_candidates(ctx, diagnosis.facts)
+    except Exception:
+        if os.environ.get("CNNSHAPE_DEBUG"):
+            raise
+        return []
 
 
 def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
@@ -264,19 +383,21 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
             "Candidate so that it is verified"
         )
     diagnosis.fix = None
-    choice = _choose(ctx, diagnosis.candidates)
+    choice = _choose(ctx, [*diagnosis.candidates, *_flow(ctx, diagnosis)])
     main = choice.main or choice.partial
     if main is None:
-        if choice.failed:
-            candidate, outcome = choice.failed[0]
-            diagnosis.fix_note = f"{candidate.patch.text} was tried: {outcome.text}" + (
-                f" ({diagnosis.fix_note})" if diagnosis.fix_note else ""
-            )
+        tried = [
+            f"tried {c.patch.described(diagnosis.layer)}: {o.text}" for c, o in choice.failed[:TRIED_SHOWN]
+        ]
+        if len(choice.failed) > TRIED_SHOWN:
+            tried.append(f"and {len(choice.failed) - TRIED_SHOWN} more, each failing as one of these")
+        diagnosis.fix_note = "\n".join(n for n in (diagnosis.fix_note, *tried) if n) or None
         diagnosis.facts.setdefault("verified", False)
+        diagnosis.facts["tried"] = len(choice.failed)
         return diagnosis
     candidate, outcome = main
-    diagnosis.shown = _shown(candidate, outcome)
-    diagnosis.fix = candidate.patch.text
+    diagnosis.shown = _shown(candidate, outcome, diagnosis.layer)
+    diagnosis.fix = diagnosis.shown.text
     diagnosis.fix_note = candidate.note
     if candidate.kind is not None:
         diagnosis.kind = candidate.kind
@@ -287,5 +408,5 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     diagnosis.facts.update(candidate.facts)
     diagnosis.facts["verified"] = outcome.complete
     if choice.alternative is not None and choice.main is not None:
-        diagnosis.alternative = _shown(*choice.alternative)
+        diagnosis.alternative = _shown(*choice.alternative, diagnosis.layer)
     return diagnosis

@@ -145,3 +145,8 @@ def check_rule_ids(ids: Iterable[object], where: str) -> tuple[str, ...]:
             )
         checked.append(str(rule_id))
     return tuple(dict.fromkeys(checked))  # each once, in the order given
+
+
+def tracks_use(ignore: Iterable[str]) -> bool:
+    """Whether a lint run needs the parameters the forward uses (``unused-parameters``)."""
+    return "unused-parameters" not in ignore

@@ -13,26 +13,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LintError
+from .catalog import tracks_use
 from .findings import Findings
 
 if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
     from .observe import Observation
 
 
 def inspect_model(
-    model: nn.Module,
-    inputs: Any,
+    request: TraceRequest,
     *,
-    device: str | torch.device = "auto",
     ignore: tuple[str, ...] = (),
     batch_dim: int = 0,
     observation: Observation | None = None,
 ) -> dict[str, Any]:
-    """Parameters, regularization, FLOPs and lint of ``model`` as JSON-safe data.
+    """Parameters, regularization, FLOPs and lint of the request's model as JSON-safe data.
 
     ``observation``: the observed trace the report already made (``report_trace``);
     without it one is made here. Never raises for the model's sake: a model this
@@ -43,51 +40,33 @@ def inspect_model(
 
     try:
         with shared_views():  # parameters, regularization and lint read one walk of the model
-            return _inspected(model, inputs, device, ignore, batch_dim, observation)
+            return _inspected(request, ignore, batch_dim, observation)
     except Exception as exc:  # the report must not fail for an inspection
         return _failed(exc)
 
 
-def _inspected(  # noqa: PLR0917  (inspect_model's arguments, passed on)
-    model: nn.Module,
-    inputs: Any,
-    device: str | torch.device,
-    ignore: tuple[str, ...],
-    batch_dim: int,
-    observation: Observation | None,
+def _inspected(
+    request: TraceRequest, ignore: tuple[str, ...], batch_dim: int, observation: Observation | None
 ) -> dict[str, Any]:
-    from ..tracing.tracer import check_model
     from .flops import flop_report
     from .lint import run_rules
     from .observe import observed_trace
-    from .parameters import parameter_breakdown
-    from .regularization import regularization
+    from .parameters import breakdown
+    from .regularization import regularization_of
 
-    model = check_model(model)  # unwrapped, so names match the trace's
+    model = request.model
     if observation is None:
-        observation = observed_trace(
-            model, inputs, device=device, flops=True, parameter_use=_tracks_use(ignore)
-        )
-    regularized = regularization(model)
+        observation = observed_trace(request, flops=True, parameter_use=tracks_use(ignore))
+    regularized = regularization_of(model)
     findings = run_rules(
-        model,
-        observation,
-        inputs=inputs,
-        ignore=ignore,
-        device=device,
-        batch_dim=batch_dim,
-        regularized=regularized,
+        model, observation, request=request, ignore=ignore, batch_dim=batch_dim, regularized=regularized
     )
     return {
-        "parameters": parameter_breakdown(model).to_dict(),
+        "parameters": breakdown(model).to_dict(),
         "regularization": regularized.to_dict(),
         "flops": flop_report(observation).to_dict(),
         "lint": findings.to_dict(),
     }
-
-
-def _tracks_use(ignore: tuple[str, ...]) -> bool:
-    return "unused-parameters" not in ignore
 
 
 def _failed(exc: BaseException) -> dict[str, Any]:
@@ -95,59 +74,44 @@ def _failed(exc: BaseException) -> dict[str, Any]:
 
 
 def report_trace(
-    model: nn.Module,
-    inputs: Any,
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
-    flow: bool = False,
-    ignore: tuple[str, ...] = (),
+    request: TraceRequest, *, flow: bool = False, ignore: tuple[str, ...] = (), memory: bool = False
 ) -> tuple[ShapeTrace, Observation | dict[str, Any]]:
     """The trace a report shows and what its inspection needs, from one forward.
 
-    ``trace(model, inputs, ...)`` with FLOPs, data flow and parameter use observed
-    in the same pass (inspection in training mode would judge another forward than
-    the one the report shows; ``train=True`` gets the eval-mode observation of its
-    own, as before). Returns the trace and the Observation, or the inspection's
-    ``{"error": ...}`` when observing failed where the plain trace did not. Raises
-    what ``trace`` raises.
+    The request traced with FLOPs, data flow, parameter use and (``memory``) what a
+    training step would keep observed in the same pass (inspection in training mode
+    would judge another forward than the one the report shows; a training-mode request
+    gets the eval-mode observation of its own, as before). Returns the trace and the
+    Observation, or the inspection's ``{"error": ...}`` when observing failed where the
+    plain trace did not. Raises what ``trace`` raises.
     """
-    from ..diagnostics.explain import trace
+    from ..diagnostics.explain import traced
     from ..tracing.modelview import shared_views
     from .observe import observed_trace
 
-    if train:
-        result = trace(model, inputs, device=device, dtype=dtype, train=True, flow=flow)
+    if request.train:
+        result = traced(request, (), flow=flow)
         try:
             return result, observed_trace(
-                model, inputs, device=device, dtype=dtype, flops=True, parameter_use=_tracks_use(ignore)
+                request.with_mode(False), flops=True, parameter_use=tracks_use(ignore)
             )
         except Exception as exc:  # the report must not fail for an inspection
             return result, _failed(exc)
     try:
         with shared_views():  # the observer and the tracer read one walk of the model
             observation = observed_trace(
-                model,
-                inputs,
-                device=device,
-                dtype=dtype,
-                flow=flow,
-                flops=True,
-                parameter_use=_tracks_use(ignore),
+                request, flow=flow, flops=True, parameter_use=tracks_use(ignore), memory=memory
             )
     except Exception as exc:  # the model's failure (raised again below), or the observers'
-        result = trace(model, inputs, device=device, dtype=dtype, flow=flow)  # raises the model's
+        result = traced(request, (), flow=flow)  # raises the model's
         return result, _failed(exc)
     return observation.trace, observation
 
 
 def record_inspection(
     extras: dict[str, Any],
-    model: nn.Module,
-    inputs: Any,
+    request: TraceRequest,
     *,
-    device: str | torch.device = "auto",
     ignore: tuple[str, ...] = (),
     batch_dim: int = 0,
     observation: Observation | dict[str, Any] | None = None,
@@ -159,9 +123,7 @@ def record_inspection(
     if isinstance(observation, dict):
         data = observation
     else:
-        data = inspect_model(
-            model, inputs, device=device, ignore=ignore, batch_dim=batch_dim, observation=observation
-        )
+        data = inspect_model(request, ignore=ignore, batch_dim=batch_dim, observation=observation)
     extras[EXTRAS_KEY] = data
     return data
 
@@ -176,30 +138,41 @@ def lint_problem(name: str, data: dict[str, Any]) -> str | None:
 
 def record_memory(
     extras: dict[str, Any],
-    model: nn.Module,
-    inputs: Any,
+    request: TraceRequest,
     *,
     batch: int | None = None,
     optimizer: Any = None,
     budget: int | None = None,
-    device: str | torch.device = "auto",
+    observation: Observation | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``estimate_memory`` as JSON-safe data in ``extras[render.MEMORY_KEY]``, with the budget.
 
-    ``batch`` replaces the first size of every input. Never raises for the model's
-    sake: an estimate that fails is ``{"error": ...}`` (a budget then fails the check).
+    ``batch`` replaces the first size of every input. ``observation``: the report's one
+    forward, whose count stands for the estimate when it counted every op and the
+    model's code does not depend on its mode or on autograd. Never raises for the
+    model's sake: an estimate that fails is ``{"error": ...}`` (a budget then fails the
+    check).
     """
-    from ..tracing.inputs import parse_inputs
-    from .memory import estimate_memory
+    from .memory import counted, counts_without_autograd, estimate, memory_report
+    from .observe import Observation
     from .render import MEMORY_KEY
 
     data: dict[str, Any]
     try:
-        spec = parse_inputs(inputs)
         if batch is not None:
-            spec = spec.with_batch(batch)
-        first = spec.first_shape()
-        data = estimate_memory(model, spec, optimizer, device=device).to_dict()
+            request = request.with_inputs(request.inputs.with_batch(batch))
+        first = request.inputs.first_shape()
+        seen = observation if isinstance(observation, Observation) else None
+        if (
+            seen is not None
+            and seen.memory is not None
+            and batch is None
+            and counted(seen.memory)
+            and counts_without_autograd(request.view)
+        ):
+            data = estimate(request.with_mode(True), seen.memory, seen.trace, optimizer).to_dict()
+        else:
+            data = memory_report(request.with_mode(True), optimizer).to_dict()
         data["batch"] = first[0] if first else None
         data["rebatched"] = batch is not None
     except Exception as exc:  # the report must not fail for an estimate

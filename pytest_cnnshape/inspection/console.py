@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from torch import nn
+    from ..tracing.request import TraceRequest
 
 
 @dataclass
@@ -19,8 +19,7 @@ class Sections:
 
 
 def inspection_sections(
-    model: nn.Module,
-    inputs: Any,
+    request: TraceRequest,
     *,
     params: bool = False,
     flops: bool = False,
@@ -28,31 +27,43 @@ def inspection_sections(
     memory: bool = False,
     optimizer: str | None = None,
     ignore: tuple[str, ...] = (),
-    device: str = "auto",
     depth: int | None = None,
     batch_dim: int = 0,
 ) -> Sections:
     """Parameter breakdown and regularization, FLOPs per layer, lint findings, the memory
-    estimate (with ``optimizer``'s state): as asked."""
-    from .flops import count_flops
-    from .lint import lint as run_lint
-    from .parameters import parameter_breakdown
-    from .regularization import regularization
+    estimate (with ``optimizer``'s state): as asked. FLOPs and lint read one observed
+    forward of the request in evaluation mode."""
+    from ..tracing.wrappers import is_script_module
+    from .catalog import tracks_use
+    from .flops import flop_report
+    from .lint import lint_model
+    from .observe import observed_trace
+    from .parameters import breakdown
+    from .regularization import regularization_of
     from .render import lint_count, memory_text
 
     out = Sections()
+    model = request.model
     if params:
-        breakdown = parameter_breakdown(model)
-        report = regularization(model)
-        out.lines += ["", breakdown.table(), report.line()]
-        out.data["parameters"] = breakdown.to_dict()
+        counted_params = breakdown(model)
+        report = regularization_of(model)
+        out.lines += ["", counted_params.table(), report.line()]
+        out.data["parameters"] = counted_params.to_dict()
         out.data["regularization"] = report.to_dict()
+    observation = None
+    if flops or (lint and not is_script_module(model)):
+        observation = observed_trace(
+            request.with_mode(False), flops=flops, parameter_use=lint and tracks_use(ignore)
+        )
     if flops:
-        counted = count_flops(model, inputs, device=device)
+        assert observation is not None
+        counted = flop_report(observation)
         out.lines += ["", counted.table(max_depth=depth)]
         out.data["flops"] = counted.to_dict()
     if lint:
-        findings = run_lint(model, inputs, ignore=ignore, device=device, batch_dim=batch_dim)
+        findings = lint_model(
+            model, request.with_mode(False), ignore=ignore, batch_dim=batch_dim, observation=observation
+        )
         out.lines.append("")
         if findings:
             out.lines.append(f"Lint: {lint_count(findings.to_dict())}")
@@ -60,10 +71,10 @@ def inspection_sections(
         out.data["lint"] = findings.to_dict()
         out.findings = len(findings)
     if memory:
-        from .memory import estimate_memory
+        from .memory import memory_report
         from .render import largest_consumers
 
-        estimate = estimate_memory(model, inputs, optimizer, device=device).to_dict()
+        estimate = memory_report(request.with_mode(True), optimizer).to_dict()
         out.lines += ["", memory_text(estimate, depth), "", "Largest consumers (saved for backward):"]
         out.lines += largest_consumers(estimate)
         out.data["memory"] = estimate

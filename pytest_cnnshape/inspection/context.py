@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from .catalog import RULES_BY_ID
 from .findings import Finding
 from .observe import Observation
 from .regularization import RegularizationReport
+
+if TYPE_CHECKING:
+    from ..tracing.request import TraceRequest
 
 CROSS_ENTROPY, NLL, OTHER_LOSS = "cross_entropy", "nll", "other"
 
@@ -73,8 +76,8 @@ class LintContext:
     #: ``"cross_entropy"``, ``"nll"``, ``"other"``, or None when unknown.
     loss: str | None = None
     observation: Observation | None = None
-    inputs: Any = None
-    device: str | torch.device = "auto"
+    #: The trace the observation made (None without inputs): a rule's further traces vary it.
+    request: TraceRequest | None = None
     #: The axis of the output that holds the batch (1 for a sequence-first model).
     batch_dim: int = 0
 

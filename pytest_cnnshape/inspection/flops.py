@@ -126,6 +126,7 @@ def count_flops(model: nn.Module, inputs: Any, *, device: str | torch.device = "
     attention (not BatchNorm, activations or pooling).
     The model is left as it was; a failing forward raises ShapeMismatchError.
     """
+    from ..tracing.request import TraceRequest
     from .observe import observed_trace
 
-    return flop_report(observed_trace(model, inputs, device=device, flops=True))
+    return flop_report(observed_trace(TraceRequest.of(model, inputs, device=device), flops=True))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LintError
-from .catalog import INPUTS, LOSS, OPTIMIZER, RULES, check_rule_ids
+from .catalog import INPUTS, LOSS, OPTIMIZER, RULES, check_rule_ids, tracks_use
 from .context import LintContext, held_loss, parse_loss
 from .findings import Finding, Findings
 from .rules.flow import (
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from ..tracing.request import TraceRequest
     from .observe import Observation
     from .regularization import RegularizationReport
 
@@ -92,32 +93,29 @@ def run_rules(
     model: nn.Module,
     observation: Observation | None,
     *,
-    inputs: Any = None,
+    request: TraceRequest | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     loss: Any = None,
     ignore: tuple[str, ...] = (),
-    device: str | torch.device = "auto",
     batch_dim: int = 0,
     regularized: RegularizationReport | None = None,
 ) -> Findings:
-    """Every rule not in ``ignore`` over one model (and its observed trace, if any);
+    """Every rule not in ``ignore`` over one (unwrapped) model and its observed trace, if any;
+    ``request``: the trace that observation made (None: no inputs were given);
     ``regularized``: the model's ``regularization(model, optimizer)``, when already made."""
     from ..tracing.modelview import ModelView
-    from ..tracing.tracer import check_model
     from ..tracing.wrappers import is_script_module
-    from .regularization import regularization
+    from .regularization import regularization_of
 
-    model = check_model(model)
     view = ModelView.of(model)
     ctx = LintContext(
         model=model,
         view=view,
-        regularization=regularized or regularization(model, optimizer),
+        regularization=regularized or regularization_of(model, optimizer),
         optimizer=optimizer,
         loss=parse_loss(loss) or held_loss(view),
         observation=observation,
-        inputs=inputs,
-        device=device,
+        request=request,
         batch_dim=check_batch_dim(batch_dim),
     )
     findings: dict[tuple[str, str], Finding] = {}  # a layer called twice: one finding
@@ -157,30 +155,43 @@ def lint(
     ``Finding`` (empty when clean).
     A forward that fails raises ShapeMismatchError: fix that first.
     """
-    from ..tracing.tracer import check_model
+    from ..tracing.request import TraceRequest, check_model
+
+    request = TraceRequest.of(model, inputs, device=device) if inputs is not None else None
+    module = request.model if request is not None else check_model(model)
+    return lint_model(module, request, optimizer, loss=loss, ignore=ignore, batch_dim=batch_dim)
+
+
+def lint_model(
+    model: nn.Module,
+    request: TraceRequest | None,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    loss: Any = None,
+    ignore: Iterable[str] = (),
+    batch_dim: int = 0,
+    observation: Observation | None = None,
+) -> Findings:
+    """``lint`` of an unwrapped model, traced as ``request`` says (None: no inputs);
+    ``observation``: that trace, observed with parameter use, when already made."""
     from ..tracing.wrappers import is_script_module
     from .observe import observed_trace
     from .regularization import check_optimizer
 
-    model = check_model(model)
     ignored = check_rule_ids(ignore, "ignore=")
     if optimizer is not None:
         check_optimizer(optimizer)
     parse_loss(loss)
     check_batch_dim(batch_dim)
-    observation = None
-    if inputs is not None and needs_forward(ignored) and not is_script_module(model):
-        observation = observed_trace(
-            model, inputs, device=device, parameter_use="unused-parameters" not in ignored
-        )
+    if observation is None and request is not None and needs_forward(ignored) and not is_script_module(model):
+        observation = observed_trace(request, parameter_use=tracks_use(ignored))
     return run_rules(
         model,
         observation,
-        inputs=inputs,
+        request=request,
         optimizer=optimizer,
         loss=loss,
         ignore=ignored,
-        device=device,
         batch_dim=batch_dim,
     )
 

@@ -34,7 +34,9 @@ buffers), CUDA's context and the loss are not included.
 
 from __future__ import annotations
 
+import types
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +45,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from ..tracing.metarules import tensor_arguments
 from ..tracing.recorder import RunningCall
+from ..tracing.saves import NO_GRADIENT, Fresh, saved_by
 from .optimizer_state import OptimizerState, ParamInfo, optimizer_state
 from .render import memory_text
 
 if TYPE_CHECKING:
+    from ..tracing.modelview import ModelView
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
 
 
 @dataclass(frozen=True)
@@ -190,14 +196,23 @@ def _is_weight(t: torch.Tensor) -> bool:
 
 
 def _weight_keys(module: nn.Module) -> tuple[set[int], bool]:
-    """Storages of the parameters and buffers as the forward sees them; any lazy left?"""
+    """Storages of the parameters and buffers as the forward sees them; any lazy left?
+
+    The registries are read as they are now (meta twins during a meta trace), through
+    the module list of one walk of the tree.
+    """
+    from ..tracing.modelview import ModelView
+
     keys: set[int] = set()
     lazy = False
-    for t in (*module.parameters(), *module.buffers()):
-        if is_lazy(t):
-            lazy = True
-        else:
-            keys.add(_storage(t)[0])
+    for m in ModelView.of(module).modules:
+        for t in (*m._parameters.values(), *m._buffers.values()):
+            if t is None:
+                continue
+            if is_lazy(t):
+                lazy = True
+            else:
+                keys.add(_storage(t)[0])
     return keys, lazy
 
 
@@ -216,6 +231,14 @@ def _reached(output: Any) -> set[int]:
             reached.add(id(variable))
         stack.extend(n for n, _ in node.next_functions if n is not None)
     return reached
+
+
+def _has_grad_fn(t: torch.Tensor) -> bool:
+    return t.grad_fn is not None
+
+
+def _requires_grad(t: torch.Tensor) -> bool:
+    return t.requires_grad
 
 
 def _unwatched() -> Any:
@@ -268,16 +291,89 @@ def _unpack(saved: _Saved) -> torch.Tensor:
     )
 
 
+class _Grads:
+    """Which tensors of a forward run without autograd would need a gradient in a training
+    step, and the graph backward would walk: each such tensor's node holds the parameters
+    it was computed from and the nodes of its other operands."""
+
+    def __init__(self) -> None:
+        #: ``id(tensor)`` -> (a weak reference to it, its node: (parameter ids, parent nodes))
+        self.known: dict[int, tuple[weakref.ref[torch.Tensor], _Node]] = {}
+
+    def needs(self, t: torch.Tensor) -> bool:
+        """A parameter (or an input) that asks for a gradient, or a result made of one."""
+        if t.requires_grad:
+            return True
+        entry = self.known.get(id(t))
+        return entry is not None and entry[0]() is t
+
+    def _node(self, t: torch.Tensor) -> _Node | None:
+        entry = self.known.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return entry[1]
+        if t.requires_grad and t.is_leaf:
+            return ((id(t),), ())
+        return None
+
+    def made(self, t: torch.Tensor, sources: list[torch.Tensor]) -> None:
+        """``t`` was computed (in place or not) from ``sources``, some needing a gradient."""
+        before = self._node(t)  # in place: what it was made of stays reachable
+        parents = tuple(n for n in (*(self._node(s) for s in sources), before) if n is not None)
+        self.known[id(t)] = (weakref.ref(t), ((), parents))
+
+    def reached(self, output: Any) -> set[int]:
+        """``id`` of the parameters the output depends on: those backward gives a gradient."""
+        stack = [n for n in map(self._node, _tensors(output)) if n is not None]
+        seen: set[int] = set()
+        found: set[int] = set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            found.update(node[0])
+            stack.extend(node[1])
+        return found
+
+
+#: A node of the graph ``_Grads`` keeps: the parameters it is, and the nodes it came from.
+_Node = tuple[tuple[int, ...], tuple[Any, ...]]
+
+
+def _getitem_saves(args: tuple[Any, ...]) -> Any:
+    """Basic indexing (ints, slices, None, ...) keeps nothing; indexing with a tensor keeps
+    the index, a call not counted here."""
+    index = args[1] if len(args) > 1 else None
+    items = index if isinstance(index, tuple) else (index,)
+    return None if any(isinstance(i, (torch.Tensor, list)) for i in items) else ()
+
+
+_INDEXING = frozenset({torch.Tensor.__getitem__, torch.Tensor.__setitem__})
+_DROPOUTS = frozenset({F.dropout, F.dropout1d, F.dropout2d, F.dropout3d})
+
+
 class _MemoryPass:
     """Observer, op watcher and saved-tensors hook of the one training forward.
 
     Counts what autograd saves (``pack``), each call's output, the backward transient
     per op, and, by weak references to every tensor the torch functions return, the
     most bytes alive at once: the inference peak.
+
+    ``counted=True``: the forward runs without autograd (a meta trace's own pass, where
+    every size rule answers) and what autograd would save is worked out op by op
+    (``tracing.saves.saved_by``), with which tensors would need a gradient kept here
+    (``_Grads``). An op this does not know that a gradient would reach makes
+    ``unknown`` its name: the caller then counts with autograd instead.
+    ``as_training=True``: the forward runs in evaluation mode and stands for a training
+    one (the report's one forward): batch statistics and dropout noise are counted, and
+    an evaluation-mode dropout's output (its input itself) stands for a new storage, as
+    a training one is.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, counted: bool = False, as_training: bool = False) -> None:
         self.refs: dict[int, weakref.ref[torch.Tensor]] = {}
+        self.counted = counted
+        self.as_training = as_training
         self.started()
 
     def started(self) -> None:
@@ -301,6 +397,13 @@ class _MemoryPass:
         self.followed: dict[int, tuple[int, int]] = {}
         self.current = 0
         self.peak = (0, 0)
+        self.grads = _Grads()
+        #: ``id(tensor)`` -> (a weak reference, the storage it stands for in a training step)
+        self.virtual: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}
+        #: The first op a gradient reaches whose saves are not known (counted pass only).
+        self.unknown: str | None = None
+        #: The last key given to a storage this forward does not make (``_new_key``).
+        self.made_keys = 0
 
     def close(self) -> None:
         """Stop following tensors (dropping the weak references drops their callbacks)
@@ -330,14 +433,19 @@ class _MemoryPass:
             self.outputs[call.index] = sum(_size(t) for t in {id(t): t for t in tensors}.values())
             if call.index == 0:
                 self.active = False
-                self._weights_of(call.module, _reached(output))
+                reached = self.grads.reached(output) if self.counted else _reached(output)
+                self._weights_of(call.module, reached)
 
     def _weights_of(self, root: nn.Module, reached: set[int]) -> None:
+        from ..tracing.modelview import ModelView
+        from .parameters import named_tensors
+
+        view = ModelView.of(root)  # its registries as they are now (meta twins on meta)
         self.params = [
-            ParamInfo(name, tuple(p.shape), p.dtype, p.requires_grad, p.requires_grad and id(p) in reached)
-            for name, p in root.named_parameters()
+            ParamInfo(names[0], tuple(p.shape), p.dtype, p.requires_grad, p.requires_grad and key in reached)
+            for key, (p, names) in named_tensors(view, "_parameters").items()
         ]
-        self.buffer_bytes = sum(_size(b) for b in root.buffers())
+        self.buffer_bytes = sum(_size(b) for b, _ in named_tensors(view, "_buffers").values())
 
     # -- what autograd saves (torch.autograd.graph.saved_tensors_hooks) --
 
@@ -346,6 +454,9 @@ class _MemoryPass:
         if _is_weight(t):
             return _Saved(0)
         key, size = _storage(t)
+        stands = self.virtual.get(id(t)) if self.virtual else None
+        if stands is not None and stands[0]() is t:
+            key = stands[1]
         if self.active and key not in self.saved and key not in self.weights:
             self.saved[key] = (size, self.calls.current)
             self.keep.append(t.untyped_storage())
@@ -360,24 +471,84 @@ class _MemoryPass:
         alias = None
         if func in _EVAL_IDENTITY and args and isinstance(args[0], torch.Tensor):
             alias = _storage(args[0])[0]
-        recorded = 0
         for t in outs:
             self._follow(t, alias)
-            if t.grad_fn is not None:
-                recorded += _size(t)
+        if self.counted:
+            needs = self.grads.needs
+            sources = [t for t in tensor_arguments(args, kwargs) if needs(t)]
+            if not sources:
+                return  # nothing this op sees needs a gradient: autograd would record nothing
+            self._count(func, args, kwargs, result, outs, sources)
+            self._transient(outs, sources, self._counted_grad, needs)
+        else:
+            self._transient(outs, tensor_arguments(args, kwargs), _has_grad_fn, _requires_grad)
+
+    def _transient(
+        self,
+        outs: list[torch.Tensor],
+        operands: list[torch.Tensor],
+        has_grad: Callable[[torch.Tensor], bool],
+        needs: Callable[[torch.Tensor], bool],
+    ) -> None:
+        """The gradient flowing into this op in backward, and those it produces for its inputs."""
+        recorded = sum(_size(t) for t in outs if has_grad(t))
         if recorded:
-            for a in (*args, *kwargs.values()):
-                for t in (
-                    (a,)
-                    if isinstance(a, torch.Tensor)
-                    else _tensors(a)
-                    if isinstance(a, (list, tuple))
-                    else ()
-                ):
-                    if t.requires_grad and not _is_weight(t):
-                        recorded += _size(t)
+            recorded += sum(_size(t) for t in operands if needs(t) and not _is_weight(t))
             if recorded > self.transient[0]:
                 self.transient = (recorded, self.calls.current)
+
+    def _counted_grad(self, t: torch.Tensor) -> bool:
+        """Whether autograd would have given ``t`` a graph node (a result, not a parameter)."""
+        return not (t.requires_grad and t.is_leaf) and self.grads.needs(t)
+
+    def _count(  # noqa: PLR0917  (the op as the watcher sees it, and what needs a gradient)
+        self,
+        func: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+        outs: list[torch.Tensor],
+        sources: list[torch.Tensor],
+    ) -> None:
+        """What autograd would save for this op, and which of its results need a gradient."""
+        if func in NO_GRADIENT:
+            return
+        if func is torch.Tensor.__setitem__ and args:
+            outs = [args[0]]  # assigned in place: the target now depends on the value
+        differentiable = [t for t in outs if t.is_floating_point() or t.is_complex()]
+        if not differentiable:
+            return  # comparisons, indices: no gradient flows through them
+        identity = func in _DROPOUTS and outs[0] is args[0] and not kwargs.get("inplace")
+        if identity and not self.as_training:
+            saved: Any = ()  # an evaluation-mode step: dropout is the identity, as here
+        elif func in _INDEXING:
+            saved = _getitem_saves(args)
+        else:
+            saved = saved_by(func, self.grads.needs, result, args, kwargs)
+        if saved is None:
+            self.unknown = self.unknown or str(getattr(func, "__qualname__", None) or func)
+            return
+        for t in saved:
+            if isinstance(t, torch.Tensor):
+                self.pack(t)
+            elif isinstance(t, Fresh):
+                self._fresh(t.nbytes)
+        for t in differentiable:
+            self.grads.made(t, sources)
+        if identity and self.as_training:
+            # evaluation-mode dropout returns its input; a training step's is a new tensor
+            self.virtual[id(outs[0])] = (weakref.ref(outs[0]), self._new_key())
+
+    def _new_key(self) -> int:
+        """A storage of a training step that this forward does not make: a key no real
+        storage has (negative)."""
+        self.made_keys -= 1
+        return self.made_keys
+
+    def _fresh(self, nbytes: int) -> None:
+        """A tensor autograd makes and saves itself (statistics, indices, a mask, a copy)."""
+        if self.active:
+            self.saved[self._new_key()] = (nbytes, self.calls.current)
 
     def _follow(self, t: torch.Tensor, key: int | None = None) -> None:
         """Count ``t`` alive until it is freed (``key``: the storage it stands for)."""
@@ -466,29 +637,124 @@ def estimate_memory(
 
     Raises ShapeMismatchError when the forward fails; the model is left as it was.
     """
-    from ..diagnostics.explain import watched
-    from ..tracing.records import inputs_text
-    from ..tracing.tracer import check_model
+    from ..tracing.request import TraceRequest
 
-    model = check_model(model)
+    return memory_report(TraceRequest.of(model, inputs, device=device, dtype=dtype, train=train), optimizer)
+
+
+def memory_report(request: TraceRequest, optimizer: Any = None) -> MemoryReport:
+    """``estimate_memory`` of a request (its mode is the training forward's).
+
+    One forward without autograd, its saves worked out op by op (``counted`` pass),
+    unless the model's own code depends on the mode or on autograd, or a gradient
+    reaches an op whose saves are not known here: then one forward with autograd
+    recording, as a training step's.
+    """
+    from ..tracing.modelview import shared_views
+
+    with shared_views():  # the pass and the estimate read one walk of the model
+        return _memory_report(request, optimizer)
+
+
+def _memory_report(request: TraceRequest, optimizer: Any) -> MemoryReport:
+    from ..diagnostics.explain import watched
+
+    if counts_without_autograd(request.view):
+        memory = counting_pass()
+        try:
+            trace = watched(request, (memory,))
+            if memory.unknown is None:
+                return estimate(request, memory, trace, optimizer)
+        finally:
+            memory.close()
     memory = _MemoryPass()
     try:
         with torch.autograd.graph.saved_tensors_hooks(memory.pack, _unpack):
-            trace = watched(model, inputs, (memory,), device=device, dtype=dtype, train=train, grad=True)
+            trace = watched(request, (memory,), grad=True)
     finally:
         memory.close()
+    return estimate(request, memory, trace, optimizer)
+
+
+def counting_pass(*, as_training: bool = False) -> _MemoryPass:
+    """The observer that counts a training step's memory in a forward without autograd (for
+    a trace that also serves other ends: the report's one forward, in evaluation mode,
+    standing for a training one with ``as_training``)."""
+    return _MemoryPass(counted=True, as_training=as_training)
+
+
+def counted(memory: _MemoryPass) -> bool:
+    """Whether a counting pass knew every op a gradient reached (its estimate stands)."""
+    return memory.counted and memory.unknown is None
+
+
+#: Names whose use in a model's own code makes its forward depend on the mode or on
+#: autograd: what a forward without autograd, or in evaluation mode, cannot stand for.
+_MODE_NAMES = frozenset(
+    {
+        "training",
+        "no_grad",
+        "enable_grad",
+        "set_grad_enabled",
+        "inference_mode",
+        "is_grad_enabled",
+        "requires_grad",
+        "checkpoint",
+        "checkpoint_sequential",
+    }
+)
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def counts_without_autograd(view: ModelView) -> bool:
+    """True when no module class of the model outside torch's own reads its mode or the
+    autograd state (``self.training``, ``torch.no_grad()``, ``x.requires_grad``,
+    checkpointing): then a forward without autograd, in either mode, runs as a training
+    step's does, and what it would save can be worked out op by op."""
+    seen: set[type] = set()
+    for module in view.modules:
+        for cls in type(module).__mro__:
+            if cls in seen or cls.__module__.startswith("torch.") or cls is object:
+                continue
+            seen.add(cls)
+            for value in vars(cls).values():
+                function = getattr(value, "__func__", value)
+                code = getattr(function, "__code__", None)
+                if isinstance(code, types.CodeType) and not _MODE_NAMES.isdisjoint(_names(code)):
+                    return False
+    return True
+
+
+def estimate(
+    request: TraceRequest, memory: _MemoryPass, trace: ShapeTrace, optimizer: Any = None
+) -> MemoryReport:
+    """The MemoryReport of a finished pass over ``request``'s model."""
+    from ..tracing.records import inputs_text
+    from .parameters import named_tensors
+
+    model = request.model
     by_name = {info.name: info for info in memory.params}
-    by_id = {id(p): by_name[name] for name, p in model.named_parameters() if name in by_name}
+    by_id = {
+        key: by_name[names[0]]
+        for key, (_, names) in named_tensors(request.view, "_parameters").items()
+        if names[0] in by_name
+    }
     trainable = [info for info in memory.params if info.gets_grad]
     state = optimizer_state(optimizer, by_id, memory.params)
     param_bytes = sum(info.bytes for info in memory.params)
     saved = memory.saved.values()
     return MemoryReport(
         model=type(model).__name__,
-        input=inputs_text(trace.to_dict(), "-"),
+        input=inputs_text({"input_shapes": trace.input_shapes, "input_kwargs": trace.input_kwargs}, "-"),
         device=trace.device,
         dtype=trace.dtype,
-        train=train,
+        train=request.train or memory.as_training,
         param_bytes=param_bytes,
         buffer_bytes=memory.buffer_bytes,
         grad_bytes=sum(info.bytes for info in trainable),

@@ -16,9 +16,10 @@ observer afresh, so what is kept describes the run the trace reports:
 from __future__ import annotations
 
 import contextlib
+import weakref
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,6 +31,9 @@ from ..tracing.records import ShapeTrace
 from .flop_counting import FlopCounter
 from .parameters import named_tensors
 from .size_freedom import SizeFreedom
+
+if TYPE_CHECKING:
+    from ..tracing.request import TraceRequest
 
 
 @dataclass(slots=True)
@@ -66,6 +70,9 @@ class Observation:
     torch_counted: bool = False
     #: Some Linear call's input may depend on the input size (``size_freedom``).
     linear_may_be_locked: bool = True
+    #: What a training step of this forward would keep (``memory.counting_pass``), when
+    #: counted in the same pass.
+    memory: Any = None
 
 
 def _is_parameter(t: torch.Tensor) -> bool:
@@ -121,8 +128,11 @@ class _Observer:
     calls: list[ObservedCall] = field(default_factory=list)
     #: FLOPs counted when each running call began, by record index.
     flops_at: dict[int, int] = field(default_factory=dict)
+    #: What the last leaf call returned: a weak reference to a tensor (a watcher must not
+    #: keep a forward's tensors alive: the memory estimate of the same pass follows their
+    #: lifetimes), or the object itself (a tuple of an RNN).
     last_leaf_output: Any = None
-    #: ``id(tensor) -> op`` of the latest softmax-like results (kept alive while noted).
+    #: ``id(tensor) -> (a weak reference to it, op)`` of the latest softmax-like result.
     softmaxed: dict[int, tuple[Any, str]] = field(default_factory=dict)
     #: Forward code moved axes (a permute or transpose): a sequence-first output is by design.
     permuted: bool = False
@@ -132,6 +142,10 @@ class _Observer:
         if isinstance(self.counter, FlopCounter):
             return self.counter.total
         return int(self.counter.get_total_flops()) if self.counter is not None else 0
+
+    def _last_leaf(self) -> Any:
+        last = self.last_leaf_output
+        return last() if isinstance(last, weakref.ref) else last
 
     def started(self) -> None:
         """A forward begins: forget any earlier attempt."""
@@ -153,7 +167,7 @@ class _Observer:
                 self.use.view = ModelView.of(call.module)
                 self.use.forget()
         module = call.module
-        last = self.last_leaf_output
+        last = self._last_leaf()
         fed = not module._modules and last is not None and bool(call.args) and call.args[0] is last
         self.calls.append(ObservedCall(module, fed_by_previous_leaf=fed))
         self.flops_at[call.index] = self.flops()
@@ -172,11 +186,11 @@ class _Observer:
         observed = self.calls[call.index]
         observed.flops = self.flops() - self.flops_at.pop(call.index)
         if call.module._modules:
-            observed.returns_last_leaf = output is self.last_leaf_output
+            observed.returns_last_leaf = output is self._last_leaf()
         else:
-            self.last_leaf_output = output
+            self.last_leaf_output = weakref.ref(output) if isinstance(output, torch.Tensor) else output
         noted = self.softmaxed.get(id(output))
-        if noted is not None and noted[0] is output:
+        if noted is not None and noted[0]() is output:
             observed.returned_op = noted[1]
         if self.use is not None and call.index == 0:
             self.use.active = False
@@ -195,23 +209,21 @@ def _watch_op(observer: _Observer, func: Any, result: Any) -> None:
         with contextlib.suppress(TypeError):  # an unhashable callable: looked up each time
             _NAMES[func] = name
     if name in _SOFTMAX and isinstance(result, torch.Tensor):
-        observer.softmaxed = {id(result): (result, name)}  # only the latest one matters
+        observer.softmaxed = {id(result): (weakref.ref(result), name)}  # only the latest one matters
     elif name in _AXIS_MOVES:
         observer.permuted = True
 
 
 def observed_trace(
-    model: nn.Module,
-    inputs: Any,
+    request: TraceRequest,
     *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
     flow: bool = False,
     flops: bool = False,
     parameter_use: bool = False,
+    memory: bool = False,
 ) -> Observation:
-    """``trace(model, inputs)``, watched: data flow always, FLOPs and parameter use on request.
+    """The request traced, watched: data flow always, FLOPs, parameter use and what a training
+    step would keep for backward (``memory``: ``Observation.memory``) on request.
 
     FLOPs are counted in the same pass by ``flop_counting.FlopCounter``; a model with
     ops only torch's ``FlopCounterMode`` can count (attention, recurrent layers,
@@ -219,19 +231,14 @@ def observed_trace(
     for the picture, as ``trace(flow=True)`` does. Raises what ``trace`` raises
     (ShapeMismatchError when the forward fails); the model is left as it was.
     """
-    from ..tracing.tracer import check_model
-
-    view = ModelView.of(check_model(model))
-    run = _Run(device, dtype, train, flow)
-    observation = _observed(model, inputs, view, run, flops, parameter_use, torch_counter=False)
+    view = request.view
+    observation = _observed(request, view, flow, flops, parameter_use, torch_counter=False, memory=memory)
     counter = observation.counter
     if flops and (view.scripted or (isinstance(counter, FlopCounter) and counter.opaque)):
         from ..tracing.metamode import dispatched_ops
 
         with dispatched_ops():
-            counted = _observed(
-                model, inputs, view, run._replace(flow=False), True, False, torch_counter=True
-            )
+            counted = _observed(request, view, False, True, False, torch_counter=True)
         observation.calls = (
             counted.calls if len(counted.calls) == len(observation.calls) else observation.calls
         )
@@ -239,28 +246,25 @@ def observed_trace(
     return observation
 
 
-class _Run(NamedTuple):
-    """How the observed forward runs: as ``trace`` is asked to."""
-
-    device: str | torch.device
-    dtype: torch.dtype | str | None
-    train: bool
-    flow: bool
-
-
-def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
-    model: nn.Module,
-    inputs: Any,
+def _observed(
+    request: TraceRequest,
     view: ModelView,
-    run: _Run,
+    flow: bool,
     flops: bool,
     parameter_use: bool,
     *,
     torch_counter: bool,
+    memory: bool = False,
 ) -> Observation:
     from ..diagnostics.explain import traced
 
     observer = _Observer()
+    observers: tuple[Any, ...] = (observer,)
+    if memory:
+        from .memory import counting_pass
+
+        counting = counting_pass(as_training=not request.train)
+        observers = (observer, counting)
     with ExitStack() as stack:
         if flops and torch_counter:
             from torch.utils.flop_counter import FlopCounterMode
@@ -271,13 +275,13 @@ def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
         if parameter_use:
             observer.use = _ParameterUse(view)
         try:
-            result = traced(
-                model, inputs, (observer,), device=run.device, dtype=run.dtype, train=run.train, flow=run.flow
-            )
+            result = traced(request, observers, flow=flow)
         finally:
             observer.last_leaf_output = None
             observer.softmaxed.clear()
             observer.freedom.finished()
+            if memory:
+                counting.close()
     used = frozenset(observer.use.used) if observer.use is not None else None
     return Observation(
         result,
@@ -286,4 +290,5 @@ def _observed(  # noqa: PLR0917  (observed_trace's arguments, passed on)
         observer.permuted,
         counter=observer.counter,
         linear_may_be_locked=observer.freedom.linear_may_be_locked,
+        memory=counting if memory else None,
     )

@@ -242,9 +242,14 @@ def parameter_breakdown(model: nn.Module) -> ParameterBreakdown:
     Tied weights and shared modules are counted once and listed with all their
     names (``.shared``). Nothing runs and nothing is copied; the model is only read.
     """
-    from ..tracing.tracer import check_model
+    from ..tracing.request import check_model
 
-    view = ModelView.of(check_model(model))
+    return breakdown(check_model(model))
+
+
+def breakdown(model: nn.Module) -> ParameterBreakdown:
+    """``parameter_breakdown`` of a module already checked and unwrapped."""
+    view = ModelView.of(model)
     param_names = tensor_names(view, "_parameters")
     buffer_names = tensor_names(view, "_buffers")
     params: dict[int, TensorInfo] = {}

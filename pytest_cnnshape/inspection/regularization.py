@@ -230,9 +230,16 @@ def regularization(model: nn.Module, optimizer: torch.optim.Optimizer | None = N
     (AdamW) or added to the gradient (L2: SGD, Adam), and the parameters it covers;
     plus the trainable parameters no group covers. The model is only read.
     """
-    from ..tracing.tracer import check_model
+    from ..tracing.request import check_model
 
-    view = ModelView.of(check_model(model))
+    return regularization_of(check_model(model), optimizer)
+
+
+def regularization_of(
+    model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> RegularizationReport:
+    """``regularization`` of a module already checked and unwrapped."""
+    view = ModelView.of(model)
     norms = norm_types()
     dropouts: list[DropoutLayer] = []
     norm_layers: list[NormLayer] = []

@@ -15,6 +15,7 @@ so the rule never misses a locked layer.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -115,8 +116,10 @@ class SizeFreedom:
     """An op watcher and module-call observer: did any Linear get a size-dependent input?"""
 
     def __init__(self) -> None:
-        #: ``id -> tensor`` of tensors whose shape is free of the input size (kept alive).
-        self._free: dict[int, torch.Tensor] = {}
+        #: ``id -> weak reference`` of tensors whose shape is free of the input size (held
+        #: weakly: a watcher must not keep a forward's tensors alive, the memory estimate
+        #: of the same pass follows their lifetimes).
+        self._free: dict[int, weakref.ref[torch.Tensor]] = {}
         #: Some Linear call's input may depend on the input size.
         self.linear_may_be_locked = False
 
@@ -130,13 +133,16 @@ class SizeFreedom:
             for m in module.modules():
                 for t in (*m._parameters.values(), *m._buffers.values()):
                     if t is not None:
-                        self._free[id(t)] = t
+                        self._free[id(t)] = weakref.ref(t)
         if isinstance(module, nn.Linear) and not (args and self.is_free(args[0])):
             self.linear_may_be_locked = True
             self._free.clear()
 
     def is_free(self, value: Any) -> bool:
-        return isinstance(value, torch.Tensor) and self._free.get(id(value)) is value
+        if not isinstance(value, torch.Tensor):
+            return False
+        ref = self._free.get(id(value))
+        return ref is not None and ref() is value
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         """Mark ``result`` free of the input size when the op cannot carry the size into it."""
@@ -155,7 +161,7 @@ class SizeFreedom:
             free = False
         if free:
             for t in tensor_arguments((result,), {}):
-                self._free[id(t)] = t
+                self._free[id(t)] = weakref.ref(t)
 
     def finished(self) -> None:
         """Let go of the tensors (the flag stays)."""

@@ -20,8 +20,8 @@ from ..tracing.devices import model_device, model_dtype
 from ..tracing.guard import exclusive
 from ..tracing.inputs import materialize, parse_inputs
 from ..tracing.modelview import ModelView
+from ..tracing.request import check_model
 from ..tracing.state import preserved
-from ..tracing.tracer import check_model
 from ..tracing.wrappers import is_script_module, type_name
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..errors import ShapeMismatchError
     from ..tracing.inputs import InputSpec
     from ..tracing.records import ShapeTrace
+    from ..tracing.request import TraceRequest
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,85 @@ def check_inputs(check: ModelCheck, concrete: Any) -> InputSpec:
     return parse_inputs(concrete).typed(check.dtype).with_kwargs(check.forward_kwargs)
 
 
-def build(check: ModelCheck) -> nn.Module:
-    """The model of a check: given, or built from its factory (seeded)."""
+def build(check: ModelCheck, device: str | None = None) -> nn.Module:
+    """The model of a check: given, or built from its factory (seeded; ``device="meta"``:
+    under ``torch.device("meta")``)."""
     from ..tracing.factory import build_model
 
     if check.model is not None:
         return check.model
     if check.factory is None:
         raise ContractFailure(f"{check.name}: no model and no factory to build one")
-    return build_model(check.factory, check.kwargs, root=check.root)
+    return build_model(check.factory, check.kwargs, root=check.root, device=device)
+
+
+@dataclass
+class Traced:
+    """A check's trace: the request, its result (partial when the forward failed, with the
+    error), and what the inspection observed of it."""
+
+    request: TraceRequest
+    result: ShapeTrace
+    observation: Any = None
+    error: ShapeMismatchError | None = None
+
+
+def _observe(request: TraceRequest, run: RunOptions, check: ModelCheck) -> Traced:
+    from ..diagnostics.explain import traced
+    from ..errors import ShapeMismatchError
+    from ..inspection.collect import report_trace
+
+    try:
+        if run.inspect or check.lint:  # the inspection (and memory estimate) observe this very trace
+            memory = run.inspect or check.max_memory is not None
+            result, observation = report_trace(request, flow=run.flow, ignore=run.lint_ignore, memory=memory)
+            return Traced(request, result, observation)
+        return Traced(request, traced(request, (), flow=run.flow))
+    except ShapeMismatchError as err:
+        return Traced(request, err.trace, error=err)
+
+
+def build_and_trace(check: ModelCheck, run: RunOptions, inputs: Any, *, real: bool) -> Traced:
+    """Build the check's model and trace it (observed for the report when it has one).
+
+    A factory's model is built on meta (``torch.device("meta")``: no memory, no
+    initialisation) when it will be traced on meta anyway and nobody needs its weights
+    (``real``: the test asks for it with the ``cnn_model`` fixture). Built on the CPU,
+    as the factory itself says, when the model is small enough for a real forward to be
+    the cheaper trace, and, with a note, when the factory or the forward cannot run on
+    meta (weights loaded, ``.item()``, a tensor made on the CPU).
+    """
+    from ..errors import FactoryError, TraceError
+    from ..tracing.devices import meta_first, meta_limitation, short_reason
+    from ..tracing.request import TraceRequest
+    from ..tracing.tracer import holding
+
+    device = check.device or run.device
+    spec = check_inputs(check, inputs)
+
+    def on_cpu() -> TraceRequest:
+        return TraceRequest.of(build(check), spec, device=device, train=check.train)
+
+    if real or check.model is not None or device not in ("auto", "meta"):
+        return _observe(on_cpu(), run, check)
+    try:
+        request = TraceRequest.of(build(check, "meta"), spec, device=device, train=check.train)
+    except FactoryError as exc:
+        note = f"built on the CPU: its factory fails under torch.device('meta') ({short_reason(exc)})"
+    else:
+        with holding(request):  # the room a deep model's walk needs, as for the trace
+            cheaper_on_cpu = not meta_first(request.view, request.inputs, request.device)
+        if cheaper_on_cpu:  # a small model: a real forward is the cheaper trace
+            return _observe(on_cpu(), run, check)
+        try:
+            return _observe(request, run, check)
+        except TraceError as exc:
+            if exc.__cause__ is None or not meta_limitation(exc.__cause__):
+                raise
+            note = f"built on the CPU: its forward needs real weights ({short_reason(exc.__cause__)})"
+    traced = _observe(on_cpu(), run, check)
+    traced.result.note = "; ".join(n for n in (note, traced.result.note) if n)
+    return traced
 
 
 def note_picture(
@@ -113,7 +184,7 @@ def params_failure(name: str, total: int, limit: int) -> str:
     )
 
 
-def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: ModelEntry) -> str | None:
+def run_contract(check: ModelCheck, run: RunOptions, request: TraceRequest, entry: ModelEntry) -> str | None:
     """Check the model's contract over its input domain; the failure text, or None.
 
     What ran is noted on the entry (``extras["contract"]``) for the report.
@@ -133,7 +204,7 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
     entry.extras["contract"] = note
     try:
         result = assert_shape_contract(
-            model,
+            request.model,
             contract.input,
             contract.output,
             dims=contract.dims,
@@ -153,11 +224,9 @@ def run_contract(check: ModelCheck, run: RunOptions, model: nn.Module, entry: Mo
 def inspection_problems(
     check: ModelCheck,
     run: RunOptions,
-    model: nn.Module,
-    inputs: Any,
+    request: TraceRequest,
     *,
     entry: ModelEntry,
-    device: str,
     observation: Any = None,
 ) -> list[str]:
     """Inspect and estimate the memory for the report (or because the check asks); the
@@ -169,13 +238,7 @@ def inspection_problems(
     if run.inspect or check.lint:
         batch_dim = check.batch_dim if check.batch_dim is not None else run.lint_batch_dim
         data = record_inspection(
-            entry.extras,
-            model,
-            inputs,
-            device=device,
-            ignore=run.lint_ignore,
-            batch_dim=batch_dim,
-            observation=observation,
+            entry.extras, request, ignore=run.lint_ignore, batch_dim=batch_dim, observation=observation
         )
         lint_text = lint_problem(check.name, data) if check.lint else None
         if lint_text:
@@ -183,12 +246,11 @@ def inspection_problems(
     if run.inspect or check.max_memory is not None:
         memory = record_memory(
             entry.extras,
-            model,
-            inputs,
+            request,
             batch=check.batch,
             optimizer=check.optimizer,
             budget=check.max_memory,
-            device=device,
+            observation=observation,
         )
         memory_text = memory_problem(check.name, memory) if check.max_memory is not None else None
         if memory_text:
@@ -196,18 +258,17 @@ def inspection_problems(
     return problems
 
 
-def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -> CheckResult:
-    """Run a check without raising; the caller decides how to fail."""
+def run_check(
+    check: ModelCheck, run: RunOptions, *, nodeid: str, source: str, real: bool = False
+) -> CheckResult:
+    """Run a check without raising; the caller decides how to fail. ``real``: the caller needs
+    the model's weights (the ``cnn_model`` fixture), so a factory is never built on meta."""
     from ..contracts.assertions import output_failure_text
-    from ..diagnostics.explain import trace
-    from ..errors import ShapeMismatchError
-    from ..inspection.collect import report_trace
     from ..shapes.expected import bind_inputs, compare_output, parse_expected
     from ..tracing.records import inputs_text
 
     if check.root is None and run.root is not None:
         check = replace(check, root=run.root)
-    device = check.device or run.device
     entry = ModelEntry(
         name=check.name,
         nodeid=nodeid,
@@ -216,43 +277,35 @@ def run_check(check: ModelCheck, run: RunOptions, *, nodeid: str, source: str) -
         max_params=check.max_params,
         expected=None if check.output is None else input_text(check.output),
     )
-    model = check.model
     try:
-        model = build(check)
         bound = bind_inputs(check.traced_input, check.dims)
-        inputs = check_inputs(check, bound.inputs)
         expected = parse_expected(check.output) if check.output is not None else None
-        if run.inspect or check.lint:  # the inspection observes this very trace
-            result, observation = report_trace(
-                model, inputs, device=device, train=check.train, flow=run.flow, ignore=run.lint_ignore
-            )
-        else:
-            result, observation = trace(model, inputs, device=device, train=check.train, flow=run.flow), None
-    except ShapeMismatchError as err:
-        entry.status, entry.failure = FAILED, err.diagnosis.headline
-        entry.error = err.diagnosis.to_dict()
-        entry.trace = err.trace.to_dict()
-        note_picture(run, entry, model, err)
-        return CheckResult(entry, err.trace, err, model)
+        done = build_and_trace(check, run, bound.inputs, real=real)
     except Exception as err:  # factory, spec or trace argument problems
         entry.status, entry.failure = FAILED, f"{type(err).__name__}: {err}"
         failure = ContractFailure(f"{check.name}: {err}")
         failure.__cause__ = err
-        return CheckResult(entry, None, failure, model)
+        return CheckResult(entry, None, failure, check.model)
+    request, result, model = done.request, done.result, done.request.model
+    failed = done.error
+    if failed is not None:
+        entry.status, entry.failure = FAILED, failed.diagnosis.headline
+        entry.error = failed.diagnosis.to_dict()
+        entry.trace = failed.trace.to_dict()
+        note_picture(run, entry, model, failed)
+        return CheckResult(entry, failed.trace, failed, model)
     entry.trace = result.to_dict()
     entry.input = inputs_text(entry.trace, entry.input)
     note_picture(run, entry, model)
-    problems = inspection_problems(
-        check, run, model, inputs, entry=entry, device=device, observation=observation
-    )
+    problems = inspection_problems(check, run, request, entry=entry, observation=done.observation)
     if expected is not None:
         mismatches = compare_output(expected, result.output_shape, bound.bindings)
         if mismatches:
-            problems.append(output_failure_text(result, mismatches, bound.bindings, model, bound.inputs))
+            problems.append(output_failure_text(result, mismatches, bound.bindings, request))
     if check.max_params is not None and result.total_params > check.max_params:
         problems.insert(0, params_failure(check.name, result.total_params, check.max_params))
     if check.contract is not None and not problems:
-        contract_text = run_contract(check, run, model, entry)
+        contract_text = run_contract(check, run, request, entry)
         if contract_text:
             problems.append(contract_text)
     if problems:

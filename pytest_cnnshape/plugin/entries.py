@@ -9,7 +9,7 @@ JSON string and are decoded on the other side.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 PASSED, FAILED = "passed", "failed"
@@ -39,8 +39,13 @@ class ModelEntry:
         return (self.name, self.input)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (also the JSON report's per-model object)."""
-        return asdict(self)
+        """JSON-safe form (also the JSON report's per-model object).
+
+        Shallow: the trace, error and extras are JSON-safe data already, shared rather than
+        deep-copied (``dataclasses.asdict`` copied every nested dict and list of every
+        layer, one of the largest costs of a ``--cnn-shapes`` session).
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelEntry:

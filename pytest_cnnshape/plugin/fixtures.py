@@ -67,12 +67,13 @@ class CnnShapes:
     ) -> ShapeTrace:
         """``pytest_cnnshape.trace`` that also records the model for ``--cnn-shapes``."""
         __tracebackhide__ = True
-        from ..diagnostics.explain import trace
+        from ..diagnostics.explain import traced
         from ..errors import ShapeMismatchError
-        from ..inspection.collect import report_trace
+        from ..inspection.collect import record_inspection, record_memory, report_trace
         from ..tracing.records import inputs_text
+        from ..tracing.request import TraceRequest
 
-        device = device or self._run.device
+        request = TraceRequest.of(model, inputs, device=device or self._run.device, dtype=dtype, train=train)
         entry = ModelEntry(
             name=name or type(model).__name__,
             nodeid=self._item.nodeid,
@@ -84,43 +85,30 @@ class CnnShapes:
         try:
             if self._run.inspect:  # the inspection observes this very trace
                 result, observation = report_trace(
-                    model,
-                    inputs,
-                    device=device,
-                    dtype=dtype,
-                    train=train,
-                    flow=self._run.flow,
-                    ignore=self._run.lint_ignore,
+                    request, flow=self._run.flow, ignore=self._run.lint_ignore, memory=True
                 )
             else:
-                result = trace(model, inputs, device=device, dtype=dtype, train=train, flow=self._run.flow)
+                result = traced(request, (), flow=self._run.flow)
         except ShapeMismatchError as err:
             entry.status, entry.failure = FAILED, err.diagnosis.headline
             entry.error, entry.trace = err.diagnosis.to_dict(), err.trace.to_dict()
-            note_picture(self._run, entry, model, err)
+            note_picture(self._run, entry, request.model, err)
             raise
         except Exception:
             item_entries(self._item).remove(entry)
             raise
         entry.trace = result.to_dict()
         entry.input = inputs_text(entry.trace, entry.input)
-        note_picture(self._run, entry, model)
+        note_picture(self._run, entry, request.model)
         if self._run.inspect:
-            from ..inspection.collect import record_inspection, record_memory
-            from ..tracing.devices import parse_dtype
-            from ..tracing.inputs import parse_inputs
-
-            typed = parse_inputs(inputs).typed(parse_dtype(dtype))
             record_inspection(
                 entry.extras,
-                model,
-                typed,
-                device=device,
+                request,
                 ignore=self._run.lint_ignore,
                 batch_dim=self._run.lint_batch_dim,
                 observation=observation,
             )
-            record_memory(entry.extras, model, typed, device=device)
+            record_memory(entry.extras, request, observation=observation)
         self.traces.append(result)
         return result
 
@@ -269,7 +257,10 @@ def marker_result(item: pytest.Item) -> CheckResult | None:
     if check is None:
         return None
     run = settings(item.config).run_options()
-    result = run_check(check, run, nodeid=item.nodeid, source="marker")
+    # the test body gets the model itself only through the cnn_model fixture: then it is
+    # built with its weights; otherwise it may be built on meta, as declared models are
+    wants_model = "cnn_model" in getattr(item, "fixturenames", ())
+    result = run_check(check, run, nodeid=item.nodeid, source="marker", real=wants_model)
     if result.error is None:
         options = BaselineOptions(check.baseline, check.baseline_output_only)
         result.error = verify(item, result.entry, options)

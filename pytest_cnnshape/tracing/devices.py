@@ -93,13 +93,25 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype inputs made from shapes get: the model's first floating-point tensor's."""
-    for param in model.parameters():
-        if param.is_floating_point():
-            return param.dtype
-    for buffer in model.buffers():
-        if buffer.is_floating_point():
-            return buffer.dtype
+    """The dtype inputs made from shapes get: the model's first floating-point parameter's
+    (in ``parameters()`` order), else its first floating-point buffer's.
+
+    Read without recursion: a request is made before the trace gives a model nested
+    deeper than Python's recursion limit the room it needs.
+    """
+    modules, stack, seen = [], [model], {id(model)}
+    while stack:  # preorder, as named_modules() walks
+        module = stack.pop()
+        modules.append(module)
+        children = [c for c in module._modules.values() if c is not None and id(c) not in seen]
+        seen.update(id(c) for c in children)
+        stack.extend(reversed(children))
+    for registry in ("_parameters", "_buffers"):
+        for module in modules:
+            tensors: dict[str, torch.Tensor | None] = getattr(module, registry)
+            for tensor in tensors.values():
+                if tensor is not None and tensor.is_floating_point():
+                    return tensor.dtype
     return torch.get_default_dtype()
 
 
@@ -121,10 +133,16 @@ def estimated_macs(view: ModelView, spec: InputSpec) -> int:
     return total
 
 
-def plan(view: ModelView, spec: InputSpec, requested: torch.device | Literal["auto"]) -> Plan:
-    """Decide where to trace, and where to go if that fails."""
+def plan(
+    view: ModelView,
+    spec: InputSpec,
+    requested: torch.device | Literal["auto"],
+    home: torch.device | None = None,
+) -> Plan:
+    """Decide where to trace, and where to go if that fails (``home``: where the model's
+    weights are; default: where they are now)."""
     meta = torch.device("meta")
-    home = model_device(view.root)
+    home = home or model_device(view.root)
     if requested != "auto":
         return Plan(requested, None, f"device={str(requested)!r} was asked for")
     if home.type == "meta":
@@ -135,6 +153,17 @@ def plan(view: ModelView, spec: InputSpec, requested: torch.device | Literal["au
     if home.type == "cpu" and estimated_macs(view, spec) <= CHEAP_REAL_MACS:
         return Plan(home, meta, "a real forward of this small model is cheaper than meta")
     return Plan(meta, home, "meta first")
+
+
+def meta_first(view: ModelView, spec: InputSpec, requested: torch.device | Literal["auto"]) -> bool:
+    """Whether ``plan`` would trace this model on meta first if its weights were on the CPU.
+
+    What a factory may build on meta for (``torch.device("meta")``: no memory, no
+    initialisation): the model is then traced exactly where a CPU-built one would be.
+    ``view`` may be of the meta-built model (its parameter shapes are all the MACs
+    estimate reads).
+    """
+    return plan(view, spec, requested, torch.device("cpu")).first.type == "meta"
 
 
 _META_LIMIT_PATTERNS = re.compile(

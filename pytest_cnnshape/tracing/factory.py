@@ -14,6 +14,7 @@ import importlib.util
 import re
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -175,8 +176,15 @@ def build_model(
     kwargs: Mapping[str, Any] | None = None,
     root: Path | None = None,
     seed: int | None = MODEL_SEED,
+    *,
+    device: str | None = None,
 ) -> nn.Module:
-    """Build a model from a spec or callable, seeded, without touching the global RNG."""
+    """Build a model from a spec or callable, seeded, without touching the global RNG.
+
+    ``device="meta"`` calls the factory under ``torch.device("meta")``: its parameters
+    are made without memory or initialisation (what a meta trace reads of them is their
+    shapes); a factory that fails there raises as any other (``FactoryError``).
+    """
     import torch
     from torch import nn
 
@@ -194,7 +202,7 @@ def build_model(
             f"model factory {label!r} is a module instance; give its class or a function "
             "returning a fresh model"
         )
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.device(device) if device else nullcontext():
         if seed is not None:
             torch.manual_seed(seed)
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dis
 import linecache
 import os
+import sys
 import sysconfig
 import types
 from collections.abc import Iterator, Sequence
@@ -82,16 +83,47 @@ class UserFrame:
         return f"{self.location}: {self.code}"
 
 
-@cache
 def _library_dirs() -> tuple[str, ...]:
+    """torch's, ours, the standard library's and every installed-package directory: those of
+    this interpreter and any ``site-packages`` / ``dist-packages`` on ``sys.path``."""
+    return _library_dirs_of(tuple(sys.path))
+
+
+@cache
+def _library_dirs_of(path: tuple[str, ...]) -> tuple[str, ...]:
+    dirs = {_torch_dir(), _PACKAGE_DIR}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        found = sysconfig.get_paths().get(key)
+        if found:
+            dirs.add(str(Path(found).resolve()))
+    for entry in path:
+        if Path(entry).name in ("site-packages", "dist-packages"):
+            dirs.add(str(Path(entry).resolve()))
+    return tuple(sorted(dirs))
+
+
+@cache
+def _torch_dir() -> str:
     import torch
 
-    dirs = {str(Path(torch.__file__).resolve().parent), _PACKAGE_DIR}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        path = sysconfig.get_paths().get(key)
-        if path:
-            dirs.add(str(Path(path).resolve()))
-    return tuple(sorted(dirs))
+    return str(Path(torch.__file__).resolve().parent)
+
+
+def is_torch_file(filename: str) -> bool:
+    """True for torch's own code (its layers, functional, autograd)."""
+    try:
+        return str(Path(filename).resolve()).startswith(_torch_dir())
+    except OSError:
+        return False
+
+
+def package_path(filename: str) -> str:
+    """A file of an installed package from the package on (``torchvision/models/resnet.py``)."""
+    resolved = str(Path(filename).resolve())
+    for root in sorted(_library_dirs(), key=len, reverse=True):  # the innermost: site-packages
+        if root not in (_torch_dir(), _PACKAGE_DIR) and resolved.startswith(root + os.sep):
+            return os.path.relpath(resolved, root)
+    return filename
 
 
 def is_user_file(filename: str) -> bool:

@@ -250,6 +250,13 @@ CHECKS: dict[Any, Rule] = {
 }
 
 
+def _hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Any:
+    """``nn.ReLU6`` and ``nn.Hardtanh`` (the bounds must be in order: torch's own check)."""
+    if not _float_input(input) or not min_val <= max_val:
+        return None
+    return input if inplace else empty_like(input)
+
+
 def _gelu(input: Any, approximate: str = "none") -> Any:
     if approximate not in ("none", "tanh") or not _float_input(input):
         return None
@@ -277,6 +284,7 @@ RULES: dict[Any, Rule] = {
     F.layer_norm: _layer_norm,
     F.relu: _elementwise(1),
     F.relu6: _elementwise(1),
+    F.hardtanh: _hardtanh,
     F.silu: _elementwise(1),
     F.hardswish: _elementwise(1),
     F.mish: _elementwise(1),

@@ -90,14 +90,15 @@ def _channels_last(shape: Sequence[int]) -> tuple[int, ...] | None:
     return (h * w * c, 1, w * c, c)
 
 
-def empty_like(t: torch.Tensor) -> torch.Tensor:
-    """``torch.empty_like(t)`` for a meta tensor laid out as ``torch.empty`` lays tensors out
-    (row-major or channels-last), without torch's Python meta kernel, whose first call
-    imports ``torch._meta_registrations``; any other layout goes to torch."""
+def empty_like(t: torch.Tensor, meta: bool = False) -> torch.Tensor:
+    """``torch.empty_like(t)`` (``meta=True``: on meta, whatever ``t``'s device) for a meta
+    tensor laid out as ``torch.empty`` lays tensors out (row-major or channels-last),
+    without torch's Python meta kernel (30 us a call; its first imports
+    ``torch._meta_registrations``); any other layout goes to torch."""
     stride = t.stride()
-    if t.is_meta and (stride == _row_major(t.shape) or stride == _channels_last(t.shape)):
+    if (meta or t.is_meta) and (stride == _row_major(t.shape) or stride == _channels_last(t.shape)):
         return torch.empty_strided(tuple(t.shape), stride, dtype=t.dtype, device="meta")
-    return torch.empty_like(t)
+    return torch.empty_like(t, device="meta") if meta else torch.empty_like(t)
 
 
 def _ints(value: Any, dims: int, minimum: int) -> tuple[int, ...] | None:

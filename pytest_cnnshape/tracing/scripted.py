@@ -12,7 +12,7 @@ the root call, so FLOPs are counted in total.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -20,7 +20,7 @@ from ..errors import ForwardFailed, TraceError
 from ..shapes.tree import shape_tree
 from .devices import model_device
 from .failure import FailureContext
-from .inputs import InputSpec, materialize
+from .inputs import materialize
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
 from .params import subtree_counts
@@ -28,6 +28,9 @@ from .recorder import Observer, RunningCall
 from .records import LayerRecord, ShapeTrace
 from .state import preserved
 from .wrappers import script_note, type_name
+
+if TYPE_CHECKING:
+    from .request import TraceRequest
 
 
 def script_device(view: ModelView, requested: torch.device | Literal["auto"]) -> torch.device:
@@ -68,15 +71,10 @@ def tree_records(view: ModelView) -> list[LayerRecord]:
 
 
 def run_script(
-    view: ModelView,
-    spec: InputSpec,
-    where: torch.device,
-    *,
-    dtype: torch.dtype,
-    train: bool,
-    observers: Sequence[Observer] = (),
+    view: ModelView, request: TraceRequest, where: torch.device, observers: Sequence[Observer] = ()
 ) -> ShapeTrace:
-    """One real forward of a TorchScript module; ForwardFailed when it raises."""
+    """One real forward of the TorchScript module ``view`` holds; ForwardFailed when it raises."""
+    spec, dtype, train = request.inputs, request.dtype, request.train
     args, kwargs = materialize(spec, where, dtype, view.modules)
     records = tree_records(view)
     root = records[0]

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from .metarules import empty_like
 from .modelview import ModelView
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -274,7 +275,7 @@ def meta_twin(t: torch.Tensor) -> torch.Tensor:
     """A meta tensor like ``t`` (same class for parameters, lazy ones stay lazy)."""
     if is_lazy(t):
         return lazy_twin(t, "meta")
-    twin = torch.empty_like(t, device="meta")
+    twin = empty_like(t, meta=True)
     if isinstance(t, nn.Parameter):
         return nn.Parameter(twin, requires_grad=t.requires_grad)
     return twin

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils._sympy import functions as tf
 
-from ..errors import ArgumentTypeError, SpecError, SymbolicError
+from ..errors import SpecError, SymbolicError
 from ..shapes.spec import CONVENTIONAL_NAMES
 from .devices import model_dtype, parse_dtype
 from .formulas import (
@@ -50,6 +50,7 @@ from .input_domain import Condition, InputDomain
 from .inputs import InputSpec
 from .modelview import ModelView
 from .named_inputs import SymbolicInputs, parse_symbolic, with_named_first
+from .request import as_module
 from .symbolic import (
     GuardOrigin,
     SymbolicRun,
@@ -278,9 +279,7 @@ def plan_symbolic(
 ) -> SymbolicPlan:
     """Parse the named inputs and choose the example: the sizes given, or found by the engine
     from defaults (a batch of 2, 3 channels, sides of 224) where a check fails."""
-    if not isinstance(model, nn.Module):
-        raise ArgumentTypeError(f"model must be a torch.nn.Module instance, got {type(model).__name__}")
-    module = unwrap(model).module
+    module = unwrap(as_module(model)).module
     parsed = parse_symbolic(inputs, dims)
     view = ModelView.of(module)
     kind = parse_dtype(dtype) or model_dtype(module)

@@ -23,73 +23,34 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from ..errors import ArgumentError, ArgumentTypeError, ForwardFailed, TraceError
+from ..errors import ArgumentError, ForwardFailed, TraceError
 from ..shapes.tree import shape_tree
-from .devices import (
-    Plan,
-    meta_limitation,
-    model_device,
-    model_dtype,
-    parse_device,
-    parse_dtype,
-    plan,
-    short_reason,
-)
+from .devices import Plan, meta_limitation, model_device, plan, short_reason
 from .failure import FailureContext
 from .functional import FunctionalOps
 from .guard import exclusive, gc_paused, guarded
-from .inputs import InputSpec, materialize, parse_inputs
+from .inputs import materialize
 from .metamode import OpWatcher, trace_mode
 from .modelview import ModelView
 from .params import model_counts
 from .recorder import Observer, Recorder
 from .records import ShapeTrace
+from .request import TraceRequest
 from .scripted import run_script, script_device
 from .state import lazy_twin, meta_twin, meta_weights, preserved
 from .untraceable import untraceable, where_failed
-from .wrappers import is_script_module, type_name, unwrap
+from .wrappers import is_script_module, type_name
 
 
-def check_model(model: Any) -> nn.Module:
-    """The module to work on: the model argument, which must be an nn.Module instance, unwrapped.
-
-    A ``torch.compile`` or data-parallel wrapper gives the module it holds
-    (``wrappers.unwrap``), so every tool sees the same names as the trace.
-    """
-    return unwrap(_module(model)).module
-
-
-def _module(model: Any) -> nn.Module:
-    if isinstance(model, nn.Module):
-        return model
-    if isinstance(model, type) and issubclass(model, nn.Module):
-        raise ArgumentTypeError(
-            f"model is the class {model.__name__}, not an instance; pass {model.__name__}() "
-            "(with its constructor arguments)"
-        )
-    raise ArgumentTypeError(
-        f"model must be a torch.nn.Module instance, got {type(model).__name__}; e.g. "
-        "trace(nn.Conv2d(3, 8, 3), (1, 3, 32, 32))"
-    )
-
-
-def run(
-    model: nn.Module,
-    inputs: Any,
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype | str | None = None,
-    train: bool = False,
-    observers: Sequence[Observer] = (),
-    grad: bool = False,
-) -> ShapeTrace:
-    """One traced forward where ``device`` says (see ``pytest_cnnshape.trace``).
+def run(request: TraceRequest, *, observers: Sequence[Observer] = (), grad: bool = False) -> ShapeTrace:
+    """One traced forward of ``request`` where its device says (see ``pytest_cnnshape.trace``).
 
     Raises ForwardFailed when the model's forward raises (on the device it ended up
     on), TraceError when meta cannot run it and no fallback was allowed.
@@ -97,87 +58,46 @@ def run(
     runs the forward with autograd recording (nothing runs backward; the graph is
     dropped with the output), as a training step's forward would.
     """
-    given = _module(model)
-    if not isinstance(train, bool):
-        raise ArgumentTypeError(f"train={train!r} must be True or False")
-    spec = parse_inputs(inputs)
-    requested = parse_device(device)
-    unwrapped = unwrap(given)
-    model = unwrapped.module
+    model = request.model
     with guarded(model, type_name(model)):
-        in_dtype = parse_dtype(dtype) or model_dtype(model)
-        view = ModelView.of(model)
-        return _traced(
-            view, spec, requested, unwrapped.note, dtype=in_dtype, train=train, observers=observers, grad=grad
-        )
+        return _traced(request, observers, grad)
 
 
-def holding(model: Any) -> AbstractContextManager[None]:
-    """Hold ``model`` for a whole trace and its diagnosis (``guard.guarded``); a no-op for a non-module."""
-    if not isinstance(model, nn.Module):
-        return nullcontext()  # run() says what is wrong with it
-    module = unwrap(model).module
-    return guarded(module, type_name(module))
+def holding(request: TraceRequest) -> AbstractContextManager[None]:
+    """Hold the request's model for a whole trace and its diagnosis (``guard.guarded``)."""
+    return guarded(request.model, type_name(request.model))
 
 
-def _traced(
-    view: ModelView,
-    spec: InputSpec,
-    requested: torch.device | Literal["auto"],
-    wrapper: str | None,
-    *,
-    dtype: torch.dtype,
-    train: bool,
-    observers: Sequence[Observer],
-    grad: bool,
-) -> ShapeTrace:
+def _traced(request: TraceRequest, observers: Sequence[Observer], grad: bool) -> ShapeTrace:
     """Run the trace; explain what no shape explains."""
-    model = view.root
     try:
-        result = _dispatch(view, spec, requested, dtype=dtype, train=train, observers=observers, grad=grad)
+        result = _dispatch(request, observers, grad)
     except ForwardFailed as failed:
-        failed.wrapper = failed.wrapper or wrapper
-        error = untraceable(failed, type_name(model), partial_trace(failed))
+        failed.wrapper = failed.wrapper or request.wrapper
+        error = untraceable(failed, type_name(request.model), partial_trace(failed))
         if error is not None:
             raise error from failed.context.exc
         raise
-    if wrapper:
-        result.wrapper = "; ".join(n for n in (wrapper, result.wrapper) if n)
+    if request.wrapper:
+        result.wrapper = "; ".join(n for n in (request.wrapper, result.wrapper) if n)
     return result
 
 
-def _dispatch(
-    view: ModelView,
-    spec: InputSpec,
-    requested: torch.device | Literal["auto"],
-    *,
-    dtype: torch.dtype,
-    train: bool,
-    observers: Sequence[Observer],
-    grad: bool,
-) -> ShapeTrace:
+def _dispatch(request: TraceRequest, observers: Sequence[Observer], grad: bool) -> ShapeTrace:
     """The trace proper: meta, or a fallback; each forward with the model's modules locked (``guard``)."""
-    model = view.root
-    if is_script_module(model):
-        where = script_device(view, requested)
+    view = request.view
+    if is_script_module(view.root):
+        where = script_device(view, request.device)
         _check_real_device(view, where)
         with exclusive(view.modules):
-            return run_script(view, spec, where, dtype=dtype, train=train, observers=observers)
-    return _routed(view, spec, requested, dtype=dtype, train=train, observers=observers, grad=grad)
+            return run_script(view, request, where, observers=observers)
+    return _routed(request, observers, grad)
 
 
-def _routed(
-    view: ModelView,
-    spec: InputSpec,
-    requested: torch.device | Literal["auto"],
-    *,
-    dtype: torch.dtype,
-    train: bool,
-    observers: Sequence[Observer],
-    grad: bool = False,
-) -> ShapeTrace:
+def _routed(request: TraceRequest, observers: Sequence[Observer], grad: bool) -> ShapeTrace:
     """Run where the plan says: meta first when it can, a real forward when meta cannot."""
-    route = plan(view, spec, requested)
+    view = request.view
+    route = plan(view, request.inputs, request.device)
     if route.first.type == "meta" and _script_parts(view):
         if route.fallback is None:
             raise TraceError(
@@ -189,7 +109,7 @@ def _routed(
         route = Plan(route.fallback, None, "TorchScript submodules run where their weights are")
     _check_real_device(view, route.first)
     try:
-        return _run(view, spec, route.first, dtype=dtype, train=train, observers=observers, grad=grad)
+        return _run(request, route.first, observers, grad)
     except ForwardFailed as failed:
         exc = failed.context.exc
         if route.first.type != "meta" or not meta_limitation(exc):
@@ -208,9 +128,7 @@ def _routed(
             f"traced with a real forward on {route.fallback}"
         )
         try:
-            result = _run(
-                view, spec, route.fallback, dtype=dtype, train=train, observers=observers, grad=grad
-            )
+            result = _run(request, route.fallback, observers, grad)
         except ForwardFailed as again:
             again.note = note
             raise
@@ -278,31 +196,20 @@ def _target(view: ModelView, where: torch.device) -> tuple[ModelView, dict[int, 
 
 
 def _run(
-    view: ModelView,
-    spec: InputSpec,
-    where: torch.device,
-    *,
-    dtype: torch.dtype,
-    train: bool,
-    observers: Sequence[Observer] = (),
-    grad: bool = False,
+    request: TraceRequest, where: torch.device, observers: Sequence[Observer] = (), grad: bool = False
 ) -> ShapeTrace:
+    """One forward of ``request`` on ``where``, hooked, with the model's modules locked."""
+    view = request.view
     with exclusive(view.modules):
-        return _run_locked(view, spec, where, dtype=dtype, train=train, observers=observers, grad=grad)
+        return _forward(request, view, where, observers, grad)
 
 
-def _run_locked(
-    view: ModelView,
-    spec: InputSpec,
-    where: torch.device,
-    *,
-    dtype: torch.dtype,
-    train: bool,
-    observers: Sequence[Observer] = (),
-    grad: bool = False,
+def _forward(
+    request: TraceRequest, view: ModelView, where: torch.device, observers: Sequence[Observer], grad: bool
 ) -> ShapeTrace:
     target, lazy = _target(view, where)
     model = view.root
+    dtype, train, spec = request.dtype, request.train, request.inputs
     args, kwargs = materialize(spec, where, dtype, view.modules)
     recorder = Recorder(target, observers, lazy)
     watchers: list[OpWatcher] = [o for o in observers if callable(getattr(o, "op", None))]  # type: ignore[misc]
@@ -329,7 +236,7 @@ def _run_locked(
                 where,
                 spec,
                 recorder.produced,
-                Prober(view, dtype, train, where),
+                Prober(request, where),
                 tuple(observers),
             )
             recorder.finish()
@@ -380,7 +287,7 @@ def _script_parts_note(view: ModelView) -> str | None:
 
 
 class Prober:
-    """Runs a model on other inputs without diagnosing failures: for searches over sizes.
+    """Runs a request's model on other inputs without diagnosing failures: for searches over sizes.
 
     A diagnosis uses one to compute the smallest input that works, to watch the
     failed run again, and to try its fixes on a twin of the model (``root``);
@@ -390,11 +297,18 @@ class Prober:
     ``FunctionalOps``, so a size search also sees functional pooling run out of pixels.
     """
 
-    def __init__(self, view: ModelView, dtype: torch.dtype, train: bool, fallback: torch.device) -> None:
-        self.view, self.dtype, self.train = view, dtype, train
+    def __init__(self, request: TraceRequest, fallback: torch.device) -> None:
+        self.request = request
+        view = request.view
+        self.view, self.dtype, self.train = view, request.dtype, request.train
         # TorchScript submodules cannot take meta weights: they run where they are
         self.where = fallback if _script_parts(view) else torch.device("meta")
         self.fallback = fallback
+
+    @classmethod
+    def of(cls, request: TraceRequest) -> Prober:
+        """A Prober for ``request``'s model, falling back to the model's own device."""
+        return cls(request, model_device(request.model))
 
     def __call__(
         self,
@@ -405,16 +319,17 @@ class Prober:
         where: torch.device | None = None,
     ) -> ShapeTrace | FailureContext:
         """Run ``inputs`` through the model, or through ``root`` (a twin) on ``where``."""
-        spec = parse_inputs(inputs)
-        view = self.view if root is None else ModelView.of(root)
+        request = self.request.with_inputs(inputs)
+        if root is not None:
+            request = replace(request, model=root)
         watching = tuple(observers)
         if not any(isinstance(o, FunctionalOps) for o in watching):
             watching = (*watching, FunctionalOps())
         device = where or self.where
         try:
-            if is_script_module(view.root):
-                return run_script(view, spec, self.fallback, dtype=self.dtype, train=self.train)
-            return _run(view, spec, device, dtype=self.dtype, train=self.train, observers=watching)
+            if is_script_module(request.model):
+                return run_script(request.view, request, self.fallback)
+            return _run(request, device, watching)
         except ForwardFailed as failed:
             if (
                 where is None
@@ -426,12 +341,6 @@ class Prober:
                 self.where = self.fallback
                 return self(inputs, observers=observers)
             return failed.context
-
-
-def prober(model: nn.Module, *, dtype: torch.dtype | str | None = None, train: bool = False) -> Prober:
-    """A Prober for ``model`` (falling back to the model's own device)."""
-    model = check_model(model)
-    return Prober(ModelView.of(model), parse_dtype(dtype) or model_dtype(model), train, model_device(model))
 
 
 def partial_trace(failed: ForwardFailed) -> ShapeTrace:

@@ -9,6 +9,10 @@ cat of maps that differ). Some forwards fail for reasons no shape fixes:
 * the model raises for its own reasons: a ``raise`` or ``assert`` in its code,
   or an exception torch never raises for a shape (KeyError, AttributeError...).
 
+A shape check that a library layer makes itself (timm's ``_assert(x.ndim == 4, "expected
+4D input (got 3D input)")``, torchvision's "Wrong image height!") is torch's refusal in
+all but name: it is explained as one (``library_shape_check``).
+
 Those become a ``TraceError`` naming the layer that was running, the reason and
 the user's line. A root forward called with arguments its signature does not
 take (``forward() missing 1 required positional argument``) is the caller's
@@ -24,7 +28,7 @@ import torch
 
 from ..errors import ArgumentError, ForwardFailed, TraceError, UsageError
 from .devices import short_reason
-from .failure import error_text, is_torch_layer, raised_by_model
+from .failure import error_text, is_torch_file, is_torch_layer, is_user_file, raised_by_model
 from .wrappers import type_name
 
 if TYPE_CHECKING:
@@ -66,6 +70,30 @@ def environment_limit(exc: BaseException, device: torch.device) -> str | None:
     return None
 
 
+_SHAPE_WORDS = re.compile(
+    r"\b(dim|dims|ndim|dimension|dimensions|shape|shapes|size|sizes|channels?|height|width|"
+    r"[0-9]D input|input (size|shape))\b",
+    re.I,
+)
+
+
+def library_shape_check(exc: BaseException) -> bool:
+    """An ``assert`` or ``raise`` of an installed package's layer (not torch, not the user's)
+    about the sizes it got: a shape error to explain, as torch's own would be."""
+    tb = exc.__traceback__
+    if tb is None or not isinstance(exc, (AssertionError, ValueError, RuntimeError)):
+        return False
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    # the innermost frame that is not torch's (``torch._assert`` raises for timm's ``_assert``)
+    raiser = next((f for f in reversed(frames) if not is_torch_file(f)), None)
+    if raiser is None or is_user_file(raiser) or raiser.startswith("<"):
+        return False
+    return bool(_SHAPE_WORDS.search(str(exc)))
+
+
 def where_failed(ctx: FailureContext) -> tuple[str, str]:
     """The failing layer's name and ``fc (Linear)`` / ``the forward() of (root) (Net)``."""
     running = ctx.innermost
@@ -91,6 +119,8 @@ def untraceable(failed: ForwardFailed, model: str, trace: ShapeTrace) -> UsageEr
             f"inputs do not fit {model}.forward: {short_reason(exc)}; give one input per forward "
             "argument (a list for several, a dict for keywords)"
         )
+    if library_shape_check(exc):
+        return None
     own = f"raised {type(exc).__name__}: {short_reason(exc)}"
     reason = own if raised_by_model(exc) else environment_limit(exc, ctx.device)
     if reason is None and not isinstance(exc, TORCH_REFUSALS):

@@ -648,10 +648,12 @@ CORPUS: dict[str, Broken] = {
         "combine_mismatch",
         "1",
         (2, 16, 8, 8),
-        "stride=2",
+        # one setting (the branch's stride) against two edits (the shortcut's line and a new
+        # projection layer): the stride first, the projection the upstream fix took as "or"
+        "1.conv1: nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, stride=1, padding=1)",
         "return F.relu(out + x)",
-        {"stride": 2},
-        fix_kind="code",
+        fix_kind="layer",
+        alternative="code",
         origin="https://github.com/soapisnotfat/pytorch-cifar10/pull/8",
     ),
     "residual_channels_without_projection": Broken(

@@ -9,6 +9,8 @@ the model again, on meta and on CPU.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -208,7 +210,8 @@ class ResnetGenerator(nn.Module):
 
 class DepthwiseFirst(nn.Module):
     """sunsmarterjie/yolov12#161: a depthwise conv (groups=64) meets a grayscale image. No change
-    of one layer makes this model run: the stem it expects is missing."""
+    of one layer makes this model run (the stem it expects is missing); the gray channel's
+    way through the depthwise and the pointwise conv, both taking it, does."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -218,6 +221,23 @@ class DepthwiseFirst(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.pw(self.dw(x)))
+
+
+class SeganGenerator(nn.Module):
+    """dansuh17/segan-pytorch#27: the latent ``z`` is drawn with another batch (3) than the
+    signal's (32), and the cat of the encoding with it fails on the batch axis. No change of
+    a layer or of the signal fixes it: ``z`` is the second input, made by the caller."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = (1, 8, 16, 32, 64)
+        self.enc = nn.Sequential(*(nn.Conv1d(a, b, 31, stride=4, padding=15) for a, b in pairwise(widths)))
+        self.dec = nn.Conv1d(128, 1, 1)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        c = self.enc(x)
+        encoded = torch.cat((c, z), dim=1)
+        return self.dec(encoded)
 
 
 def integral_grouped() -> nn.Module:
@@ -906,7 +926,7 @@ FIELD: dict[str, Broken] = {
         "view_size",
         "",
         (6, 16, 2, 2),
-        "x = torch.flatten(x, 1), and nn.Linear(in_features=64, out_features=120)",
+        "x = torch.flatten(x, 1), and fc1: nn.Linear(in_features=64, out_features=120)",
         "x = x.view(-1, 16 * 5 * 5)",
         {"per_sample": 64},
         fix_kind="code",
@@ -1012,10 +1032,23 @@ FIELD: dict[str, Broken] = {
         "conv_in_channels",
         "dw",
         (1, 1, 16, 24),
-        None,
+        # one cause at two sites: the gray channel reaches the depthwise conv, then the pointwise
+        "nn.Conv2d(in_channels=1, out_channels=1, kernel_size=5, padding=2, groups=1), and "
+        "pw: nn.Conv2d(in_channels=1, out_channels=32, kernel_size=1)",
         "return self.bn(self.pw(self.dw(x)))",
-        fix_kind=None,
+        fix_kind="layer",
         origin="https://github.com/sunsmarterjie/yolov12/issues/161",
+    ),
+    "segan_latent_batch": Broken(
+        SeganGenerator,
+        [(4, 1, 1024), (3, 64, 4)],
+        "combine_mismatch",
+        "",
+        (4, 64, 4),
+        None,
+        "encoded = torch.cat((c, z), dim=1)",
+        fix_kind=None,
+        origin="https://github.com/dansuh17/segan-pytorch/issues/27",
     ),
     "torchintegral_grouped_conv": Broken(
         integral_grouped,
@@ -1411,10 +1444,11 @@ FIELD: dict[str, Broken] = {
         "max_unpool_size",
         "unpool",
         (1, 8, 7, 7),
-        "multiples of 4, e.g. 1x3x32x32",
+        "self.unpool(x, id2, output_size=id2_input.shape)",
         "x = F.relu(self.dec2(self.unpool(x, id2)))",
-        fix_kind="input",
+        fix_kind="code",
         origin="https://github.com/delta-onera/segnet_pytorch/issues/3",
+        alternative="input",
     ),
     "pytorch_580_unpool_chain": Broken(
         UnpoolChain,
@@ -1422,10 +1456,11 @@ FIELD: dict[str, Broken] = {
         "max_unpool_size",
         "unpool",
         (1, 3, 12, 24),
-        "multiples of 8, e.g. 1x3x56x96",
+        "out = self.unpool(out, indices2, output_size=indices2_input.shape)",
         "out = self.unpool(out, indices2)",
-        fix_kind="input",
+        fix_kind="code",
         origin="https://github.com/pytorch/pytorch/issues/580",
+        alternative="input",
     ),
     "t2t_vit_384_position_table": Broken(
         ViT,
@@ -1478,7 +1513,7 @@ FIELD: dict[str, Broken] = {
         "rnn_input_size",
         "rnn",
         (2, 8, 4, 10),
-        "x = x.permute(0, 3, 1, 2).reshape(b, w, c * h)",
+        "x = x.permute(0, 3, 1, 2).flatten(2)",
         "out, _ = self.rnn(self.cnn(x))",
         fix_kind="code",
         origin="https://github.com/HHTseng/video-classification/issues/15",

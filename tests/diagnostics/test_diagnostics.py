@@ -19,8 +19,9 @@ from pytest_cnnshape.diagnostics.patches import Patch, ReplaceLayer, TransformIn
 from pytest_cnnshape.shapes.tree import format_shape
 from tests.corpus.broken_zoo import CORPUS, Broken
 from tests.corpus.field_zoo import FIELD
+from tests.corpus.generalize_zoo import GENERALIZE
 
-CASES: dict[str, Broken] = {**CORPUS, **FIELD}
+CASES: dict[str, Broken] = {**CORPUS, **FIELD, **GENERALIZE}
 
 
 def failure(case: Broken, device: str) -> ShapeMismatchError:
@@ -45,7 +46,7 @@ def test_the_corpus_covers_every_category() -> None:
     assert len(CASES) >= 80
     sourced = [name for name, case in CASES.items() if case.origin.startswith("https://")]
     assert len(sourced) >= 80, sorted(set(CASES) - set(sourced))
-    assert all(case.origin for case in FIELD.values())
+    assert all(case.origin for case in (*FIELD.values(), *GENERALIZE.values()))
     assert {
         "linear_in_features",
         "linear_unflattened",
@@ -116,11 +117,12 @@ def _run_text(patch: Patch, case: Broken, device: str) -> None:
     inputs: object = case.inputs
     if isinstance(patch, ReplaceLayer):
         parent, _, attr = patch.name.rpartition(".")
+        cls = type(model.get_submodule(patch.name))  # a library's class is named by itself
         with torch.device(device):
-            layer = eval(patch.text, {"nn": nn, "torch": torch})
+            layer = eval(patch.text, {"nn": nn, "torch": torch, cls.__name__: cls})
         owner = model.get_submodule(parent)
         setattr(owner, attr, layer) if not attr.isdigit() else owner.__setitem__(int(attr), layer)
-    elif isinstance(patch, TransformInput) and patch.code is not None:
+    elif isinstance(patch, TransformInput) and patch.transform is not None:
         x = case.inputs if isinstance(case.inputs, torch.Tensor) else torch.randn(case.inputs)
         namespace = {"x": x, "torch": torch}
         exec(patch.text, namespace)
@@ -231,7 +233,7 @@ def test_the_batch_fold_note_accompanies_a_later_failure() -> None:
     # undo the fold and size the layer for one sample -- not resize it to the folded rows
     assert err.fix == (
         "x = torch.flatten(x, 1)   (in place of the view that folded the batch), and "
-        "nn.BatchNorm1d(num_features=36)"
+        "norm: nn.BatchNorm1d(num_features=36)"
     )
     assert err.diagnosis.verified == "verified: the model then runs to [2, 36]"
     assert err.diagnosis.fix_note == "keeps the batch of 2: the layer then gets 36 features per sample"

@@ -10,6 +10,7 @@ from torch import nn
 
 from pytest_cnnshape import ShapeMismatchError, trace
 from pytest_cnnshape.diagnostics import report
+from pytest_cnnshape.diagnostics.edits import LayerEdit, NewLayer, method
 from pytest_cnnshape.diagnostics.patches import (
     EditSource,
     FeedLayer,
@@ -51,20 +52,21 @@ def test_a_twin_leaves_the_model_exactly_as_it_was(device: str) -> None:
 def test_layers_are_replaced_on_every_path_to_them_and_inputs_transformed() -> None:
     shared = nn.Conv2d(3, 8, 3)
     model = nn.Sequential(nn.Sequential(shared), nn.Sequential(shared))
-    text = "nn.Conv2d(3, 3, 1)"
-    patched, _ = apply(model, (1, 3, 8, 8), ReplaceLayer(text, name="0.0", code=text), "meta")
+    patch = ReplaceLayer("0.0", LayerEdit(shared, {"out_channels": 3, "kernel_size": 1}))
+    assert patch.text == "nn.Conv2d(in_channels=3, out_channels=3, kernel_size=1)"
+    patched, _ = apply(model, (1, 3, 8, 8), patch, "meta")
     assert patched[0][0] is patched[1][0] and patched[0][0] is not shared
     assert model[0][0] is shared and model[1][0] is shared
-    _, inputs = apply(
-        model, (1, 8, 8, 3), TransformInput("x = x.permute(0, 3, 1, 2)", code="x = x.permute(0, 3, 1, 2)")
-    )
+    permute = TransformInput(transform=method("permute", 0, 3, 1, 2))
+    assert permute.text == "x = x.permute(0, 3, 1, 2)"
+    _, inputs = apply(model, (1, 8, 8, 3), permute)
     assert inputs.first_shape() == (1, 3, 8, 8)
     tensor = torch.randn(1, 8, 8, 3, dtype=torch.float64)
-    _, inputs = apply(model, tensor, TransformInput("x = x.float()", code="x = x.float()"), "cpu")
+    _, inputs = apply(model, tensor, TransformInput(transform=method("float")), "cpu")
     moved = inputs.tensors()[0]
     assert moved.dtype == torch.float32 and torch.equal(moved, tensor.float())  # the real values
-    with pytest.raises(Unpatchable, match="does not build a module"):
-        apply(model, (1, 3, 8, 8), ReplaceLayer("MyConv(3)", name="0.0", code="MyConv(3)"))
+    with pytest.raises(Unpatchable, match="does not build"):
+        apply(model, (1, 3, 8, 8), ReplaceLayer("0.0", LayerEdit(shared, {"groups": 5})))
 
 
 def test_a_feed_takes_what_another_layer_returned() -> None:
@@ -81,7 +83,7 @@ def test_a_feed_takes_what_another_layer_returned() -> None:
 
 def test_an_edit_of_forward_code_is_the_line_shown() -> None:
     err = raised(ViewWrongSize(), (1, 3, 32, 32))
-    assert err.fix == "x = torch.flatten(x, 1), and nn.Linear(in_features=400, out_features=10)"
+    assert err.fix == "x = torch.flatten(x, 1), and fc: nn.Linear(in_features=400, out_features=10)"
     edit = next(p for p in err.diagnosis.patch.parts() if isinstance(p, EditSource))  # type: ignore[union-attr]
     assert edit.text == "x = torch.flatten(x, 1)" and edit.code == "torch.flatten(x, 1)"
     assert edit.owner == "" and edit.function == "forward"
@@ -119,9 +121,9 @@ def test_the_alternative_is_another_kind_of_change() -> None:
     lines = str(err).splitlines()
     fix = next(i for i, line in enumerate(lines) if line.startswith("  fix "))
     assert lines[fix + 1].strip() == "verified: the model then runs to [4, 10]"
-    assert lines[fix + 2].startswith("  or        x = x.expand(-1, 3, *x.shape[2:])")
+    assert lines[fix + 2].startswith("  or        x = x.expand(-1, 3, -1, -1)")
     assert err.diagnosis.to_dict()["alternative"] == {
-        "fix": "x = x.expand(-1, 3, *x.shape[2:])",
+        "fix": "x = x.expand(-1, 3, -1, -1)",
         "note": "a grayscale batch into a model built for RGB: repeat the gray channel",
         "verified": "verified: the model then runs to [4, 10]",
         "kind": "input",
@@ -184,8 +186,9 @@ def test_debug_mode_refuses_a_fix_a_rule_did_not_verify(monkeypatch: pytest.Monk
 
 
 def test_joined_patches_read_as_one_fix() -> None:
-    a = ReplaceLayer("nn.Flatten(start_dim=1)", name="2", code="nn.Flatten(start_dim=1)")
-    b = ReplaceLayer("nn.Linear(4, 2)", name="3", code="nn.Linear(4, 2)")
+    a = ReplaceLayer("2", NewLayer(nn.Flatten, kwargs={"start_dim": 1}))
+    b = ReplaceLayer("3", NewLayer(nn.Linear, (4, 2)))
     both = joined(a, b)
     assert both.text == "nn.Flatten(start_dim=1), and nn.Linear(4, 2)" and list(both.parts()) == [a, b]
     assert joined(a) is a
+    assert both.sites() == ("2", "3")

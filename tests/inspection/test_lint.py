@@ -302,9 +302,10 @@ class NeedsValues(nn.Module):
 def test_a_meta_attempt_that_falls_back_is_forgotten() -> None:
     from pytest_cnnshape import count_flops
     from pytest_cnnshape.inspection.observe import observed_trace
+    from pytest_cnnshape.tracing.request import TraceRequest
 
     model = NeedsValues()
-    observation = observed_trace(model, (1, 3, 256, 256), flops=True, parameter_use=True)
+    observation = observed_trace(TraceRequest.of(model, (1, 3, 256, 256)), flops=True, parameter_use=True)
     assert observation.trace.device == "cpu" and observation.trace.note
     assert [c.module for c in observation.calls] == [model, model.conv, model.bn]
     assert observation.calls[2].fed_by_previous_leaf

@@ -20,6 +20,8 @@ from benchmarks.models import resnet50
 from pytest_cnnshape import ShapeMismatchError, trace
 from pytest_cnnshape.inspection.observe import observed_trace
 from pytest_cnnshape.inspection.rules.model import _doubled
+from pytest_cnnshape.tracing.inputs import parse_inputs
+from pytest_cnnshape.tracing.request import TraceRequest
 from tests.corpus.inspection_zoo import fixed_size_classifier, softmax_classifier
 from tests.corpus.training_zoo import TRAINING_ZOO
 from tests.corpus.zoo import ZOO
@@ -30,8 +32,8 @@ MODELS: dict[str, tuple[Any, Any]] = {**ZOO, **{f"training {k}": v for k, v in T
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_model_called_free_runs_its_linears_at_double_the_size(name: str) -> None:
     factory, inputs = MODELS[name]
-    observation = observed_trace(factory(), inputs)
-    doubled = _doubled(inputs)
+    observation = observed_trace(TraceRequest.of(factory(), inputs))
+    doubled = _doubled(parse_inputs(inputs))
     if observation.linear_may_be_locked or doubled is None:
         return
     failed_at = None
@@ -77,4 +79,4 @@ class MeanHead(nn.Module):
     ],
 )
 def test_common_heads(factory: Any, inputs: tuple[int, ...], locked: bool) -> None:
-    assert observed_trace(factory(), inputs).linear_may_be_locked is locked
+    assert observed_trace(TraceRequest.of(factory(), inputs)).linear_may_be_locked is locked

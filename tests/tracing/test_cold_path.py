@@ -1,5 +1,6 @@
 """A default trace in a fresh process never imports torch._dynamo, nor what torch's Python meta
-kernels need on their first call (sympy and the decompositions).
+kernels need on their first call (sympy and the decompositions); nor does a memory estimate,
+which counts what autograd would save without running autograd.
 
 Each example model (and the ResNet-50 of the benchmarks) is built and traced in
 a process of its own, as ``pytest -k mymodel`` or ``cnnshape check`` would,
@@ -36,7 +37,11 @@ module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 model = getattr(module, sys.argv[2])()
 before = set(sys.modules)
-result = trace(model, tuple(json.loads(sys.argv[3])))
+if sys.argv[4] == "estimate_memory":
+    from pytest_cnnshape import estimate_memory
+    result = estimate_memory(model, tuple(json.loads(sys.argv[3])))
+else:
+    result = trace(model, tuple(json.loads(sys.argv[3])))
 print(json.dumps({
     "device": result.device,
     "dynamo": "torch._dynamo" in sys.modules,
@@ -46,11 +51,16 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_a_default_trace_imports_nothing_heavy(name: str) -> None:
+CALLS = [("trace", name) for name in sorted(MODELS)] + [
+    ("estimate_memory", name) for name in ("resnet50", "unet_style", "vgg_style")
+]
+
+
+@pytest.mark.parametrize(("call", "name"), CALLS)
+def test_a_default_trace_imports_nothing_heavy(call: str, name: str) -> None:
     path, factory, shape = MODELS[name]
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(ROOT / path), factory, json.dumps(shape)],
+        [sys.executable, "-c", SCRIPT, str(ROOT / path), factory, json.dumps(shape), call],
         capture_output=True,
         text=True,
         check=True,

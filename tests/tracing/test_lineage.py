@@ -7,12 +7,13 @@ import torch
 
 from pytest_cnnshape.diagnostics.explain import watched
 from pytest_cnnshape.tracing.lineage import INPUT, LAYER, OP, Lineage, Origin
+from pytest_cnnshape.tracing.request import TraceRequest
 from tests.corpus.zoo import Functional, InPlace, Reused, TinyUNet, small_resnet
 
 
 def sources(model: torch.nn.Module, inputs: object, device: str) -> tuple[dict[str, list], Lineage]:
     lineage = Lineage()
-    trace = watched(model, inputs, (lineage,), device=device)
+    trace = watched(TraceRequest.of(model, inputs, device=device), (lineage,))
     by_call = {r.label: list(lineage.sources[i]) for i, r in enumerate(trace.layers)}
     return by_call, lineage
 
@@ -59,7 +60,7 @@ def test_residual_blocks_show_both_paths_and_tensors_are_not_kept_alive() -> Non
 
     model = small_resnet()
     lineage = Lineage()
-    trace = watched(model, (1, 3, 16, 16), (lineage,), device="cpu")
+    trace = watched(TraceRequest.of(model, (1, 3, 16, 16), device="cpu"), (lineage,))
     joins = [o for s in lineage.sources.values() for o in s if o is not None and o.kind == OP]
     assert joins, "the bottleneck's residual add reaches the next block"
     gc.collect()

@@ -142,8 +142,19 @@ def test_dropout(x: torch.Tensor, fn: Callable[..., Any], p: float, training: bo
     same_with_and_without_shortcuts(lambda: fn(x, p, training, inplace))
 
 
+@given(
+    x=inputs(),
+    bounds=st.sampled_from([(-1.0, 1.0), (0.0, 6.0), (2.0, 2.0), (3.0, -3.0)]),
+    inplace=st.booleans(),
+)
+def test_hardtanh(x: torch.Tensor, bounds: tuple[float, float], inplace: bool) -> None:
+    """``nn.ReLU6`` runs ``F.hardtanh(x, 0, 6)``; bounds out of order are torch's ValueError."""
+    same_with_and_without_shortcuts(lambda: F.hardtanh(x, *bounds, inplace))
+
+
 def test_every_rule_is_covered_above() -> None:
     covered = {
+        F.hardtanh,
         F.batch_norm,
         F.instance_norm,
         F.group_norm,

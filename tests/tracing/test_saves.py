@@ -116,6 +116,8 @@ ACTIVATIONS: dict[str, Call] = {
     "tanh": lambda x, p: torch.tanh(x),
     "relu6": lambda x, p: F.relu6(x),
     "relu6_": lambda x, p: F.relu6(x, inplace=True),
+    "hardtanh (ReLU6 module)": lambda x, p: F.hardtanh(x, 0.0, 6.0),
+    "hardtanh_": lambda x, p: F.hardtanh(x, 0.0, 6.0, True),
     "silu": lambda x, p: F.silu(x),
     "silu_": lambda x, p: F.silu(x, inplace=True),
     "hardswish": lambda x, p: F.hardswish(x),

@@ -25,10 +25,20 @@ from ...shapes.tree import Shape, first_shape, format_shape
 from ...tracing.failure import FailureContext
 from ...tracing.records import LayerRecord, ShapeTrace
 from ..common import describe
+from ..edits import NewLayer
 from ..fixes import layer_fix
 from ..patches import TransformInput
 from ..report import Candidate, Diagnosis
-from ..source import Operand, Resolver, call_name, edit_at, failing_node, operands_of, user_traceback
+from ..source import (
+    Operand,
+    Resolver,
+    call_name,
+    edit_at,
+    failing_node,
+    frame_owner,
+    operands_of,
+    user_traceback,
+)
 from .sizes import multiple_input_fix
 
 _CONCAT = ("cat", "concat", "concatenate", "stack")
@@ -195,11 +205,7 @@ def _report(
         if o.shape is None:
             details.append(("operand", f"{o.text}  (its shape is not known here)"))
             continue
-        made = (
-            f"from {describe(o.producer)}"
-            if o.producer is not None
-            else ("the model input" if o.value is not None and _is_model_input(ctx, o) else "")
-        )
+        made = _made_by(ctx, o)
         details.append(("operand", f"{o.text}  {format_shape(o.shape)}" + (f"    {made}" if made else "")))
     return Diagnosis(
         kind=kind,
@@ -208,14 +214,43 @@ def _report(
         received_shapes=tuple(o.shape for o in operands if o.shape is not None),
         headline=f"{where} failed: {what}",
         details=details,
-        fix_note="the operands come from the layers above; make their sizes agree on that axis",
+        fix_note=_operands_note(ctx, operands, facts.get("axis")),
         candidates=candidates,
         facts=facts,
     )
 
 
-def _is_model_input(ctx: FailureContext, operand: Operand) -> bool:
-    return any(operand.value is t for t in ctx.running[0].args) if ctx.running else False
+def _made_by(ctx: FailureContext, operand: Operand) -> str:
+    """``from features.3 (Conv2d)``, ``model input 1``: what made an operand, when known."""
+    if operand.producer is not None:
+        return f"from {describe(operand.producer)}"
+    position = _model_input(ctx, operand)
+    if position is not None:
+        return f"model input {position}" if len(ctx.running[0].args) > 1 else "the model input"
+    return ""
+
+
+def _operands_note(ctx: FailureContext, operands: Sequence[Operand], axis: object) -> str:
+    """What each operand holds on the axis that disagrees and what made it: the facts, when
+    no fix verifies (the batch axis: the inputs' batches)."""
+    if not isinstance(axis, int):
+        return "the operands' shapes are not both known here"
+    parts = []
+    for o in operands:
+        if o.shape is None or axis >= len(o.shape):
+            continue
+        made = _made_by(ctx, o)
+        parts.append(f"{o.text} has {o.shape[axis]}" + (f" ({made})" if made else ""))
+    said = "; ".join(parts)
+    if axis == 0:
+        return f"axis 0 is the batch: {said}; every input of the model needs the same batch"
+    return f"on axis {axis}, {said}"
+
+
+def _model_input(ctx: FailureContext, operand: Operand) -> int | None:
+    if not ctx.running or operand.value is None:
+        return None
+    return next((i for i, t in enumerate(ctx.running[0].args) if operand.value is t), None)
 
 
 def _inside(ctx: FailureContext, operand: Operand) -> bool:
@@ -292,11 +327,18 @@ def _projection(
         if found is None:
             return []
         stride = found
-    conv, norm = f"nn.Conv{dims}d", f"nn.BatchNorm{dims}d"
-    projection = (
-        f"nn.Sequential({conv}({s[1]}, {b[1]}, kernel_size=1"
-        + (f", stride={stride}" if stride > 1 else "")
-        + f", bias=False), {norm}({b[1]}))"
+    conv, norm = getattr(nn, f"Conv{dims}d"), getattr(nn, f"BatchNorm{dims}d")
+    with_stride = {"stride": stride} if stride > 1 else {}
+    projection = NewLayer(
+        nn.Sequential,
+        (
+            NewLayer(
+                conv,
+                (s[1], b[1]),
+                {"kernel_size": 1, **with_stride, "bias": False},
+            ),
+            NewLayer(norm, (b[1],)),
+        ),
     )
     strided = [describe(r) for r in _strided(ctx)]
     why = []
@@ -308,7 +350,7 @@ def _projection(
     if b[1] != s[1]:
         why.append(f"the branch has {b[1]} channels and the shortcut {s[1]}")
     facts.update(stride=stride, channels=[s[1], b[1]])
-    owner = tb.tb_frame.f_locals.get("self")
+    owner = frame_owner(tb.tb_frame)
     attr = _free_name(owner, "downsample")
     edit = (
         edit_at(ctx, tb, shortcut.node, f"self.{attr}({shortcut.text})", add=((attr, projection),))
@@ -317,8 +359,9 @@ def _projection(
     )
     if edit is None:
         return []
-    shown = dataclasses.replace(edit, text=f"{edit.text}   with self.{attr} = {projection}")
-    return [Candidate(shown, note="; ".join(why) + ": project the shortcut to match (a ResNet downsample)")]
+    return [
+        Candidate(edit, note="; ".join(why) + ": project the shortcut to match (a ResNet downsample)", cost=2)
+    ]
 
 
 def _double_downsample(
@@ -406,7 +449,7 @@ def _token_fix(
     facts.update(tokens=want, input_side=side)
     return [
         Candidate(
-            TransformInput(f"an input of {'x'.join(map(str, fitted))}", shape=fitted),
+            TransformInput(shape=fitted, said=f"an input of {'x'.join(map(str, fitted))}"),
             note=f"{table.text} holds {want} positions on axis {axis}; {tokens.text} has {now} "
             f"at {'x'.join(map(str, shape[2:]))} and {want} at {'x'.join(map(str, fitted[2:]))}",
             kind="position_table_size",

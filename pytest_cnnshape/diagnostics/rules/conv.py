@@ -36,6 +36,7 @@ from ..common import (
     received,
     received_line,
 )
+from ..edits import Transform, chain, index, method
 from ..fixes import layer_fix
 from ..report import Candidate, Diagnosis
 
@@ -69,15 +70,13 @@ def _expects(conv: nn.modules.conv._ConvNd) -> tuple[str, str]:
     )
 
 
-def _permutation(dims: int, batched: bool) -> str:
-    """The permute that moves a last-axis channel to axis 1 (or 0 when unbatched), of ``{x}``."""
+def _permutation(dims: int, batched: bool) -> Transform:
+    """The permute that moves a last-axis channel to axis 1 (or 0 when unbatched)."""
     if batched:
         if dims == 1:
-            return "{x}.transpose(1, 2)"
-        order = (0, dims + 1, *range(1, dims + 1))
-        return "{x}.permute" + str(order)
-    order = (dims, *range(dims))
-    return "{x}.permute" + str(order) + ".unsqueeze(0)"
+            return method("transpose", 1, 2)
+        return method("permute", 0, dims + 1, *range(1, dims + 1))
+    return chain(method("permute", dims, *range(dims)), method("unsqueeze", 0))
 
 
 _LAYOUTS = {1: "(N, L, C)", 2: "(N, H, W, C)", 3: "(N, D, H, W, C)"}
@@ -120,7 +119,7 @@ def _clip_layout(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shap
     if len(conv.kernel_size) != 3 or shape[2] != conv.in_channels:
         return None
     return Candidate(
-        before_layer(ctx, running, "{x}.permute(0, 2, 1, 3, 4)"),
+        before_layer(ctx, running, method("permute", 0, 2, 1, 3, 4)),
         note=f"moves the {conv.in_channels} channels before the {shape[1]} frames: (B, C, T, H, W)",
         rank=0,
         kind="clip_layout",
@@ -130,17 +129,17 @@ def _clip_layout(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shap
     )
 
 
-def _image_hint(got: int, want: int) -> tuple[str, str] | None:
-    """Input-side fixes for the classic image channel mix-ups, of ``{x}``."""
+def _image_hint(got: int, want: int, rank: int) -> tuple[Transform, str] | None:
+    """Input-side fixes for the classic image channel mix-ups."""
     if got == 1 and want == 3:
         return (
-            "{x}.expand(-1, 3, *{x}.shape[2:])",
+            method("expand", -1, 3, *(-1,) * (rank - 2)),
             "a grayscale batch into a model built for RGB: repeat the gray channel",
         )
     if got == 3 and want == 1:
-        return "{x}.mean(1, keepdim=True)", "an RGB batch into a model built for grayscale: convert it"
+        return method("mean", 1, keepdim=True), "an RGB batch into a model built for grayscale: convert it"
     if got == 4 and want == 3:
-        return "{x}[:, :3]", "an RGBA batch: drop the alpha channel"
+        return index(slice(None), slice(None, 3)), "an RGBA batch: drop the alpha channel"
     return None
 
 
@@ -184,7 +183,7 @@ def _channels(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shape) 
             candidates = []
         candidates += layouts
     if model_input:
-        hint = _image_hint(got, conv.in_channels)
+        hint = _image_hint(got, conv.in_channels, len(shape))
         if hint is not None:
             candidates.append(Candidate(before_layer(ctx, running, hint[0]), note=hint[1], rank=1, cost=2))
     producer = ctx.view.module(before.name) if before is not None else None
@@ -218,7 +217,7 @@ def _unbatched(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shape)
         fixed = (shape[0], 1, *shape[1:])
         candidates.append(
             Candidate(
-                before_layer(ctx, running, "{x}.unsqueeze(1)"),
+                before_layer(ctx, running, method("unsqueeze", 1)),
                 note=f"adds the channel axis: {format_shape(fixed)}",
                 kind="missing_channel_axis",
                 headline=f"{describe(running.record)} cannot take its input: the batch has no channel axis",
@@ -252,7 +251,7 @@ def _rank(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shape) -> D
             details=[("received", received_line(shape)), _expects(conv)],
             candidates=[
                 Candidate(
-                    before_layer(ctx, running, "{x}[None, None]"),
+                    before_layer(ctx, running, index(None, None)),
                     note=f"gives {format_shape((1, 1, *shape))}",
                 )
             ],
@@ -270,7 +269,7 @@ def _rank(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shape) -> D
             ],
             candidates=[
                 Candidate(
-                    before_layer(ctx, running, "{x}.flatten(0, 1)"),
+                    before_layer(ctx, running, method("flatten", 0, 1)),
                     note=f"merges the first two axes into the batch: {format_shape(merged)}; "
                     "unflatten the output back with .unflatten(0, (N, T))",
                 )

@@ -23,6 +23,7 @@ from ...shapes.tree import format_shape
 from ...tracing.failure import FailureContext
 from ...tracing.inputs import ShapeLeaf
 from ..common import before_layer, describe, layer_diagnosis
+from ..edits import Transform, method
 from ..patches import RetypeInput
 from ..report import Candidate, Diagnosis
 
@@ -37,10 +38,11 @@ def _name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _cast(dtype: torch.dtype) -> str:
+def _cast(dtype: torch.dtype) -> Transform:
     """The tensor method that casts to ``dtype``: ``.float()``, or ``.to(torch.bfloat16)``."""
-    methods = {torch.float32: ".float()", torch.float64: ".double()", torch.float16: ".half()"}
-    return methods.get(dtype, f".to(torch.{_name(dtype)})")
+    methods = {torch.float32: "float", torch.float64: "double", torch.float16: "half"}
+    name = methods.get(dtype)
+    return method(name) if name is not None else method("to", dtype)
 
 
 def _model_input(ctx: FailureContext, tensor: torch.Tensor) -> tuple[str, Any, int | str] | None:
@@ -114,13 +116,13 @@ def _index_input(ctx: FailureContext) -> Diagnosis | None:
         )
         if cli:
             note += f", cnnshape {cli}"
-        retype = RetypeInput(fix, where=found[2], leaf=found[1], dtype=torch.long)
+        retype = RetypeInput(where=found[2], leaf=found[1], dtype=torch.long, spec=fix)
         candidates.append(Candidate(retype, note=note))
     else:
         label = found[0] if found is not None else "a tensor made in forward()"
         note = f"cast {label} to int64 before {what}"
         if not one_hot:
-            candidates.append(Candidate(before_layer(ctx, running, "{x}.long()"), note=note))
+            candidates.append(Candidate(before_layer(ctx, running, method("long")), note=note))
     problem = (
         f"calls one_hot on a {dtype} tensor; it takes int64 class indices"
         if one_hot
@@ -171,9 +173,9 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
                 ],
                 candidates=[
                     Candidate(
-                        before_layer(ctx, running, "{x}" + _cast(weight.dtype)),
+                        before_layer(ctx, running, _cast(weight.dtype)),
                         note=f"cast the input to the weights' dtype before the call, or the model to "
-                        f"the input's: model{_cast(odd.dtype)}",
+                        f"the input's: {_cast(odd.dtype).expression('model')}",
                     )
                 ],
                 hint="numpy arrays become float64 tensors: torch.from_numpy(a).float()"
@@ -194,7 +196,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
                 ],
                 candidates=[
                     Candidate(
-                        before_layer(ctx, running, "{x}" + f'.to("{weight.device}")'),
+                        before_layer(ctx, running, method("to", str(weight.device))),
                         note=f"move the batch to the model's device (or the model to the batch's: "
                         f'model.to("{odd.device}"))',
                     )

@@ -7,6 +7,7 @@ import math
 from ...tracing.failure import FailureContext
 from ...tracing.table import inputs_cell
 from ..common import BatchChange, batch_change, describe, received
+from ..edits import function
 from ..fixes import layer_fix
 from ..patches import FeedLayer, Patch, TransformInput, joined
 from ..report import Candidate, Diagnosis
@@ -49,6 +50,11 @@ def with_common_notes(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     if diagnosis.source is None:
         frame = ctx.frame
         diagnosis.source = str(frame) if frame else None
+    if diagnosis.library is None:
+        from ..source import library_line, user_traceback
+
+        tb = user_traceback(ctx)
+        diagnosis.library = library_line(tb) if tb is not None else None
     change = batch_change(ctx)
     if change is not None and diagnosis.kind != "view_batch_fold":
         diagnosis.facts.setdefault("batch_changed", [change.was, change.now])
@@ -78,17 +84,16 @@ def _undo_fold(ctx: FailureContext, change: BatchChange, diagnosis: Diagnosis) -
     shape = received(running)
     per_sample = math.prod(shape) // change.was if shape else None
     name = running.record.name
-    flatten = "x = torch.flatten(x, 1)"
     feed: Patch
     if change.before is not None:
         feed = FeedLayer(
-            f"{flatten}   (in place of the view that folded the batch)",
             name=name,
-            code=flatten,
+            transform=function("flatten", 1),
             source=change.before.name,
+            why="in place of the view that folded the batch",
         )
     else:
-        feed = TransformInput(flatten, code=flatten)
+        feed = TransformInput(transform=function("flatten", 1))
     module = running.module
     resize: dict[str, int] = {}
     if per_sample is not None and isinstance(module, nn.Linear) and module.in_features != per_sample:

@@ -33,7 +33,8 @@ from ..common import (
     received,
     received_line,
 )
-from ..fixes import layer_call, layer_fix, product
+from ..edits import LayerEdit, NewLayer, function
+from ..fixes import layer_fix, product
 from ..patches import FeedLayer, Patch, ReplaceLayer, joined
 from ..report import Candidate, Diagnosis
 from ..source import edit_call_argument
@@ -93,12 +94,11 @@ def _flattened_batch(
     if arith.flatten_size(map_shape, 0) != shape[0] or map_shape[0] == 1:
         return None
     right = arith.flatten_size(map_shape, 1)
-    flatten = "x = torch.flatten(x, 1)"
     patch: Patch = FeedLayer(
-        f"{flatten}   (torch.flatten(x) without start_dim=1 flattens the batch too)",
         name=running.record.name,
-        code=flatten,
+        transform=function("flatten", 1),
         source=source.name,
+        why="torch.flatten(x) without start_dim=1 flattens the batch too",
     )
     if right != fc.in_features:
         patch = joined(patch, layer_fix(running.record.name, fc, in_features=right))
@@ -184,9 +184,8 @@ def _unflattened(
         return None  # a map made into a sequence on purpose (a CRNN's (W, B, C))
     right = arith.flatten_size(shape, 1)
     name = running.record.name
-    linear = layer_call(fc, in_features=right)
     candidates = []
-    edit = edit_call_argument(ctx, running, "torch.flatten({x}, 1)")
+    edit = edit_call_argument(ctx, running, function("flatten", 1))
     if edit is not None:
         candidates.append(
             Candidate(
@@ -194,10 +193,20 @@ def _unflattened(
                 note=f"{right} = {product(shape[1:])}",
             )
         )
-    code = f"nn.Sequential(nn.Flatten(), {linear})"
+    flattened = NewLayer(nn.Sequential, (NewLayer(nn.Flatten), LayerEdit(fc, {"in_features": right})))
+    if len(shape) == 3:  # (N, L, C): a Linear works on the last axis by design as often
+        candidates.append(
+            Candidate(
+                layer_fix(name, fc, in_features=shape[-1]),
+                note=f"the {shape[-1]} features on the last axis of each of the {shape[1]} positions",
+                rank=0,
+                kind="linear_in_features",
+                headline=f"{describe(running.record)} cannot take its input",
+            )
+        )
     candidates.append(
         Candidate(
-            ReplaceLayer(code, name=name, code=code),
+            ReplaceLayer(name, flattened),
             note=f"{right} = {product(shape[1:])}; {_flatten_advice(ctx)}",
             rank=1,
         )
@@ -245,10 +254,10 @@ def _folded_batch(
             Candidate(
                 joined(
                     FeedLayer(
-                        "x = torch.flatten(x, 1)   (in place of the view that folded the batch)",
                         name=running.record.name,
-                        code="x = torch.flatten(x, 1)",
+                        transform=function("flatten", 1),
                         source=source.name,
+                        why="in place of the view that folded the batch",
                     ),
                     *(
                         [layer_fix(running.record.name, fc, in_features=right)]

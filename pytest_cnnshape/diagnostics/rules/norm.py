@@ -18,6 +18,7 @@ from torch import nn
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
 from ..common import describe, input_of, layer_diagnosis, origin, received, received_line
+from ..edits import NewLayer, method
 from ..fixes import layer_fix
 from ..patches import ReplaceLayer, TransformInput
 from ..report import Candidate, Diagnosis
@@ -130,7 +131,7 @@ def _batch_norm(ctx: FailureContext, bn: nn.Module, shape: Shape) -> Diagnosis |
             candidates.append(
                 Candidate(
                     TransformInput(
-                        f"a batch of at least 2: an input of {'x'.join(map(str, bigger))}", shape=bigger
+                        shape=bigger, said=f"a batch of at least 2: an input of {'x'.join(map(str, bigger))}"
                     ),
                     note="training-mode BatchNorm needs more than one value per channel (or trace "
                     "with train=False)",
@@ -168,7 +169,7 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
             ],
             candidates=[
                 Candidate(
-                    TransformInput("x = x.unsqueeze(0)", code="x = x.unsqueeze(0)"),
+                    TransformInput(transform=method("unsqueeze", 0)),
                     note=f"adds the batch axis: {format_shape(fixed)}",
                 )
             ],
@@ -184,7 +185,6 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
         )
     features = shape[1]
     where = "in a Linear head " if len(shape) == 2 and name != right else ""
-    code = f"nn.{right}({features})"
     running = ctx.innermost
     assert running is not None
     return layer_diagnosis(
@@ -194,7 +194,7 @@ def _bn_rank(ctx: FailureContext, bn: nn.Module, shape: Shape, expects: tuple[st
         details=[("received", received_line(shape)), expects],
         candidates=[
             Candidate(
-                ReplaceLayer(code, name=running.record.name, code=code),
+                ReplaceLayer(running.record.name, NewLayer(getattr(nn, right), (features,))),
                 note=f"{right} normalises {len(shape)}-D input over its {features} features on axis 1",
             )
         ],
@@ -233,6 +233,8 @@ def _group_norm(ctx: FailureContext, gn: nn.GroupNorm, shape: Shape) -> Diagnosi
 def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosis | None:
     normalized = tuple(ln.normalized_shape)
     k = len(normalized)
+    if k == 1 and len(shape) >= 3 and type(ln).forward is not nn.LayerNorm.forward:
+        return _channels_first_layer_norm(ctx, ln, shape)
     if tuple(shape[-k:]) == normalized:
         return None
     expects = (
@@ -246,13 +248,7 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
             f"cannot take its input: it normalises the last axis, and the {normalized[0]} "
             "channels are on axis 1",
             details=[("received", received_line(shape)), expects],
-            candidates=[
-                Candidate(
-                    ReplaceLayer(code := f"nn.GroupNorm(1, {normalized[0]})", name=_name(ctx), code=code),
-                    note="normalises each sample over channels and positions, as LayerNorm does "
-                    "for a channels-last tensor; or permute the channels to the last axis",
-                )
-            ],
+            candidates=_channels_last_norm(ctx, normalized[0], len(shape)),
             facts={"normalized_shape": list(shape[-k:])},
         )
     return layer_diagnosis(
@@ -268,6 +264,72 @@ def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosi
         ],
         facts={"normalized_shape": list(shape[-k:])},
     )
+
+
+def _channels_first_layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosis | None:
+    """A LayerNorm class of a library's that moves the channels itself (timm's ``LayerNorm2d``
+    normalises axis 1 of an (N, C, H, W) map): its size against the channels it got."""
+    size = ln.normalized_shape[0]
+    if shape[1] == size:
+        return None
+    running = ctx.innermost
+    assert running is not None
+    before = origin(ctx, running)
+    return layer_diagnosis(
+        ctx,
+        "norm_num_features",
+        f"cannot take its input: it normalises {size} channels, received {shape[1]}",
+        details=[
+            ("received", received_line(shape, f"from {describe(before)}" if before else "")),
+            ("expects", f"{type(ln).__name__} over {size} channels on axis 1"),
+        ],
+        candidates=[
+            Candidate(
+                layer_fix(running.record.name, ln, normalized_shape=(shape[1],)),
+                note=f"the map it gets has {shape[1]} channels",
+            )
+        ],
+        facts={"num_features": shape[1]},
+    )
+
+
+def _channels_last_norm(ctx: FailureContext, channels: int, rank: int) -> list[Candidate]:
+    """A LayerNorm over the channels of a channels-first map: the channels moved to the last
+    axis around it (ConvNeXt's ``LayerNorm2d`` does this), in the line that calls it.
+
+    ``nn.GroupNorm(1, C)`` also takes the map, but normalises each sample over its channels
+    and positions together, where the LayerNorm normalises each position's channels: other
+    numbers, so it is offered as another norm, never as the same one.
+    """
+    running = ctx.innermost
+    assert running is not None
+    out = []
+    last = (0, *range(2, rank), 1)
+    back = (0, rank - 1, *range(1, rank - 1))
+    site = call_site(ctx, running)
+    if site is not None:
+        tb, node = site
+        argument = ast.unparse(node.args[0])
+        moved = method("permute", *last).expression(argument)
+        code = method("permute", *back).expression(ast.unparse(node).replace(argument, moved, 1))
+        edit = edit_at(ctx, tb, node, code)
+        if edit is not None:
+            out.append(
+                Candidate(
+                    edit,
+                    note=f"LayerNorm({channels}) normalises the last axis: the {channels} channels "
+                    "moved there and back",
+                )
+            )
+    out.append(
+        Candidate(
+            ReplaceLayer(_name(ctx), NewLayer(nn.GroupNorm, (1, channels))),
+            note="another norm: each sample over all its channels and positions together (not each "
+            "position's channels, as a LayerNorm over channels-last maps)",
+            rank=1,
+        )
+    )
+    return out
 
 
 def _name(ctx: FailureContext) -> str:
@@ -293,10 +355,9 @@ def _transposed(ctx: FailureContext, bn: nn.Module, num: int) -> list[Candidate]
             out.append(
                 Candidate(edit, note=f"{type(bn).__name__} normalises axis 1: put the {num} features there")
             )
-    code = f"nn.LayerNorm({num})"
     out.append(
         Candidate(
-            ReplaceLayer(code, name=running.record.name, code=code),
+            ReplaceLayer(running.record.name, NewLayer(nn.LayerNorm, (num,))),
             note=f"normalises the last axis, where the {num} features are (the usual norm for (N, L, C))",
             rank=1,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -23,7 +23,10 @@ from ..common import describe
 from ..fixes import layer_fix, product
 from ..patches import Patch, joined
 from ..report import Candidate, Diagnosis
-from ..source import Resolver, call_name, edit_at, failing_node, operand_text, user_traceback
+from ..source import Operand, Resolver, call_name, edit_at, failing_node, operand_text, user_traceback
+
+if TYPE_CHECKING:
+    import types
 
 _RESHAPES = ("view", "reshape", "flatten", "unflatten", "view_as", "reshape_as")
 _MESSAGES = re.compile(
@@ -50,37 +53,22 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if target is None:
         return None
     operand = resolver.operand(target)
+    running = ctx.innermost
+    record = running.record if running is not None else None
+    where = f"the forward() of {describe(record)}" if record is not None else "forward()"
+    call = ast.unparse(node)
+    if "not compatible" in ctx.message:
+        return _not_contiguous(ctx, tb, node, operand, where)
     if operand.shape is None:
         return None
     shape = operand.shape
     numel = math.prod(shape)
-    running = ctx.innermost
-    record = running.record if running is not None else None
-    where = f"the forward() of {describe(record)}" if record is not None else "forward()"
     made = f"    from {describe(operand.producer)}" if operand.producer is not None else ""
     base: dict[str, Any] = {
         "layer": record.name if record is not None else "",
         "module_type": record.type if record is not None else type(ctx.model).__name__,
         "received_shapes": (shape,),
     }
-    call = ast.unparse(node)
-    if "not compatible" in ctx.message:
-        edit = edit_at(ctx, tb, node, call.replace(".view(", ".reshape(", 1)) if ".view(" in call else None
-        return Diagnosis(
-            kind="view_not_contiguous",
-            **base,
-            headline=f"{where} failed: {call} needs a contiguous tensor",
-            details=[("tensor", f"{operand.text}  {format_shape(shape)}{made}")],
-            candidates=[
-                Candidate(
-                    edit,
-                    note="after permute/transpose the elements are not in memory order; reshape "
-                    "copies when it must (or call .contiguous() before .view)",
-                )
-            ]
-            if edit is not None
-            else [],
-        )
     batch = shape[0] if len(shape) >= 2 else 1
     per_sample = numel // batch if batch else numel
     linear = _expecting_linear(ctx, node, resolver)
@@ -99,13 +87,46 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
         details=[
             ("tensor", f"{operand.text}  {format_shape(shape)}{made}"),
             ("asks", f"{call}: {_asks(node, resolver, numel)}"),
+            *_remainders(node, resolver),
         ],
         candidates=candidates,
-        fix_note=note,
         hint=f"nn.LazyLinear({linear.out_features}) after torch.flatten(x, 1) infers the size for any input"
         if linear is not None
         else None,
         facts={"numel": numel, "per_sample": per_sample},
+    )
+
+
+def _not_contiguous(
+    ctx: FailureContext, tb: types.TracebackType, node: ast.Call, operand: Operand, where: str
+) -> Diagnosis:
+    """A ``view`` of a tensor a transpose or permute left out of memory order: that very call
+    made a ``reshape`` (in a chain, the one that failed, not the first ``view`` of the line)."""
+    running = ctx.innermost
+    record = running.record if running is not None else None
+    func = node.func
+    edit = None
+    if isinstance(func, ast.Attribute) and func.attr == "view":
+        reshaped = ast.Call(ast.Attribute(func.value, "reshape", ast.Load()), node.args, node.keywords)
+        edit = edit_at(ctx, tb, node, ast.unparse(reshaped))
+    received = (operand.shape,) if operand.shape is not None else (record.input_shapes if record else ())
+    details = [("tensor", f"{operand.text}  {format_shape(operand.shape)}")] if operand.shape else []
+    return Diagnosis(
+        kind="view_not_contiguous",
+        layer=record.name if record is not None else "",
+        module_type=record.type if record is not None else type(ctx.model).__name__,
+        received_shapes=received,
+        headline=f"{where} failed: {ast.unparse(node)} needs a contiguous tensor",
+        details=details,
+        candidates=[
+            Candidate(
+                edit,
+                note="after permute/transpose the elements are not in memory order; reshape "
+                "copies when it must (or call .contiguous() before .view)",
+            )
+        ]
+        if edit is not None
+        else [],
     )
 
 
@@ -120,8 +141,33 @@ def _asks(node: ast.Call, resolver: Resolver, numel: int) -> str:
     return f"a shape that {numel} elements do not fill"
 
 
+def _remainders(node: ast.Call, resolver: Resolver) -> list[tuple[str, str]]:
+    """The floor divisions among the sizes asked that leave a remainder: ``c // groups`` with
+    116 channels in 3 groups is 38, and 3 * 38 = 114 leaves 2 channels out."""
+    out = []
+    for arg in node.args:
+        for part in ast.walk(arg):
+            if not (isinstance(part, ast.BinOp) and isinstance(part.op, ast.FloorDiv)):
+                continue
+            left, right = resolver.constant(part.left), resolver.constant(part.right)
+            if not (isinstance(left, int) and isinstance(right, int)) or right <= 0 or left % right == 0:
+                continue
+            out.append(
+                (
+                    "because",
+                    f"{ast.unparse(part)} is {left} // {right} = {left // right}: {left} is not divisible by "
+                    f"{right}, and {right} * {left // right} = {right * (left // right)} leaves "
+                    f"{left % right} out",
+                )
+            )
+    return out
+
+
 def _expecting_linear(ctx: FailureContext, node: ast.Call, resolver: Resolver) -> nn.Linear | None:
-    """The Linear the view was written for: one whose in_features is the asked row size."""
+    """The Linear the view was written for: one whose in_features is the asked row size (a
+    view that flattens: a batch and one row)."""
+    if len(node.args) != 2:
+        return None
     sizes = [resolver.constant(a) for a in node.args]
     row = next((s for s in reversed(sizes) if isinstance(s, int) and s > 0), None)
     for module in ctx.view.modules:

@@ -19,6 +19,7 @@ from ...shapes.tree import Shape, first_shape, format_shape
 from ...tracing.failure import FailureContext
 from ...tracing.lineage import LAYER
 from ..common import input_origin, layer_diagnosis, received, received_line
+from ..edits import chain, method
 from ..fixes import layer_fix
 from ..patches import FeedLayer, joined
 from ..report import Candidate, Diagnosis
@@ -57,15 +58,12 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if conv_map is not None:
         producer, mapped = conv_map
         b, c, h, w = mapped
-        if rnn.batch_first:
-            code = "b, c, h, w = x.shape; x = x.permute(0, 3, 1, 2).reshape(b, w, c * h)"
-        else:
-            code = "b, c, h, w = x.shape; x = x.permute(3, 0, 1, 2).reshape(w, b, c * h)"
+        order = (0, 3, 1, 2) if rnn.batch_first else (3, 0, 1, 2)
         feed = FeedLayer(
-            f"{code}   (the map of {producer} as {w} steps of {c * h} features)",
             name=name,
-            code=code,
+            transform=chain(method("permute", *order), method("flatten", 2)),
             source=producer,
+            why=f"the map of {producer} as {w} steps of {c * h} features",
         )
         patch = feed if c * h == rnn.input_size else joined(feed, layer_fix(name, rnn, input_size=c * h))
         candidates.append(

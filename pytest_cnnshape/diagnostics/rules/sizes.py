@@ -25,6 +25,7 @@ from ...tracing.failure import FailureContext, Prober
 from ...tracing.functional import FunctionalCall, FunctionalOps
 from ...tracing.records import ShapeTrace
 from ..common import input_of, layer_diagnosis, output_of, received
+from ..edits import NewLayer
 from ..fixes import layer_fix
 from ..patches import ReplaceLayer, TransformInput
 from ..report import Candidate, Diagnosis
@@ -415,7 +416,7 @@ def _input_candidates(ctx: FailureContext, facts: dict[str, object]) -> list[Can
             map(str, given[2:])
         )
     text = f"an input of at least {'x'.join(map(str, minimum))}"
-    return [Candidate(TransformInput(text, shape=tuple(minimum)), note=note, rank=1, cost=len(grown))]
+    return [Candidate(TransformInput(shape=tuple(minimum), said=text), note=note, rank=1, cost=len(grown))]
 
 
 def _is_last_window(ctx: FailureContext, module: nn.Module, sides: Shape) -> bool:
@@ -457,10 +458,9 @@ def _layer_candidates(
         adaptive = (
             "AdaptiveAvgPool" if isinstance(module, nn.modules.pooling._AvgPoolNd) else "AdaptiveMaxPool"
         )
-        code = f"nn.{adaptive}{dims}d(1)"
         out.append(
             Candidate(
-                ReplaceLayer(code, name=name, code=code),
+                ReplaceLayer(name, NewLayer(getattr(nn, f"{adaptive}{dims}d"), (1,))),
                 note="pools whatever map it gets to 1 value per channel, at any input size",
                 rank=rank,
                 cost=2,
@@ -556,7 +556,7 @@ def domain_input(
     )
     note += f"; the model runs for {domain.words()} (torch's symbolic shapes)"
     text = f"an input of {'at least ' if monotone else ''}{'x'.join(map(str, minimum))}"
-    return [Candidate(TransformInput(text, shape=tuple(minimum)), note=note, rank=1, cost=len(grown))]
+    return [Candidate(TransformInput(shape=tuple(minimum), said=text), note=note, rank=1, cost=len(grown))]
 
 
 def _grows_freely(domain: Any, name: str) -> bool:
@@ -600,7 +600,7 @@ def domain_multiple(
     facts.update(multiple=m, example=list(fitted), domain=domain.words())
     return [
         Candidate(
-            TransformInput(f"input sides that are multiples of {m}, e.g. {text}", shape=fitted),
+            TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {text}"),
             note="the map sizes round down on the way down and double on the way up; pad the input to "
             f"it: F.pad(x, ({pad})); the model runs for {domain.words()} (torch's symbolic shapes)",
         )
@@ -625,7 +625,7 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
     facts.update(multiple=m, example=list(fitted))
     return [
         Candidate(
-            TransformInput(f"input sides that are multiples of {m}, e.g. {example}", shape=fitted),
+            TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {example}"),
             note="the map sizes round down on the way down and double on the way up; pad "
             f"the input to it: F.pad(x, ({pad}))",
         )

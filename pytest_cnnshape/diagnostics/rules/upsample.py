@@ -1,4 +1,5 @@
-"""Upsampling that cannot undo what came before: PixelShuffle and MaxUnpool.
+"""Upsampling that cannot undo what came before: PixelShuffle and MaxUnpool (and the
+PixelUnshuffle that cannot cut its input into blocks).
 
 ``nn.PixelShuffle(r)`` turns ``C * r^2`` channels into ``C`` channels at ``r`` times
 the sides (ESPCN's sub-pixel conv), so the conv before it must give a multiple of
@@ -8,9 +9,10 @@ the sides (ESPCN's sub-pixel conv), so the conv before it must give a multiple o
 found it. Without ``output_size=`` it unpools to ``(n - 1) * stride + kernel``,
 which is smaller than the map the pool saw when that map's side was odd: the
 indices then point past the end (CPU: "Found an invalid max index"; on meta the
-same check is made by the trace, see ``tracing.metamode``). The fix that verifies
-is an input whose sides pool evenly; passing ``output_size=`` with the size before
-the pooling is the fix in code.
+same check is made by the trace, see ``tracing.metamode``). The fix in code, when
+the pooling is in the same method, passes ``output_size=`` the size of what it
+pooled (the model then takes every size); otherwise an input whose sides pool
+evenly.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import nn
 from ...shapes.tree import Shape, first_shape
 from ...tracing.failure import FailureContext
 from ...tracing.functional import FunctionalOps
+from ..codesearch import unpool_output_size
 from ..common import describe, last_map, layer_diagnosis, origin, output_of, received, received_line
 from ..fixes import layer_fix
 from ..report import Candidate, Diagnosis
@@ -35,6 +38,8 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     shape = received(running)
     if isinstance(module, nn.PixelShuffle) and shape is not None and len(shape) >= 3:
         return _pixel_shuffle(ctx, module.upscale_factor, shape)
+    if isinstance(module, nn.PixelUnshuffle) and shape is not None and len(shape) >= 3:
+        return _pixel_unshuffle(ctx, module.downscale_factor, shape)
     if isinstance(module, nn.modules.pooling._MaxUnpoolNd) and (
         "invalid max index" in ctx.message or "shape of indices" in ctx.message
     ):
@@ -94,6 +99,23 @@ def _pixel_shuffle(ctx: FailureContext, factor: int, shape: Shape) -> Diagnosis 
     )
 
 
+def _pixel_unshuffle(ctx: FailureContext, factor: int, shape: Shape) -> Diagnosis | None:
+    """A PixelUnshuffle (space-to-depth) given sides that are not multiples of its factor: the
+    input sides it can take come from the search (``search._split_input``)."""
+    sides = shape[-2:]
+    odd = [n for n in sides if n % factor]
+    if not odd:
+        return None
+    return layer_diagnosis(
+        ctx,
+        "input_not_divisible",
+        f"cannot take its input: PixelUnshuffle({factor}) needs sides divisible by {factor}, received "
+        f"{'x'.join(map(str, sides))}",
+        details=[("received", received_line(shape))],
+        facts={"downscale_factor": factor, "sides": list(sides)},
+    )
+
+
 def _pool_of(ctx: FailureContext, pooled: Shape | None) -> tuple[str, Shape] | None:
     """The max pooling whose indices the unpooling got: its name and the map it pooled."""
     running = ctx.innermost
@@ -142,9 +164,12 @@ def _unpool(ctx: FailureContext, shape: Shape | None) -> Diagnosis:
             )
         )
         facts.update(pooled=list(source[-dims:]), unpooled=list(out))
+    in_code = unpool_output_size(ctx)
     hint = (
-        "in code (not verified automatically): keep the size before the pooling, size = x.shape, "
-        "and unpool with output_size=size"
+        None
+        if in_code
+        else "in code (not verified: the pooling is not in the same method): keep the size before "
+        "the pooling, size = x.shape, and unpool with output_size=size"
     )
     return layer_diagnosis(
         ctx,
@@ -153,6 +178,6 @@ def _unpool(ctx: FailureContext, shape: Shape | None) -> Diagnosis:
         details=details,
         fix_note="give output_size= the size before the pooling",
         hint=hint,
-        candidates=multiple_input_fix(ctx, facts),
+        candidates=in_code + multiple_input_fix(ctx, facts),
         facts=facts,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -12,6 +12,9 @@ from ...shapes.tree import first_shape
 from ..context import LintContext
 from ..findings import Finding
 from ..parameters import tensor_names
+
+if TYPE_CHECKING:
+    from ...tracing.inputs import InputSpec
 
 DROPOUT_FIX = "set the rate you mean, e.g. nn.Dropout(p=0.5) (0.1 to 0.5 is usual), or remove the layer"
 
@@ -115,13 +118,12 @@ def unused_parameters(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
-def _doubled(inputs: Any) -> Any:
+def _doubled(spec: InputSpec) -> InputSpec | None:
     """The inputs with every spatial side doubled (inputs of 3+ dims); None if none has any."""
     import torch
 
-    from ...tracing.inputs import InputSpec, ShapeLeaf, parse_inputs, rebuild
+    from ...tracing.inputs import InputSpec, ShapeLeaf, rebuild
 
-    spec = parse_inputs(inputs)
     changed = False
 
     def scale(value: Any) -> Any:
@@ -194,17 +196,18 @@ def _adaptive_pool_fix(ctx: LintContext, name: str, linear: nn.Linear) -> str:
 
 
 def linear_fixed_input_size(ctx: LintContext) -> Iterator[Finding]:
-    from ...diagnostics.explain import trace
+    from ...diagnostics.explain import traced
     from ...errors import ShapeMismatchError
     from ...tracing.records import inputs_text
 
-    if ctx.observation is None or ctx.inputs is None or not ctx.observation.linear_may_be_locked:
+    request = ctx.request
+    if ctx.observation is None or request is None or not ctx.observation.linear_may_be_locked:
         return  # every Linear's input has one shape at any size: no second trace needed
-    doubled = _doubled(ctx.inputs)
+    doubled = _doubled(request.inputs)
     if doubled is None:
         return
     try:
-        trace(ctx.model, doubled, device=ctx.device)
+        traced(request.with_inputs(doubled), ())
     except ShapeMismatchError as err:
         try:
             module = ctx.model.get_submodule(err.layer)

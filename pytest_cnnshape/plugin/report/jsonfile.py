@@ -69,7 +69,7 @@ def package_version(name: str) -> str | None:
 def _without_picture(model: dict[str, Any]) -> dict[str, Any]:
     from ...picture.flow import EXTRAS_KEY
 
-    model["extras"].pop(EXTRAS_KEY, None)
+    model["extras"] = {key: value for key, value in model["extras"].items() if key != EXTRAS_KEY}
     return model
 
 
