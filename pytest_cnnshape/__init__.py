@@ -52,6 +52,10 @@ _EXPORTS: dict[str, str] = {
     "SizeSearchError": "errors",
     "BaselineFailure": "errors",
     "BaselineFileError": "errors",
+    "input_domain": "diagnostics.explain",
+    "InputDomain": "tracing.input_domain",
+    "SymbolicError": "errors",
+    "ContractResult": "contracts.properties",
 }
 _SUBMODULES = frozenset({"arith", "strategies"})
 
@@ -95,6 +99,10 @@ __all__ = [  # noqa: RUF022  (kept in the order of _EXPORTS; a test checks they 
     "SizeSearchError",
     "BaselineFailure",
     "BaselineFileError",
+    "input_domain",
+    "InputDomain",
+    "SymbolicError",
+    "ContractResult",
     "arith",
     "strategies",
     "__version__",
@@ -102,10 +110,12 @@ __all__ = [  # noqa: RUF022  (kept in the order of _EXPORTS; a test checks they 
 
 if TYPE_CHECKING:
     from .contracts.assertions import assert_output_shape as assert_output_shape
+    from .contracts.properties import ContractResult as ContractResult
     from .contracts.properties import assert_shape_contract as assert_shape_contract
     from .contracts.sizes import assert_batch_invariant as assert_batch_invariant
     from .contracts.sizes import linear_in_features as linear_in_features
     from .contracts.sizes import min_input_size as min_input_size
+    from .diagnostics.explain import input_domain as input_domain
     from .diagnostics.explain import trace as trace
     from .errors import ArgumentError as ArgumentError
     from .errors import BaselineFailure as BaselineFailure
@@ -121,6 +131,7 @@ if TYPE_CHECKING:
     from .errors import ShapeMismatchError as ShapeMismatchError
     from .errors import SizeSearchError as SizeSearchError
     from .errors import SpecError as SpecError
+    from .errors import SymbolicError as SymbolicError
     from .errors import TraceError as TraceError
     from .errors import UsageError as UsageError
     from .inspection.findings import Finding as Finding
@@ -137,6 +148,7 @@ if TYPE_CHECKING:
     from .inspection.regularization import regularization as regularization
     from .inspection.torchinfo_view import torchinfo_summary as torchinfo_summary
     from .shapes.spec import parse_shape as parse_shape
+    from .tracing.input_domain import InputDomain as InputDomain
     from .tracing.inputs import Arg as Arg
     from .tracing.records import LayerRecord as LayerRecord
     from .tracing.records import ShapeTrace as ShapeTrace

@@ -4,6 +4,8 @@
                      [--memory [--optimizer AdamW]]
     cnnshape check   mypkg.models:Net --input 1x1x28x28
     cnnshape summary models.py:TextCNN --input 8x50:long --forward-kwarg task=cls
+    cnnshape summary models.py:UNet --input "B x 1 x H x W" --symbolic [--dim H=128]
+    cnnshape domain  models.py:UNet --input "B x 1 x H x W" [--dim H=128] [--json]
 
 Exit codes: 0 table printed (check: the model runs), 1 the model fails: its
 forward (the diagnostic is printed), its factory, a trace that cannot run it
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("summary", "print every layer's input and output shape and the parameter counts"),
         ("check", "run the model once; print the diagnostic if its forward fails, else 'ok'"),
+        ("domain", "print the input sizes the model runs at, for an input with named sizes"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("spec", help="model factory: pkg.module:Factory or path/file.py:Factory(k=v)")
@@ -65,9 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--dtype", default=None, help="input dtype, e.g. float16 (default: the model's)")
         cmd.add_argument("--train", action="store_true", help="trace in training mode")
         cmd.add_argument(
-            "--depth", type=int, default=None, metavar="N", help="fold the table to N levels of nesting"
+            "--dim",
+            action="append",
+            default=[],
+            metavar="NAME=SIZE",
+            help="an example size of a named size of a symbolic input, e.g. --dim H=128",
         )
         cmd.add_argument("--json", action="store_true", help="print the trace as JSON")
+        if name == "domain":
+            continue
+        cmd.add_argument(
+            "--symbolic",
+            action="store_true",
+            help="also give each layer's output as a formula of the input's named sizes "
+            "(--input 'B x 3 x H x W'), and the sizes the model runs at",
+        )
+        cmd.add_argument(
+            "--depth", type=int, default=None, metavar="N", help="fold the table to N levels of nesting"
+        )
         cmd.add_argument(
             "--html",
             metavar="PATH",
@@ -116,26 +134,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .diagnostics.explain import traced
-    from .errors import ShapeMismatchError
-    from .tracing.factory import build_model
-    from .tracing.request import TraceRequest
-
+def _check_args(args: argparse.Namespace) -> None:
+    """Options that cannot go together, or values no command takes (a usage error, exit 2)."""
     if not args.input:
         raise UsageError("--input is required, e.g. --input 1x3x32x32")
-    if args.depth is not None and args.depth < 0:
-        raise UsageError(f"--depth {args.depth}: give 0 or more")
-    inputs = _inputs(args)
+    depth = getattr(args, "depth", None)
+    if depth is not None and depth < 0:
+        raise UsageError(f"--depth {depth}: give 0 or more")
+    if args.dim and not getattr(args, "symbolic", True):
+        raise UsageError("--dim gives example sizes of named sizes: add --symbolic")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .errors import ShapeMismatchError
+    from .tracing.factory import build_model
+    from .tracing.inputs import InputSpec
+    from .tracing.request import TraceRequest
+
+    _check_args(args)
+    if args.command == "domain":
+        return _domain(args)
+    inputs = _symbolic_inputs(args) if args.symbolic else _inputs(args)
     model = build_model(args.spec)
     if getattr(args, "torchinfo", False):
         from .inspection.torchinfo_view import torchinfo_summary
 
         print(torchinfo_summary(model, inputs, depth=args.depth if args.depth is not None else 3))
         return EXIT_OK
-    request = TraceRequest.of(model, inputs, device=args.device, dtype=args.dtype, train=args.train)
+    # a symbolic trace's inputs are named sizes: the request takes the example's once it is found
+    given = InputSpec((), {}) if args.symbolic else inputs
+    request = TraceRequest.of(model, given, device=args.device, dtype=args.dtype, train=args.train)
     try:
-        result = traced(request, (), flow=bool(args.html))
+        result = _traced(args, request, model, inputs)
     except ShapeMismatchError as err:
         if args.html:
             _write_html(args, err.trace, request, diagnostic=err.diagnosis.render())
@@ -145,6 +175,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(f"ShapeMismatchError: {err}")
         return EXIT_FAILED
+    if args.symbolic:
+        request = request.with_inputs(result_inputs(result, inputs))
     sections = _inspection(args, request)
     if args.html:
         _write_html(args, result, request)
@@ -164,10 +196,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _inputs(args: argparse.Namespace) -> Any:
     """``--input`` (each a shape, maybe with a dtype), ``--dtype`` and ``--forward-kwarg``, as one spec."""
-    import ast
-
     from .tracing.devices import parse_dtype
     from .tracing.inputs import parse_inputs
+
+    raw: Any = args.input[0] if len(args.input) == 1 else list(args.input)
+    return (
+        parse_inputs(raw).typed(parse_dtype(args.dtype)).with_kwargs(_forward_kwargs(args), "--forward-kwarg")
+    )
+
+
+def _forward_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``--forward-kwarg NAME=VALUE`` (repeated): Python literals, else strings."""
+    import ast
 
     kwargs: dict[str, Any] = {}
     for item in args.forward_kwarg:
@@ -178,8 +218,89 @@ def _inputs(args: argparse.Namespace) -> Any:
             kwargs[name.strip()] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             kwargs[name.strip()] = text
-    raw: Any = args.input[0] if len(args.input) == 1 else list(args.input)
-    return parse_inputs(raw).typed(parse_dtype(args.dtype)).with_kwargs(kwargs, "--forward-kwarg")
+    return kwargs
+
+
+def _traced(args: argparse.Namespace, request: Any, model: Any, inputs: Any) -> Any:
+    """The trace the command prints: the request's, or with ``--symbolic`` the model's at the
+    example sizes of the named ``inputs``, with the formulas."""
+    from .diagnostics.explain import symbolic_trace, traced
+
+    if not args.symbolic:
+        return traced(request, (), flow=bool(args.html))
+    return symbolic_trace(
+        model,
+        inputs,
+        dims=_dims(args),
+        device=args.device,
+        dtype=args.dtype,
+        train=args.train,
+        flow=bool(args.html),
+    )
+
+
+def _symbolic_inputs(args: argparse.Namespace) -> Any:
+    """``--input`` with named sizes and ``--forward-kwarg``, as a symbolic trace takes them."""
+    from .tracing.inputs import Arg, InputSpec
+
+    kwargs = {name: Arg(value) for name, value in _forward_kwargs(args).items()}
+    return InputSpec(tuple(args.input), kwargs)
+
+
+def result_inputs(result: Any, inputs: Any) -> Any:
+    """The inputs at a symbolic trace's example sizes (what the inspection sections trace)."""
+    from .tracing.named_inputs import parse_symbolic
+
+    return parse_symbolic(inputs).concrete(result.symbolic["example"])
+
+
+def _dims(args: argparse.Namespace) -> dict[str, int]:
+    """``--dim NAME=SIZE`` (repeated) as example sizes by name."""
+    out: dict[str, int] = {}
+    for item in args.dim:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip().isidentifier() or not text.strip().isdigit():
+            raise UsageError(f"--dim {item!r}: write NAME=SIZE, e.g. --dim H=128")
+        out[name.strip()] = int(text)
+    return out
+
+
+def _domain(args: argparse.Namespace) -> int:
+    """``cnnshape domain``: the input sizes the model runs at, in words, and its output formula."""
+    from .diagnostics.explain import symbolic_trace
+    from .errors import ShapeMismatchError, SymbolicError
+    from .tracing.factory import build_model
+    from .tracing.table import formula_text
+
+    model = build_model(args.spec)
+    inputs = _symbolic_inputs(args)
+    try:
+        result = symbolic_trace(
+            model, inputs, dims=_dims(args), device=args.device, dtype=args.dtype, train=args.train
+        )
+    except ShapeMismatchError as err:
+        print(f"ShapeMismatchError: {err}")
+        return EXIT_FAILED
+    if result.domain is None:
+        raise SymbolicError(
+            (result.symbolic or {}).get("why") or "torch's symbolic shapes cannot follow this model"
+        )
+    domain = result.domain
+    smallest = domain.smallest()
+    output = formula_text(result.layers[0].output_formula)
+    if args.json:
+        payload = {
+            "ok": True,
+            **domain.to_dict(),
+            "smallest": smallest,
+            "output": result.layers[0].output_formula,
+        }
+        print(json.dumps(payload, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"{args.spec} takes {', '.join(domain.inputs)} for: {domain}")
+    print(f"smallest: {', '.join(f'{n}={v}' for n, v in smallest.items())}")
+    print(f"output: {output}")
+    return EXIT_OK
 
 
 def _inspection(args: argparse.Namespace, request: Any) -> Any:

@@ -88,6 +88,15 @@ class TraceError(CnnShapeError, RuntimeError):
         self.trace = trace
 
 
+class SymbolicError(TraceError):
+    """torch's symbolic shapes cannot follow the model: one line naming what and why.
+
+    A size that depends on tensor values, an op without a symbolic size rule,
+    TorchScript, lazy layers not initialised yet. ``trace(..., symbolic=True)``
+    says so in its note and gives the concrete trace; ``input_domain`` raises it.
+    """
+
+
 class ShapeMismatchError(CnnShapeError, RuntimeError):
     """The model's forward failed; names the layer, what it received and the fix.
 
@@ -158,12 +167,16 @@ class OutputShapeError(ContractFailure):
 class ShapeContractError(ContractFailure):
     """A model broke its shape contract; the message has the smallest failing input."""
 
-    def __init__(self, message: str, shape: Shape, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, message: str, shape: Shape, cause: BaseException | None = None, method: str = "hypothesis"
+    ) -> None:
         super().__init__(message)
-        #: The smallest failing input hypothesis found.
+        #: The smallest failing input (found by hypothesis, or by the symbolic proof).
         self.shape = shape
         #: The ShapeMismatchError of the failing trace, when the forward failed.
         self.error = cause
+        #: ``"symbolic"`` (proven at every input of the domain) or ``"hypothesis"`` (sampled).
+        self.method = method
 
 
 class LintError(ContractFailure):

@@ -4,8 +4,9 @@ torch and every module of pytest_cnnshape are imported, and the meta device
 warmed up, once per test process here. pytester's in-process runs restore
 ``sys.modules`` afterwards, so a module first imported inside such a run is
 dropped and imported afresh by the next one: for a torch submodule (the first
-meta BatchNorm pulls in ``torch._dynamo``) torch's operator registry refuses the
-second registration, and for ours a package attribute would keep the first copy
+meta BatchNorm pulls in ``torch._dynamo``, the first symbolic trace more of torch's
+own) torch's operator registry refuses the second registration, and for ours a
+package attribute would keep the first copy
 while ``sys.modules`` hands out the second (two ``Snapshot`` classes that never
 compare equal). Importing it all up front keeps every later import a cache hit.
 """
@@ -30,6 +31,9 @@ for _module in pkgutil.walk_packages(pytest_cnnshape.__path__, "pytest_cnnshape.
 
 with torch.no_grad():
     nn.BatchNorm2d(1, device="meta").eval()(torch.empty(1, 1, 1, 1, device="meta"))
+# The first symbolic trace imports what torch's symbolic shapes use on their first call
+# (torch._inductor's size helpers, torch._export...): once, here, for the same reason.
+pytest_cnnshape.trace(nn.Conv2d(1, 1, 3), "B x 1 x H x W", symbolic=True, dims={"B": 2, "H": 8, "W": 8})
 
 # Property tests are deterministic by default (the same examples on every run and
 # machine, no example database to carry between CI runs); HYPOTHESIS_PROFILE=explore

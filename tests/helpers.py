@@ -31,10 +31,10 @@ def shapes(value: Any) -> Any:
     return None
 
 
-def make_inputs(spec: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def make_inputs(spec: Any, device: str = "cpu") -> tuple[tuple[Any, ...], dict[str, Any]]:
     def make(v: Any) -> Any:
         if isinstance(v, tuple) and all(isinstance(d, int) for d in v):
-            return torch.randn(v)
+            return torch.randn(v, device=device)
         if isinstance(v, list):
             return [make(x) for x in v]
         return v
@@ -58,9 +58,10 @@ def fresh_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def observe(model: nn.Module, spec: Any) -> tuple[list[tuple[Any, ...]], Any]:
-    """(name, type, depth, call, input shapes, output shape) per call, and the output."""
-    model = fresh_copy(model).eval()
+def observe(model: nn.Module, spec: Any, device: str = "cpu") -> tuple[list[tuple[Any, ...]], Any]:
+    """(name, type, depth, call, input shapes, output shape) per call, and the output; on
+    ``device`` (``"meta"``: a plain forward on a meta copy, no compute)."""
+    model = fresh_copy(model).eval().to(device)
     names = {id(m): n for n, m in model.named_modules()}
     # the class each module has before the forward: a lazy layer becomes its cls_to_become
     # (LazyLinear -> Linear) in its own pre-hook, before ours runs
@@ -82,7 +83,7 @@ def observe(model: nn.Module, spec: Any) -> tuple[list[tuple[Any, ...]], Any]:
     for m in model.modules():
         handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(m.register_forward_hook(post, with_kwargs=True))
-    args, kwargs = make_inputs(spec)
+    args, kwargs = make_inputs(spec, device)
     with torch.no_grad():
         out = model(*args, **kwargs)
     for h in handles:

@@ -16,6 +16,7 @@ every run, every machine) and no example database (nothing written to
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, ContractViolation, ShapeContractError, SpecError
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from ..tracing.records import ShapeTrace
     from ..tracing.request import TraceRequest
+    from .proof import Proof
 
 __tracebackhide__ = True
 
@@ -154,9 +156,17 @@ def assert_shape_contract(
     derandomize: bool = True,
     seed: int | None = None,
     settings: Settings | None = None,
+    symbolic: bool = True,
     **strategy_options: Any,
-) -> None:
+) -> ContractResult:
     """Check that ``model`` maps every input ``shapes`` can draw to ``output``.
+
+    Proven, not sampled, where it can be: for a symbolic input (``"B x 3 x H x W"``)
+    and an expected spec, torch's symbolic shapes give the output as a formula of
+    the names and the sizes the model runs at, and both are checked at every input
+    of the domain (``contracts.proof``). Hypothesis is the fallback (a strategy of
+    shapes, a callable output, a model the engine cannot follow, ``symbolic=False``);
+    the returned ``ContractResult`` says which was used and why.
 
     ``shapes``: a hypothesis strategy of input shapes (``image_shapes(...)``) or a
     symbolic shape (``"B x 3 x H x W"``, sizes from ``dims`` and ``min_side``,
@@ -181,6 +191,16 @@ def assert_shape_contract(
     request = TraceRequest.of(model, InputSpec((), {}), device=device)  # inputs: each drawn shape
     expected_fn: Callable[[Shape], Any] | None = output if callable(output) else None
     expected = None if expected_fn is not None else parse_expected(output, "contract output")
+    fallback = "symbolic=False" if not symbolic else None
+    if symbolic:
+        proof, fallback = _proven(request, shapes, expected, dims=dims, options=strategy_options)
+        if proof is not None and proof.holds:
+            return ContractResult("symbolic", proof.inputs)
+        if proof is not None:
+            error = _proof_error(request, shapes, output, proof, expected=expected)
+            if error is not None:
+                raise error
+            fallback = "the symbolic check named a failing input where a plain forward fits the contract"
     # The search only needs pass/fail: undiagnosed meta runs. The smallest failing
     # input is traced once more at the end, for the full diagnostic.
     probe = Prober.of(request) if str(request.device) in ("auto", "meta") else None
@@ -208,6 +228,103 @@ def assert_shape_contract(
         run()
     except ContractViolation as violation:
         raise _contract_error(request, output, violation, expectation(violation.shape)) from None
+    return ContractResult("hypothesis", max_examples if settings is None else settings.max_examples, fallback)
+
+
+@dataclass(frozen=True)
+class ContractResult:
+    """How a shape contract was checked: ``symbolic`` (proven at every input of its domain) or
+    ``hypothesis`` (sampled), how many inputs, and why hypothesis when the engine could not."""
+
+    method: str
+    #: Inputs proven (symbolic) or examples tried (hypothesis).
+    checked: int
+    #: Why the symbolic check was not used (one line), for a hypothesis run.
+    why: str | None = None
+
+    def __str__(self) -> str:
+        if self.method == "symbolic":
+            return f"proven with torch's symbolic shapes at all {self.checked:,} inputs of its domain"
+        text = f"tested on {self.checked:,} hypothesis examples"
+        return f"{text} (not proven symbolically: {self.why})" if self.why else text
+
+
+def _proven(
+    request: TraceRequest,
+    shapes: Any,
+    expected: Any,
+    *,
+    dims: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+) -> tuple[Proof | None, str | None]:
+    """The symbolic proof, or None and why it cannot be made."""
+    from ..shapes.spec import ShapeSpec, parse_shape
+    from .proof import Unproven, prove
+
+    if not isinstance(shapes, (str, tuple, list)):
+        return None, "the input shapes come from a hypothesis strategy"
+    if not isinstance(expected, ShapeSpec):
+        return None, "the expected output is a callable or a structure"
+    if str(request.device) not in ("auto", "meta"):
+        return None, f"device={str(request.device)!r} asks for real forwards"
+    try:
+        proof = prove(
+            request.model,
+            parse_shape(shapes, "contract input"),
+            expected,
+            dict(dims or {}),
+            probe=_probe(request),
+            square=bool(options.get("square", False)),
+            min_side=options.get("min_side", 1),
+            max_side=options.get("max_side", 64),
+            batch=options.get("batch", (1, 4)),
+            multiple_of=options.get("multiple_of", 1),
+        )
+    except Unproven as why:
+        return None, str(why)
+    return proof, None
+
+
+def _probe(request: TraceRequest) -> Callable[[Any], Any]:
+    """Plain meta forwards of the request's model at other inputs: a trace, or None when it fails."""
+    from ..tracing.records import ShapeTrace
+    from ..tracing.tracer import Prober
+
+    probe = Prober.of(request)
+
+    def run(inputs: Any) -> ShapeTrace | None:
+        result = probe(inputs)
+        return result if isinstance(result, ShapeTrace) else None
+
+    return run
+
+
+def _proof_error(
+    request: TraceRequest, shapes: Any, output: Any, proof: Proof, *, expected: Any
+) -> ShapeContractError | None:
+    """The contract error for the smallest failing input the proof found, diagnosed; None when
+    a plain forward there fits the contract after all (the proof is then not trusted)."""
+    from ..shapes.spec import parse_shape
+
+    shape = proof.failing[0]
+    names = parse_shape(shapes, "contract input").bind(shape)
+    error, fails = _diagnosed(
+        request,
+        output,
+        ContractViolation(shape, names),
+        expected,
+        found=_found(proof),
+        domain=proof.domain,
+        method="symbolic",
+    )
+    return error if fails else None
+
+
+def _found(proof: Proof) -> str:
+    return (
+        f"the smallest of {proof.failures:,} failing inputs among all {proof.inputs:,} of its domain "
+        "(proven with torch's symbolic shapes)"
+    )
 
 
 def _traced(request: TraceRequest, shape: Shape, names: dict[str, int]) -> ShapeTrace:
@@ -227,9 +344,30 @@ def _bindings(shape: Shape) -> dict[str, int]:
 
 
 def _contract_error(
-    request: TraceRequest, output: Any, violation: ContractViolation, expected: Any
+    request: TraceRequest,
+    output: Any,
+    violation: ContractViolation,
+    expected: Any,
+    *,
+    found: str = "the smallest failing input hypothesis found",
+    domain: str = "",
 ) -> ShapeContractError:
     """Trace the smallest failing input again, fully diagnosed, for the message."""
+    error, _ = _diagnosed(request, output, violation, expected, found=found, domain=domain)
+    return error
+
+
+def _diagnosed(
+    request: TraceRequest,
+    output: Any,
+    violation: ContractViolation,
+    expected: Any,
+    *,
+    found: str,
+    domain: str,
+    method: str = "hypothesis",
+) -> tuple[ShapeContractError, bool]:
+    """The contract error at the violation's input, and whether it really fails there."""
     from ..diagnostics.explain import traced
     from ..errors import ShapeMismatchError
     from ..shapes.expected import compare_output
@@ -238,6 +376,7 @@ def _contract_error(
     shape = violation.shape
     model = request.model
     cause: ShapeMismatchError | None = None
+    fails = True
     failing = request.with_inputs(shape)
     try:
         result = traced(failing, ())
@@ -246,18 +385,19 @@ def _contract_error(
         text = f"ShapeMismatchError: {err}"
     else:
         bindings = {**_bindings(shape), **violation.names}
-        text = output_failure_text(
-            result, compare_output(expected, result.output_shape, bindings), bindings, failing
-        )
+        mismatches = compare_output(expected, result.output_shape, bindings)
+        fails = bool(mismatches)
+        text = output_failure_text(result, mismatches, bindings, failing)
     promise = output if isinstance(output, str) else getattr(output, "__name__", repr(output))
     lines = [
         f"{type(model).__name__} breaks its shape contract {promise!r} for input "
-        f"{format_shape(shape)} ({named_sizes(shape)}), the smallest failing input "
-        "hypothesis found",
+        f"{format_shape(shape)} ({named_sizes(shape)}), {found}",
         "",
     ]
     lines.extend("  " + line if line else "" for line in text.splitlines())
     facts = cause.diagnosis.facts if cause is not None else {}
     if "min_side" in facts:
         lines.append(f"  minimum input side: {facts['min_side']}")
-    return ShapeContractError("\n".join(lines), shape, cause)
+    if domain:
+        lines.append(f"  the model runs for: {domain}")
+    return ShapeContractError("\n".join(lines), shape, cause, method), fails

@@ -168,6 +168,13 @@ def _section(k: int, picture: ModelPicture, data: dict[str, Any]) -> list[str]:
     trace_note = (picture.trace or {}).get("note")
     if trace_note:
         notes.append(str(trace_note))
+    symbolic = (picture.trace or {}).get("symbolic")
+    if symbolic and symbolic.get("domain"):
+        example = ", ".join(f"{n}={v}" for n, v in symbolic.get("example", {}).items())
+        notes.append(
+            f"Symbolic: input {', '.join(symbolic.get('inputs', []))}; each block shows its sizes at "
+            f"{example} and its formula. Domain: {symbolic.get('domain', '-')}"
+        )
     if notes:
         lines.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     baseline_shown = bool(picture.baseline and picture.baseline.get("changes"))

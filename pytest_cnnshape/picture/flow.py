@@ -287,6 +287,8 @@ def _calls(layers: Sequence[Mapping[str, Any]], refs: _Refs, flow: bool) -> list
             call["k"] = module_calls[layer["name"]]
         if layer.get("aliases"):
             call["al"] = list(layer["aliases"])
+        if layer.get("output_formula") is not None:
+            call["f"] = layer["output_formula"]
         if flow:
             call["src"] = [refs.ref(o) for o in layer.get("sources") or []]
             if layer.get("returns") is not None:

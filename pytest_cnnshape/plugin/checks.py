@@ -203,7 +203,7 @@ def run_contract(check: ModelCheck, run: RunOptions, request: TraceRequest, entr
     }
     entry.extras["contract"] = note
     try:
-        assert_shape_contract(
+        result = assert_shape_contract(
             request.model,
             contract.input,
             contract.output,
@@ -215,8 +215,9 @@ def run_contract(check: ModelCheck, run: RunOptions, request: TraceRequest, entr
             **contract.strategy_options(),
         )
     except ShapeContractError as err:
-        note.update(status=FAILED, smallest_failing=list(err.shape))
+        note.update(status=FAILED, smallest_failing=list(err.shape), method=err.method)
         return f"{check.name}: {err}"
+    note.update(method=result.method, checked=result.checked, why=result.why)
     return None
 
 

@@ -96,15 +96,17 @@ class Dim:
     expr: ast.Expression | None = field(default=None, compare=False, repr=False)
     names: frozenset[str] = frozenset()
 
-    def evaluate(self, bindings: Mapping[str, int]) -> int:
-        """The size this dimension stands for under ``bindings`` (int/name/expr only)."""
+    def evaluate(self, bindings: Mapping[str, Any]) -> Any:
+        """The size this dimension stands for under ``bindings`` (int/name/expr only); an int, or
+        an integer tensor of sizes when the bindings are tensors (a whole grid of inputs)."""
         if self.kind == "int":
             assert self.value is not None
             return self.value
         if self.kind == "name":
             return bindings[self.text]
         assert self.expr is not None
-        return int(_eval(self.expr.body, bindings))
+        value = _eval(self.expr.body, bindings)
+        return value if hasattr(value, "shape") else int(value)
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ class ShapeSpec:
             )
 
 
-def _eval(node: ast.expr, bindings: Mapping[str, int]) -> int:
+def _eval(node: ast.expr, bindings: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant):
         assert isinstance(node.value, int)  # _check_expr allows int constants only
         return node.value
@@ -276,7 +278,7 @@ def _eval(node: ast.expr, bindings: Mapping[str, int]) -> int:
             return a - b
         if isinstance(node.op, ast.Mult):
             return a * b
-        if b == 0:
+        if isinstance(b, int) and b == 0:  # (sizes may also be integer tensors: a whole grid at once)
             raise SpecError(f"division by zero in a shape expression ({ast.unparse(node)})")
         if isinstance(node.op, ast.FloorDiv):
             return a // b

@@ -45,6 +45,7 @@ class Prober(Protocol):
     #: The model it runs (the user's), its inputs' dtype, and where meta falls back to.
     view: ModelView
     dtype: torch.dtype
+    train: bool
     fallback: torch.device
 
     def __call__(
@@ -208,6 +209,8 @@ class FailureContext:
     observers: tuple[Any, ...] = ()
     #: The mode the forward ran in (True: training).
     train: bool = False
+    #: The input domains found for size fixes (``domain``), by the example they were followed at.
+    domains: dict[tuple[int, ...] | None, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def observed(self, kind: type[_T]) -> _T | None:
         """The observer of this class that watched the run, if one did."""
@@ -234,6 +237,32 @@ class FailureContext:
         if not isinstance(again, FailureContext) or not _same_failure(again, self):
             return None
         return Flow(lineage, functional, again)
+
+    def domain(self, example: Sequence[int] | None = None) -> Any:
+        """The sizes the model runs at, by torch's symbolic shapes (``symbolic_follow.NearbyDomain``):
+        followed at ``example`` (a first-input shape where the model runs) or, without one,
+        found from this failing input; None where the engine cannot follow the model.
+        Imported and run only when a rule asks (a size fix), once per example."""
+        key = None if example is None else tuple(example)
+        if key not in self.domains:
+            self.domains[key] = self._domain(key)
+        return self.domains[key]
+
+    def _domain(self, example: tuple[int, ...] | None) -> Any:
+        if self.probe is None:
+            return None
+        from .records import ShapeTrace
+        from .symbolic_follow import domain_near
+
+        probe = self.probe
+
+        def plain(inputs: Any) -> ShapeTrace | None:
+            result = probe(inputs)
+            return result if isinstance(result, ShapeTrace) else None
+
+        return domain_near(
+            probe.view, self.inputs, dtype=probe.dtype, train=probe.train, probe=plain, start=example
+        )
 
     @property
     def model(self) -> nn.Module:

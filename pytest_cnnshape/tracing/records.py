@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..shapes.tree import Shape, ShapeTree, first_shape, from_json, shape_text, to_json
+
+if TYPE_CHECKING:
+    from .input_domain import InputDomain
+
+#: A formula (``"B x 10"``) or the structure of a structured output with formulas at the leaves.
+FormulaTree: TypeAlias = "str | tuple[FormulaTree, ...] | list[FormulaTree] | dict[Any, FormulaTree] | None"
 
 #: Version of the dictionary layout ``ShapeTrace.to_dict`` returns.
 TRACE_FORMAT = 1
@@ -54,6 +60,9 @@ class LayerRecord:
     #: True when the module (or a child) is a lazy layer the model has not initialised:
     #: the parameter counts are those it will have after its first call.
     lazy: bool = False
+    #: In a symbolic trace, the output as a formula of the input's named sizes, in the spec
+    #: syntax (``"B x 64 x H//4 x W//4"``); a structure of those for a structured output.
+    output_formula: FormulaTree = None
 
     @property
     def label(self) -> str:
@@ -91,6 +100,8 @@ class LayerRecord:
             out["returns"] = self.returns
         if self.lazy:
             out["lazy"] = True
+        if self.output_formula is not None:
+            out["output_formula"] = formula_json(self.output_formula)
         return out
 
 
@@ -119,6 +130,10 @@ class ShapeTrace:
     complete: bool = True
     #: What was traced of a wrapped model (torch.compile, DataParallel, TorchScript), if wrapped.
     wrapper: str | None = None
+    #: A symbolic trace's input specs, example sizes and domain in words (JSON-safe).
+    symbolic: dict[str, Any] | None = None
+    #: A symbolic trace's input domain (``input_domain``): not carried by ``to_dict``.
+    domain: InputDomain | None = field(default=None, compare=False, repr=False)
 
     @property
     def lazy(self) -> bool:
@@ -235,6 +250,8 @@ class ShapeTrace:
             out["complete"] = False
         if self.wrapper:
             out["wrapper"] = self.wrapper
+        if self.symbolic is not None:
+            out["symbolic"] = self.symbolic
         return out
 
     @classmethod
@@ -259,6 +276,7 @@ class ShapeTrace:
                 sources=None if d.get("sources") is None else tuple(d["sources"]),
                 returns=d.get("returns"),
                 lazy=d.get("lazy", False),
+                output_formula=formula_tree(d.get("output_formula")),
             )
             for d in data["layers"]
         ]
@@ -276,7 +294,30 @@ class ShapeTrace:
             note=data.get("note"),
             complete=data.get("complete", True),
             wrapper=data.get("wrapper"),
+            symbolic=data.get("symbolic"),
         )
+
+
+def formula_json(tree: FormulaTree) -> Any:
+    """A formula tree in JSON form, as ``to_json`` writes shapes: strings as they are, namedtuples
+    as dicts, tuples as lists."""
+    if tree is None or isinstance(tree, str):
+        return tree
+    if isinstance(tree, dict):
+        return {str(k): formula_json(v) for k, v in tree.items()}
+    fields = getattr(tree, "_fields", None)
+    if fields is not None:
+        return {str(k): formula_json(v) for k, v in zip(fields, tree, strict=True)}
+    return [formula_json(v) for v in tree]
+
+
+def formula_tree(value: Any) -> FormulaTree:
+    """A formula tree back from ``formula_json`` (lists come back as tuples, namedtuples as dicts)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return {k: formula_tree(v) for k, v in value.items()}
+    return tuple(formula_tree(v) for v in value)
 
 
 def inputs_text(trace_dict: dict[str, Any] | None, fallback: str) -> str:

@@ -33,7 +33,7 @@ import inspect
 import operator
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -335,8 +335,11 @@ def meta_twin(t: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def meta_weights(view: ModelView) -> Iterator[None]:
-    """Swap parameters and buffers for meta twins (tied tensors share one twin)."""
+def meta_weights(view: ModelView, twin: Callable[[torch.Tensor], torch.Tensor] = meta_twin) -> Iterator[None]:
+    """Swap parameters and buffers for meta twins (tied tensors share one twin).
+
+    ``twin`` makes them: a symbolic trace swaps in fake tensors the same way.
+    """
     twins: dict[int, torch.Tensor] = {}
     swapped: list[tuple[dict[str, Any], str, Any]] = []
     try:
@@ -346,11 +349,11 @@ def meta_weights(view: ModelView) -> Iterator[None]:
                 for name, tensor in registry.items():
                     if tensor is None:
                         continue
-                    twin = twins.get(id(tensor))
-                    if twin is None:
-                        twin = twins[id(tensor)] = meta_twin(tensor)
+                    made = twins.get(id(tensor))
+                    if made is None:
+                        made = twins[id(tensor)] = twin(tensor)
                     swapped.append((registry, name, tensor))
-                    registry[name] = twin
+                    registry[name] = made
         yield
     finally:
         for registry, name, tensor in reversed(swapped):

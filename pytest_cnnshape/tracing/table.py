@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .records import LayerRecord, ShapeTrace
 
 HEADERS = ("Layer", "Type", "Input", "Output", "Params")
+#: The headers of a symbolic trace: the output's formula beside its example sizes.
+SYMBOLIC_HEADERS = ("Layer", "Type", "Input", "Output", "Output formula", "Params")
 INDENT = "  "
 
 
@@ -69,19 +71,36 @@ def output_cell(record: LayerRecord) -> str:
     return format_shape(record.output_shape)
 
 
-def layer_rows(layers: Iterable[LayerRecord], max_depth: int | None = None) -> list[list[str]]:
-    """One row per call at most ``max_depth`` deep (None: every call)."""
-    return [
-        [
-            indent(r.depth) + r.label,
-            r.type,
-            inputs_cell(r),
-            output_cell(r),
-            params_cell(r),
-        ]
-        for r in layers
-        if max_depth is None or r.depth <= max_depth
-    ]
+def formula_cell(record: LayerRecord) -> str:
+    """A symbolic trace's output formula (``B x 64 x H//4 x W//4``), structures as tuples."""
+    return formula_text(record.output_formula)
+
+
+def formula_text(tree: Any) -> str:
+    """A formula tree as text: one formula as it is, several in parentheses."""
+    if tree is None:
+        return "-"
+    if isinstance(tree, str):
+        return tree
+    if isinstance(tree, dict):
+        return "{" + ", ".join(f"{k}: {formula_text(v)}" for k, v in tree.items()) + "}"
+    return "(" + ", ".join(formula_text(v) for v in tree) + ")"
+
+
+def layer_rows(
+    layers: Iterable[LayerRecord], max_depth: int | None = None, *, formulas: bool = False
+) -> list[list[str]]:
+    """One row per call at most ``max_depth`` deep (None: every call); with ``formulas``, the
+    output formula of a symbolic trace after the output."""
+    rows = []
+    for r in layers:
+        if max_depth is not None and r.depth > max_depth:
+            continue
+        row = [indent(r.depth) + r.label, r.type, inputs_cell(r), output_cell(r), params_cell(r)]
+        if formulas:
+            row.insert(4, formula_cell(r))
+        rows.append(row)
+    return rows
 
 
 def totals_lines(trace: ShapeTrace) -> list[str]:
@@ -104,12 +123,27 @@ def totals_lines(trace: ShapeTrace) -> list[str]:
             "Note: (lazy) marks lazy layers the model has not initialised: their counts are those "
             "after the first forward, which this trace ran on a copy (the model stays uninitialised)"
         )
+    if trace.symbolic:
+        lines += symbolic_lines(trace.symbolic)
     if trace.note:
         lines.append(f"Note: {trace.note}")
     return lines
 
 
+def symbolic_lines(symbolic: dict[str, Any]) -> list[str]:
+    """The lines of a symbolic trace: its inputs and example sizes, and its domain in words."""
+    example = ", ".join(f"{n}={v}" for n, v in symbolic.get("example", {}).items())
+    inputs = ", ".join(symbolic.get("inputs", []))
+    lines = [f"Symbolic: input {inputs} (the sizes above are for {example})"]
+    if symbolic.get("domain"):
+        lines.append(f"Domain: {symbolic['domain']}")
+    return lines
+
+
 def render_trace(trace: ShapeTrace, max_depth: int | None = None) -> str:
     """The whole table with totals; folded to ``max_depth`` levels when given."""
-    body = grid(layer_rows(trace.layers, max_depth), HEADERS)
+    formulas = any(r.output_formula is not None for r in trace.layers)
+    body = grid(
+        layer_rows(trace.layers, max_depth, formulas=formulas), SYMBOLIC_HEADERS if formulas else HEADERS
+    )
     return body + "\n" + "\n".join(totals_lines(trace))

@@ -302,3 +302,18 @@ def test_the_session_report_marks_a_changed_baseline(
     facts = page.locator(".facts").inner_text()
     assert "Baseline" in facts and "Now" in facts
     clean(opened)
+
+
+def test_a_symbolic_trace_shows_each_blocks_formula(browser: Browser, tmp_path: Path) -> None:
+    traced = trace(lenet(), "B x 1 x H x W", symbolic=True, flow=True)
+    opened = open_trace(browser, tmp_path, traced)
+    page = opened.page
+    conv = next(i for i, r in enumerate(traced.layers) if r.name == "3")
+    node = page.locator(f'svg.flow .node[data-call="{conv}"]')
+    assert "2×16×8×8" in node.inner_html() and "B x 16 x H//2 - 6 x W//2 - 6" in node.inner_html()
+    node.focus()
+    assert "Formula" in page.locator(".facts").inner_text()
+    assert "B x 16 x H//2 - 6 x W//2 - 6" in page.locator(".facts").inner_text()
+    notes = page.locator(".notes").inner_text()
+    assert "Symbolic: input B x 1 x H x W" in notes and "Domain: H and W at least 16" in notes
+    clean(opened)

@@ -14,8 +14,9 @@ offered too: a smaller kernel, an adaptive pooling, padding.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from ... import arith
@@ -390,8 +391,13 @@ def _functional(ctx: FailureContext, call: FunctionalCall) -> Diagnosis:
 
 
 def _input_candidates(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate]:
-    """The input that fits, grown per axis (the main fix unless the layer is the natural one)."""
-    minimum, _ = minimum_input(ctx)
+    """The input that fits, grown per axis (the main fix unless the layer is the natural one):
+    exactly, from the model's input domain followed where a quick search by tracing finds it
+    runs (``domain_input``); the search's own answer where the engine cannot follow."""
+    minimum, run = minimum_input(ctx)
+    from_domain = domain_input(ctx, facts, minimum if isinstance(run, ShapeTrace) else None)
+    if from_domain is not None:
+        return from_domain
     given = ctx.model_input_shape()
     if minimum is None or given is None:
         return []
@@ -509,13 +515,130 @@ def _pool_padding(ctx: FailureContext, module: nn.Module) -> Diagnosis | None:
 _MULTIPLES = (2, 4, 8, 16, 32, 64, 128)
 
 
+def domain_input(
+    ctx: FailureContext, facts: dict[str, object], example: Shape | None = None
+) -> list[Candidate] | None:
+    """The input that fits, exactly, from the sizes the model runs at (its input domain, by
+    torch's symbolic shapes, followed at ``example`` where it runs, or found from the failing
+    input): each side that fits kept, each other one grown to the smallest size its domain
+    allows, or the nearest sizes that fit when the sides are tied (a fixed Linear). None
+    where the engine cannot follow the model."""
+    near = ctx.domain(example)
+    given = ctx.model_input_shape()
+    if near is None or given is None:
+        return None
+    domain = near.domain
+    sizes = {}
+    for name in near.sides:
+        allowed = domain.name_set(name).allowed
+        start = near.given[name]
+        later = torch.nonzero(allowed[start - 1 :]).flatten() if start <= allowed.numel() else allowed[:0]
+        if later.numel() == 0:
+            return []
+        sizes[name] = start + int(later[0])
+    if not domain.contains(sizes):
+        point = domain.nearest(near.given)
+        if point is None:
+            return []
+        sizes = point
+    minimum = near.shape(sizes)
+    grown = [i for i in range(2, len(minimum)) if minimum[i] != given[i]]
+    if not grown:
+        return None
+    monotone = all(_grows_freely(domain, near.sides[i - 2]) for i in grown)
+    facts.update(min_side=max(minimum[2:]), min_input=list(minimum), domain=domain.words())
+    kept = [i for i in range(2, len(minimum)) if i not in grown]
+    moved = ", ".join(f"axis {i} from {given[i]} to {minimum[i]}" for i in grown)
+    note = (
+        f"keeps {', '.join(f'axis {i} ({given[i]})' for i in kept)}, which fit; grows {moved}"
+        if kept
+        else f"grows {moved}"
+    )
+    note += f"; the model runs for {domain.words()} (torch's symbolic shapes)"
+    text = f"an input of {'at least ' if monotone else ''}{'x'.join(map(str, minimum))}"
+    return [Candidate(TransformInput(shape=tuple(minimum), said=text), note=note, rank=1, cost=len(grown))]
+
+
+def _grows_freely(domain: Any, name: str) -> bool:
+    """Whether every size of ``name`` above its least one fits (alone, and in every relation)."""
+    values = domain.name_set(name)
+    free = values.high is None and (values.period == 1 or len(values.residues) == values.period)
+    return free and not any(name in c.names for c in domain.coupled)
+
+
+def domain_multiple(
+    ctx: FailureContext, facts: dict[str, object], example: Shape | None = None
+) -> list[Candidate] | None:
+    """The multiple the input sides must be, exactly, from the model's input domain (followed
+    at ``example`` where it runs, or found from the failing input): the smallest sizes of at
+    least the given ones that are in it. None where the engine cannot follow the model (or
+    its sides have no common multiple)."""
+    near = ctx.domain(example)
+    given = ctx.model_input_shape()
+    if near is None or given is None:
+        return None
+    domain = near.domain
+    residues = domain.residues()
+    multiples = {residues[n].modulus for n in near.sides if n in residues and residues[n].residue == 0}
+    if len(multiples) != 1 or any(n not in residues for n in near.sides):
+        return None
+    (m,) = multiples
+    sizes = {}
+    for name in near.sides:
+        allowed = domain.name_set(name).allowed
+        start = near.given[name]
+        later = torch.nonzero(allowed[start - 1 :]).flatten()
+        if later.numel() == 0:
+            return None
+        sizes[name] = start + int(later[0])
+    if not domain.contains(sizes):
+        return None
+    fitted = near.shape(sizes)
+    text = "x".join(map(str, fitted))
+    sides = given[2:]
+    pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(fitted[2:], sides, strict=True))))
+    facts.update(multiple=m, example=list(fitted), domain=domain.words())
+    return [
+        Candidate(
+            TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {text}"),
+            note="the map sizes round down on the way down and double on the way up; pad the input to "
+            f"it: F.pad(x, ({pad})); the model runs for {domain.words()} (torch's symbolic shapes)",
+        )
+    ]
+
+
 def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Candidate]:
     """Sizes that differ by rounding (a U-Net skip, an unpooling): the multiple the input sides
-    must be (2^depth), found by tracing the nearest such sizes."""
+    must be (2^depth), exactly, from the model's input domain followed where a quick search by
+    tracing the nearest multiples finds it runs (``domain_multiple``); the search's own answer
+    where the engine cannot follow."""
+    found = _nearest_multiple(ctx)
+    from_domain = domain_multiple(ctx, facts, found[1] if found is not None else None)
+    if from_domain is not None:
+        return from_domain
+    shape = ctx.model_input_shape()
+    if found is None or shape is None:
+        return []
+    m, fitted = found
+    example = "x".join(map(str, fitted))
+    pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(fitted[2:], shape[2:], strict=True))))
+    facts.update(multiple=m, example=list(fitted))
+    return [
+        Candidate(
+            TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {example}"),
+            note="the map sizes round down on the way down and double on the way up; pad "
+            f"the input to it: F.pad(x, ({pad}))",
+        )
+    ]
+
+
+def _nearest_multiple(ctx: FailureContext) -> tuple[int, Shape] | None:
+    """The least multiple (2, 4, 8...) the model runs at, rounding the input's sides up to it
+    (and one step further), with the input it runs at."""
     shape = ctx.model_input_shape()
     probe = ctx.probe
     if shape is None or probe is None or len(shape) < 3:
-        return []
+        return None
     sides = shape[2:]
     for m in _MULTIPLES:
         if all(s % m == 0 for s in sides):
@@ -526,17 +649,5 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
             isinstance(probe(ctx.inputs.with_first_shape((*shape[:2], *c))), ShapeTrace)
             for c in (first, second)
         ):
-            fitted = (*shape[:2], *first)
-            example = "x".join(map(str, fitted))
-            pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(first, sides, strict=True))))
-            facts.update(multiple=m, example=list(fitted))
-            return [
-                Candidate(
-                    TransformInput(
-                        shape=fitted, said=f"input sides that are multiples of {m}, e.g. {example}"
-                    ),
-                    note="the map sizes round down on the way down and double on the way up; pad "
-                    f"the input to it: F.pad(x, ({pad}))",
-                )
-            ]
-    return []
+            return m, (*shape[:2], *first)
+    return None

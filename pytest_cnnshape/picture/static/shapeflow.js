@@ -63,6 +63,12 @@
     if (Array.isArray(tree)) return "(" + tree.map(shapeText).join(", ") + ")";
     return "{" + Object.keys(tree).map(function (k) { return k + ": " + shapeText(tree[k]); }).join(", ") + "}";
   }
+  function formulaText(tree) {
+    if (tree === null || tree === undefined) return "-";
+    if (typeof tree === "string") return tree;
+    if (Array.isArray(tree)) return "(" + tree.map(formulaText).join(", ") + ")";
+    return "{" + Object.keys(tree).map(function (k) { return k + ": " + formulaText(tree[k]); }).join(", ") + "}";
+  }
   function count(n) { return typeof n === "number" ? n.toLocaleString("en-US") : "-"; }
   function category(type) {
     for (var i = 0; i < CATEGORIES.length; i++) if (CATEGORIES[i][1].test(type)) return CATEGORIES[i][0];
@@ -222,6 +228,7 @@
       var mark = this.marks[String(node.index)];
       if (mark) name = (mark === "added" ? "+ " : "~ ") + name;
       lines = [clip(name, 24), clip(c.t, 24), clip(c.ok === false ? "failed here" : shapeText(c.out), 26)];
+      if (c.f !== undefined) lines.push(clip(formulaText(c.f), 30));
       if (!c.leaf) lines[1] = clip("\u25b8 " + c.t, 24);
     } else if (node.kind === "junction") {
       size = { w: 20, h: 20 };
@@ -551,6 +558,7 @@
       kind = c.t;
       rows.push(["Input", (c["in"] || []).map(shapeText).join(", ") || "-"]);
       rows.push(["Output", c.ok === false ? "none: it failed" : shapeText(c.out)]);
+      if (c.f !== undefined) rows.push(["Formula", formulaText(c.f)]);
       rows.push([c.leaf ? "Params" : "Params (with children)", count(c.np) + (c.np !== c.tp ? " (trainable " + count(c.tp) + ")" : "")]);
       if (c.k) rows.push(["Reused", "call " + (c.c + 1) + " of " + c.k + " of the same module (shared weights)"]);
       if (c.al) rows.push(["Also named", c.al.join(", ")]);

@@ -46,9 +46,17 @@ class ReportedModel:
         outcome = note["status"]
         if note.get("smallest_failing"):
             outcome += f" (smallest failing input {shape_text(note['smallest_failing'])})"
+        if note.get("method") == "symbolic":
+            over = (
+                f"proven at all {note['checked']:,} inputs of its domain"
+                if note.get("checked")
+                else "proven at every input of its domain"
+            )
+            return f"Contract: {note['input']} -> {note['output']} {over} (symbolic shapes): {outcome}"
+        why = f" (not proven symbolically: {note['why']})" if note.get("why") else ""
         return (
             f"Contract: {note['input']} -> {note['output']} over {note['examples']} "
-            f"hypothesis examples: {outcome}"
+            f"hypothesis examples{why}: {outcome}"
         )
 
     def column(self, key: str, default: Any = None) -> Any:
