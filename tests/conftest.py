@@ -16,8 +16,12 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import settings
 from torch import nn
@@ -57,6 +61,23 @@ def pytest_runtest_setup(item: object) -> None:
     skipped (and listed), so a round ends within its budget on a slow machine too."""
     deadline = os.environ.get("CNNSHAPE_EXPLORE_DEADLINE")
     if deadline is not None and time.time() > float(deadline):
-        import pytest
-
         pytest.skip("make test-explore: the time budget was spent before this test started")
+
+
+@pytest.fixture(autouse=True)
+def _user_modules_forgotten() -> Iterator[None]:
+    """A test that loads a user's ``models.py`` in this process (the CLI run in-process, a
+    factory loaded by path) leaves it in ``sys.modules`` and its directory on ``sys.path``;
+    the next test's own ``models.py`` would then import the stale one. Both are put back as
+    they were, for modules loaded from outside the installed packages and the repository."""
+    modules, path = set(sys.modules), list(sys.path)
+    yield
+    for name in set(sys.modules) - modules:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if where and not where.startswith(_KEPT_ROOTS):
+            del sys.modules[name]
+    sys.path[:] = path
+
+
+#: Where the modules a test may import and keep live: the repository and the interpreter's.
+_KEPT_ROOTS = (str(Path(__file__).resolve().parent.parent), sys.prefix, sys.base_prefix)
