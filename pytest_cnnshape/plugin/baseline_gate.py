@@ -45,6 +45,7 @@ from ..baseline.record import CHANGED, MISSING, UNREADABLE, BaselineOptions, Bas
 from ..errors import BaselineFileError
 from ..fileio import write_atomic
 from .baseline_check import entry_snapshot
+from .keys import NOTHING_WRITTEN
 
 if TYPE_CHECKING:
     from .entries import ModelEntry
@@ -118,11 +119,12 @@ class BaselineGate:
 
     def finish(self, session: pytest.Session) -> None:
         """Write accepted baselines, judge unused ones; conflicts and write errors fail the run."""
-        texts = self._texts()
-        self.outcome.used = len(texts)
         self.outcome.stopped = session.exitstatus == pytest.ExitCode.INTERRUPTED
+        texts: dict[str, str] = {}
         writing = True
         try:
+            texts = self._texts()
+            self.outcome.used = len(texts)
             if self.settings.update or self.settings.project.update_missing:
                 for file, text in sorted(texts.items()):
                     self._store(file, text)
@@ -132,7 +134,9 @@ class BaselineGate:
         except KeyboardInterrupt:
             # Ctrl-C here: each file is its old or its new whole self (write_atomic), each
             # deletion done or not; say how far it got instead of a traceback from pytest.
-            if writing:
+            if writing and not texts:
+                self.outcome.problems.append(NOTHING_WRITTEN)
+            elif writing:
                 self._recount()
                 self.outcome.interrupted = len(texts)
             else:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .schema import ModelCheck
     from .session import CnnShapeSession
 
+#: What a Ctrl-C before the first baseline write leaves: said by the session and the gate.
+NOTHING_WRITTEN = "interrupted before the shape baselines were written: each is as it was"
 #: The marker attaching a model contract to a test (its fields: ``schema.FIELDS``).
 MARKER = "cnn_model"
 #: Its entry in ``pytest --markers`` (registered so --strict-markers passes). Written out

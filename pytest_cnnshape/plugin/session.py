@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .keys import REPORT_ATTRIBUTE, SESSION_KEY
+from .keys import NOTHING_WRITTEN, REPORT_ATTRIBUTE, SESSION_KEY
 
 if TYPE_CHECKING:
     from .baseline_gate import BaselineGate
@@ -125,11 +125,16 @@ class CnnShapeSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Let the baseline gate write and judge; then write the report file."""
         if self._baselines_matter() and not self.config.getoption("collectonly", False):
-            from .baseline_gate import BaselineGate
+            try:
+                from .baseline_gate import BaselineGate
 
-            self.gate = BaselineGate(
-                self.config, self.settings, self.models, self.files_passed, self.deselected
-            )
+                self.gate = BaselineGate(
+                    self.config, self.settings, self.models, self.files_passed, self.deselected
+                )
+            except KeyboardInterrupt:  # Ctrl-C before the gate began: nothing was written yet
+                self.problems.append(NOTHING_WRITTEN)
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+                return
             self.gate.finish(session)
         from ..fileio import write_atomic
 

@@ -119,6 +119,51 @@ def test_a_ctrl_c_while_writing_says_how_far_it_got(
     assert len(_files(pytester.path)) == 2 and _temps(pytester.path) == []
 
 
+#: Ctrl-C as the session's end imports the baseline gate, or as the gate renders the files.
+BEFORE_THE_WRITES = {
+    "import": """
+        import sys
+
+        class Interrupt:
+            def find_spec(self, name, path=None, target=None):
+                if name == "pytest_cnnshape.plugin.baseline_gate":
+                    raise KeyboardInterrupt
+
+        def pytest_sessionstart(session):
+            sys.modules.pop("pytest_cnnshape.plugin.baseline_gate", None)
+            sys.meta_path.insert(0, Interrupt())
+        """,
+    "render": """
+        def pytest_sessionstart(session):
+            from pytest_cnnshape.plugin.baseline_gate import BaselineGate
+
+            def interrupted(self):
+                raise KeyboardInterrupt
+
+            BaselineGate._texts = interrupted
+        """,
+}
+
+
+@pytest.mark.parametrize("where", sorted(BEFORE_THE_WRITES))
+def test_a_ctrl_c_before_the_first_write_leaves_every_baseline_as_it_was(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    make_project(pytester, monkeypatch, "", {"test_models.py": TESTS.format(width=4, count=3)})
+    pytester.runpytest_subprocess("--cnn-shapes-update").assert_outcomes(passed=3)
+    old = _files(pytester.path)
+    (pytester.path / "test_models.py").write_text(TESTS.format(width=5, count=3))
+    pytester.makeconftest(BEFORE_THE_WRITES[where])
+    result = pytester.runpytest_subprocess("--cnn-shapes-update")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["cnnshape: interrupted before the shape baselines were written: each is as it was"]
+    )
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "INTERNALERROR" not in text
+    assert _files(pytester.path) == old and _temps(pytester.path) == []
+
+
 def test_killed_updates_leave_every_baseline_old_or_new(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
