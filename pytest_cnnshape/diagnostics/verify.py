@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -378,15 +379,21 @@ def _flow(ctx: FailureContext, diagnosis: Diagnosis) -> list[Candidate]:
         return []
 
 
-def _exact_forms(candidate: Candidate) -> list[Candidate]:
-    """The candidates of ``candidate``'s exact form (none when working it out breaks)."""
-    assert candidate.refine is not None
+def _worked_out(make: Callable[[], list[Candidate] | None]) -> list[Candidate]:
+    """The candidates a dear refinement gives (an exact form, a last resort); none when working
+    them out breaks: a refinement is never a reason to lose the diagnosis."""
     try:
-        return candidate.refine() or []
-    except Exception:  # the exact form is a refinement: never a reason to lose the diagnosis
+        return make() or []
+    except Exception:
         if os.environ.get("CNNSHAPE_DEBUG"):
             raise
         return []
+
+
+def _exact_forms(candidate: Candidate) -> list[Candidate]:
+    """The candidates of ``candidate``'s exact form."""
+    assert candidate.refine is not None
+    return _worked_out(candidate.refine)
 
 
 def _refined(ctx: FailureContext, candidate: Candidate, outcome: Outcome) -> tuple[Candidate, Outcome]:
@@ -406,6 +413,19 @@ def _refined(ctx: FailureContext, candidate: Candidate, outcome: Outcome) -> tup
     return candidate, outcome
 
 
+def _last_resort(ctx: FailureContext, choice: _Choice) -> _Choice:
+    """The dear candidates (``FailureContext.last_resorts``), tried when no other verified; what
+    was tried before still counts as tried."""
+    found = [c for make in ctx.last_resorts for c in _worked_out(make)]
+    if not found:
+        return choice
+    later = _choose(ctx, found)
+    if later.main is None:
+        later.partial = choice.partial or later.partial
+        later.failed = choice.failed + later.failed
+    return later
+
+
 def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     """Verify the diagnosis's candidates; show the best verified one (and another kind)."""
     if diagnosis.fix is not None and diagnosis.shown is None and os.environ.get("CNNSHAPE_DEBUG"):
@@ -415,6 +435,8 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
         )
     diagnosis.fix = None
     choice = _choose(ctx, [*diagnosis.candidates, *_flow(ctx, diagnosis)])
+    if choice.main is None and ctx.last_resorts:
+        choice = _last_resort(ctx, choice)
     main = choice.main or choice.partial
     if main is None:
         tried = [

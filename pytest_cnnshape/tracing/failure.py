@@ -16,7 +16,7 @@ import os
 import sys
 import sysconfig
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -211,6 +211,9 @@ class FailureContext:
     train: bool = False
     #: The input domains found for size fixes (``domain``), by the example they were followed at.
     domains: dict[tuple[int, ...] | None, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Fixes dear to work out (an input size from the input domain: a symbolic forward), each a
+    #: function giving candidates; asked only when no other candidate verifies (diagnostics).
+    last_resorts: list[Callable[[], Any]] = field(default_factory=list, repr=False, compare=False)
 
     def observed(self, kind: type[_T]) -> _T | None:
         """The observer of this class that watched the run, if one did."""

@@ -396,9 +396,9 @@ def _input_candidates(ctx: FailureContext, facts: dict[str, object]) -> list[Can
     runs (``domain_input``); the search's own answer where the engine cannot follow."""
     minimum, run = minimum_input(ctx)
     given = ctx.model_input_shape()
-    if minimum is None or given is None:
-        from_domain = domain_input(ctx, facts)
-        return from_domain or []
+    if minimum is None or given is None:  # where the search by tracing found none: the domain's
+        ctx.last_resorts.append(lambda: _with_facts(domain_input, ctx, None))
+        return []
     example = minimum if isinstance(run, ShapeTrace) else None
     facts.update(min_side=max(minimum[2:]), min_input=list(minimum))
     grown = [i for i in range(2, len(minimum)) if minimum[i] != given[i]]
@@ -621,7 +621,7 @@ def domain_multiple(
     return [
         Candidate(
             TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {text}"),
-            note="the map sizes round down on the way down and double on the way up; pad the input to "
+            note="the map sizes round down on the way down and grow back by the same factor on the way up; pad the input to "
             f"it: F.pad(x, ({pad})); the model runs for {domain.words()} (torch's symbolic shapes)",
         )
     ]
@@ -634,8 +634,9 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
     where the engine cannot follow."""
     found = _nearest_multiple(ctx)
     shape = ctx.model_input_shape()
-    if found is None or shape is None:
-        return domain_multiple(ctx, facts) or []
+    if found is None or shape is None:  # where the quick search found none: the domain's
+        ctx.last_resorts.append(lambda: _with_facts(domain_multiple, ctx, None))
+        return []
     m, fitted = found
     example = "x".join(map(str, fitted))
     pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(fitted[2:], shape[2:], strict=True))))
@@ -643,7 +644,7 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
     return [
         Candidate(
             TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {example}"),
-            note="the map sizes round down on the way down and double on the way up; pad "
+            note="the map sizes round down on the way down and grow back by the same factor on the way up; pad "
             f"the input to it: F.pad(x, ({pad}))",
             refine=lambda: _with_facts(domain_multiple, ctx, fitted),
         )
