@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..shapes.tree import Shape, first_shape, format_shape
 from ..tracing.lineage import INPUT, LAYER, Origin
 from .report import Diagnosis
@@ -209,18 +211,49 @@ def from_model_input(ctx: FailureContext, running: RunningCall) -> bool:
     return found.kind == INPUT and found.index == 0 and not found.reshaped
 
 
+def input_written(ctx: FailureContext, running: RunningCall) -> str | None:
+    """How the user's forward wrote the model input this layer got, where that is not the
+    model's first argument itself: picked out of a dict or list batch (``batch["image"]``,
+    ``inputs[1]``) or another argument (``pixel_values``); the layer call's argument on the
+    forward line. None for a first argument that is a tensor, or a call not on a user's line."""
+    from .source import as_written, call_site
+
+    found = input_origin(ctx, running)
+    if found is None or found.kind != INPUT or found.reshaped:
+        return None
+    root = ctx.running[0] if ctx.running else None
+    if found.index == 0 and root is not None and root.args and isinstance(root.args[0], torch.Tensor):
+        return None
+    site = call_site(ctx, running)
+    return as_written(site[0], site[1].args[0]) if site is not None else None
+
+
+def model_input_words(ctx: FailureContext, running: RunningCall) -> str:
+    """``the model input``; ``the model input pixel_values`` for another argument, ``batch["image"]
+    of the model input`` for a tensor picked out of a structured batch."""
+    written = input_written(ctx, running)
+    if not written:
+        return "the model input"
+    return f"the model input {written}" if written.isidentifier() else f"{written} of the model input"
+
+
 def before_layer(ctx: FailureContext, running: RunningCall, transform: Transform) -> Patch:
     """A change of what a layer receives: ``transform`` of it (``x.permute(0, 3, 1, 2)``).
 
-    At the model input when the layer gets the input itself; in the user's forward
-    line when the layer is called there (``self.conv(x.permute(0, 3, 1, 2))``);
+    At the model input when the layer gets the input itself (a tensor picked from a dict or
+    list batch is changed where the forward picks it, or said in those terms); in the user's
+    forward line when the layer is called there (``self.conv(x.permute(0, 3, 1, 2))``);
     otherwise as a statement before the call.
     """
     from .patches import FeedLayer, TransformInput
     from .source import edit_call_argument
 
     if from_model_input(ctx, running):
-        return TransformInput(transform=transform)
+        written = input_written(ctx, running)
+        if written is None:
+            return TransformInput(transform=transform)
+        picked = edit_call_argument(ctx, running, transform)
+        return picked if picked is not None else TransformInput(transform=transform, written=written)
     edit = edit_call_argument(ctx, running, transform)
     if edit is not None:
         return edit

@@ -308,6 +308,22 @@ def operand_text(node: ast.AST) -> str:
     return text if simple else f"({text})"
 
 
+def as_written(tb: types.TracebackType, node: ast.AST) -> str:
+    """An operand as the user wrote it (their quotes, their spacing) where it sits on one line
+    of the frame's file; ``operand_text`` otherwise."""
+    shown = operand_text(node)
+    span = _span(node)
+    if span is None or span[0] != span[2]:
+        return shown
+    line = linecache.getline(tb.tb_frame.f_code.co_filename, span[0]).encode()
+    text = line[span[1] : span[3]].decode(errors="replace")
+    try:
+        same = operand_text(ast.parse(text, mode="eval").body) == shown
+    except SyntaxError:  # the file changed since the frame ran
+        return shown
+    return (text if shown == ast.unparse(node) else f"({text})") if same else shown
+
+
 def call_site(ctx: FailureContext, running: RunningCall) -> tuple[types.TracebackType, ast.Call] | None:
     """The call of the failing layer in the user's forward (``self.conv(x)``), if it is there."""
     tb = user_traceback(ctx)
@@ -327,7 +343,7 @@ def edit_call_argument(ctx: FailureContext, running: RunningCall, transform: Tra
         return None
     tb, node = site
     argument = node.args[0]
-    return edit_at(ctx, tb, argument, transform.expression(operand_text(argument)))
+    return edit_at(ctx, tb, argument, transform.expression(as_written(tb, argument)))
 
 
 # -- the method around the failing line ---------------------------------------------------------

@@ -287,6 +287,45 @@ def fx_small_net() -> nn.Module:
     return torch.fx.symbolic_trace(SmallNet())
 
 
+class Backbone(nn.Module):
+    """A two-stage CNN backbone whose stages a feature extractor returns."""
+
+    def __init__(self, layer2_in: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU())
+        self.layer1 = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1), nn.ReLU())
+        self.layer2 = nn.Sequential(nn.Conv2d(layer2_in, 32, 3, 2, 1), nn.ReLU())
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer2(self.layer1(self.stem(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+def feature_extractor(model: nn.Module, returns: dict[str, str]) -> torch.fx.GraphModule:
+    """A GraphModule giving ``{name: output of module}``, built as torchvision's
+    ``create_feature_extractor`` builds one: the model traced by ``torch.fx``, its output node
+    replaced by a dict of the chosen modules' outputs, the rest of the graph dropped."""
+    graph_module = torch.fx.symbolic_trace(model)
+    graph = graph_module.graph
+    nodes = {str(n.target): n for n in graph.nodes if n.op == "call_module"}
+    output = next(n for n in graph.nodes if n.op == "output")
+    with graph.inserting_before(output):
+        graph.output({key: nodes[f"{module}.1"] for module, key in returns.items()})
+    graph.erase_node(output)
+    graph.eliminate_dead_code()
+    graph_module.recompile()
+    return graph_module
+
+
+def features_of_grayscale() -> nn.Module:
+    return feature_extractor(Backbone(), {"layer1": "feat1", "layer2": "feat2"})
+
+
+def features_with_a_planted_width() -> nn.Module:
+    return feature_extractor(Backbone(layer2_in=24), {"layer1": "feat1", "layer2": "feat2"})
+
+
 class ScaledInput(SmallNet):
     """The same Linear, behind a forward that reads a value (inputs in 0..255 scaled down), which
     meta tensors cannot give: the trace runs on the CPU, and so must the fix's twin."""
@@ -458,7 +497,7 @@ GENERALIZE: dict[str, Broken] = {
         (1, 8, 8, 8),
         "matmul_shapes",
         "",
-        (1, 8, 8, 8),
+        (1, 64, 16),
         "y = torch.bmm(attn, v.transpose(-2, -1))",
         "y = torch.bmm(attn, v)",
         fix_kind="code",
@@ -505,6 +544,25 @@ GENERALIZE: dict[str, Broken] = {
         (1, 2048),
         "nn.Linear(in_features=2048, out_features=10)",
         origin="https://github.com/pytorch/pytorch/issues/90527",
+    ),
+    "fx_feature_extractor_grayscale": Broken(
+        features_of_grayscale,
+        (1, 1, 64, 48),
+        "conv_in_channels",
+        "stem.0",
+        (1, 1, 64, 48),
+        "nn.Conv2d(in_channels=1, out_channels=16, kernel_size=3, stride=2, padding=1)",
+        origin="https://github.com/lancedb/yoloexplorer/pull/43",
+        alternative="input",
+    ),
+    "fx_feature_extractor_planted_width": Broken(
+        features_with_a_planted_width,
+        (1, 3, 64, 48),
+        "conv_in_channels",
+        "layer2.0",
+        (1, 16, 32, 24),
+        "nn.Conv2d(in_channels=16, out_channels=32, kernel_size=3, stride=2, padding=1)",
+        origin="https://pytorch.org/vision/stable/feature_extraction.html",
     ),
     # 9. a true claim, 10. facts instead of filler
     "as_mlp_layer_norm_on_channels_first": Broken(

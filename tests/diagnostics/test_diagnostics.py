@@ -123,7 +123,7 @@ def _run_text(patch: Patch, case: Broken, device: str) -> None:
         with torch.device(device):
             layer = eval(patch.text, {"nn": nn, "torch": torch, cls.__name__: cls})
         owner = model.get_submodule(parent)
-        setattr(owner, attr, layer) if not attr.isdigit() else owner.__setitem__(int(attr), layer)
+        owner.register_module(attr, layer)  # a Sequential's "0" or an fx GraphModule's plain container
     elif isinstance(patch, TransformInput) and patch.transform is not None:
         x = case.inputs if isinstance(case.inputs, torch.Tensor) else torch.randn(case.inputs)
         namespace = {"x": x, "torch": torch}

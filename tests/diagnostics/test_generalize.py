@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import Any
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from tests.corpus import generalize_zoo as zoo
 from tests.corpus.broken_zoo import Broken
 from tests.corpus.field_zoo import FIELD
 from tests.corpus.generalize_zoo import GENERALIZE
+from tests.truth import shape_of
 
 CASES: dict[str, Broken] = {**GENERALIZE, "pytorch_580_unpool_chain": FIELD["pytorch_580_unpool_chain"]}
 
@@ -69,6 +71,13 @@ EXACT = {
     ),
     # 8. verified on the fx GraphModule itself
     "fx_graph_module_linear": "nn.Linear(in_features=2048, out_features=10)",
+    # a feature extractor (an fx GraphModule returning a dict of stages), as torchvision builds one
+    "fx_feature_extractor_grayscale": (
+        "nn.Conv2d(in_channels=1, out_channels=16, kernel_size=3, stride=2, padding=1)"
+    ),
+    "fx_feature_extractor_planted_width": (
+        "nn.Conv2d(in_channels=16, out_channels=32, kernel_size=3, stride=2, padding=1)"
+    ),
     # 9. the norm moved to where it normalises (the GroupNorm comes as another norm, see below)
     "as_mlp_layer_norm_on_channels_first": (
         "y = self.norm(self.dw(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)"
@@ -84,14 +93,15 @@ def diagnosed(name: str) -> ShapeMismatchError:
     return info.value
 
 
-def _plain_forward(case: Broken, patch: Patch) -> torch.Size:
-    """The fixed model run by torch alone, on real tensors (no hooks, no meta)."""
+def _plain_forward(case: Broken, patch: Patch) -> Any:
+    """The shapes of the fixed model's output, run by torch alone on real tensors (no hooks,
+    no meta)."""
     model = case.factory()
     patched, spec = apply(model, case.inputs, patch, "cpu")
     args, kwargs = materialize(spec, torch.device("cpu"), torch.float32)
     with torch.no_grad():
         out = patched(*args, **kwargs)
-    return out.shape
+    return shape_of(out)
 
 
 def test_every_cause_has_cases_from_public_reports() -> None:
@@ -114,8 +124,8 @@ def test_the_fix_applied_runs_in_plain_torch(name: str) -> None:
     err = diagnosed(name)
     shown = err.diagnosis.shown
     assert shown is not None
-    shape = _plain_forward(case, shown.patch)
-    assert shown.verified == f"verified: the model then runs to {format_shape(tuple(shape))}"
+    shapes = _plain_forward(case, shown.patch)
+    assert shown.verified == f"verified: the model then runs to {format_shape(shapes)}"
     with pytest.raises((RuntimeError, ValueError, AssertionError)):  # unfixed, plain torch refuses it
         case.factory()(torch.randn(case.inputs))
 

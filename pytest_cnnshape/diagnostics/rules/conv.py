@@ -29,8 +29,10 @@ from ..common import (
     describe,
     from_model_input,
     input_origin,
+    input_written,
     layer_diagnosis,
     layout_may_differ,
+    model_input_words,
     origin,
     output_of,
     received,
@@ -168,9 +170,9 @@ def _channels(ctx: FailureContext, conv: nn.modules.conv._ConvNd, shape: Shape) 
     if before is not None and before_out is not None:
         where = f"from {describe(before)} -> {format_shape(before_out)}"
         note = f"{describe(before)} gives {got} channels{groups_note}"
-    elif model_input:
-        where = "the model input"
-        note = f"the model input has {got} channels{groups_note}"
+    elif model_input or input_written(ctx, running) is not None:
+        where = model_input_words(ctx, running)
+        note = f"{where} has {got} channels{groups_note}"
     else:
         where, note = "", f"the tensor it gets has {got} channels{groups_note}"
     name = running.record.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ...shapes.tree import format_shape
 from ...tracing.failure import FailureContext
 from ...tracing.table import inputs_cell
 from ..common import BatchChange, batch_change, describe, received
@@ -32,6 +33,20 @@ def generic(ctx: FailureContext) -> Diagnosis:
         )
     record = running.record
     where = describe(record) if ctx.in_torch_layer else f"the forward() of {describe(record)}"
+    operands = () if ctx.in_torch_layer or ctx.flow is None else ctx.flow.functional.failed_shapes
+    if operands:  # forward code raised in a torch op: what that op was given, not the module's input
+        shown = ", ".join(format_shape(s) for s in operands)
+        return Diagnosis(
+            kind="forward_error",
+            layer=record.name,
+            module_type=record.type,
+            received_shapes=operands,
+            headline=f"{where} {word}: {first}",
+            details=[
+                ("received", f"{shown}    the operands of the op that raised"),
+                ("module in", inputs_cell(record)),
+            ],
+        )
     return Diagnosis(
         kind="forward_error",
         layer=record.name,

@@ -621,8 +621,9 @@ def domain_multiple(
     return [
         Candidate(
             TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {text}"),
-            note="the map sizes round down on the way down and grow back by the same factor on the way up; pad the input to "
-            f"it: F.pad(x, ({pad})); the model runs for {domain.words()} (torch's symbolic shapes)",
+            note="the map sizes round down on the way down and grow back by the same factor on the way "
+            f"up; pad the input to it: F.pad(x, ({pad})); the model runs for {domain.words()} "
+            "(torch's symbolic shapes)",
         )
     ]
 
@@ -644,8 +645,8 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
     return [
         Candidate(
             TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {example}"),
-            note="the map sizes round down on the way down and grow back by the same factor on the way up; pad "
-            f"the input to it: F.pad(x, ({pad}))",
+            note="the map sizes round down on the way down and grow back by the same factor on the way "
+            f"up; pad the input to it: F.pad(x, ({pad}))",
             refine=lambda: _with_facts(domain_multiple, ctx, fitted),
         )
     ]
