@@ -110,9 +110,10 @@ def _torch_dir() -> str:
 
 
 def is_torch_file(filename: str) -> bool:
-    """True for torch's own code (its layers, functional, autograd)."""
+    """True for torch's own code (its layers, functional, autograd); not torchvision's or
+    torchaudio's, whose directories only begin with the same letters."""
     try:
-        return str(Path(filename).resolve()).startswith(_torch_dir())
+        return str(Path(filename).resolve()).startswith(_torch_dir() + os.sep)
     except OSError:
         return False
 

@@ -91,7 +91,8 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     facts: dict[str, object] = {"axis": axis, "sizes": sizes}
     candidates: list[Candidate] = []
     if not concat and tb is not None:
-        candidates += _shortcut_fix(ctx, tb, known, facts)
+        if _op_word(node) != "product" and name not in ("mul", "mul_"):  # a gate is no residual
+            candidates += _shortcut_fix(ctx, tb, known, facts)
         candidates += _token_fix(ctx, known, axis, facts)
     rank = len(shapes[0]) if shapes else len(ctx.model_input_shape() or ())
     if not candidates and rank >= 3 and axis >= 2:
@@ -242,6 +243,8 @@ def _operands_note(ctx: FailureContext, operands: Sequence[Operand], axis: objec
         made = _made_by(ctx, o)
         parts.append(f"{o.text} has {o.shape[axis]}" + (f" ({made})" if made else ""))
     said = "; ".join(parts)
+    if not said:
+        return f"the operands that differ on axis {axis} could not be read from the line that raised"
     if axis == 0:
         return f"axis 0 is the batch: {said}; every input of the model needs the same batch"
     return f"on axis {axis}, {said}"
