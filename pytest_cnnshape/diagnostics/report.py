@@ -26,6 +26,8 @@ from ..shapes.tree import ShapeTree, format_shape, to_json
 from ..tracing.table import grid, inputs_cell
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..tracing.records import LayerRecord, ShapeTrace
     from .patches import Patch
 
@@ -49,6 +51,9 @@ class Candidate:
     headline: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     hint: str | None = None
+    #: A dearer, exact form of this fix (an input size from the model's input domain), worked
+    #: out only when this one is the fix shown: the candidates it gives are verified in turn.
+    refine: Callable[[], list[Candidate] | None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -318,6 +318,8 @@ def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
         if outcome.complete:
             complete.append((candidate, outcome))
             continue
+        if candidate.refine is not None:  # the quick guess missed: its exact form is worth its cost
+            queue[:0] = _exact_forms(candidate)
         later = outcome.failure
         if later is not None and len(_sites(candidate)) < MAX_SITES and _same_cause(ctx, later):
             queue[:0] = _extended(ctx, candidate, later)  # followed first: the same cause, further on
@@ -376,6 +378,34 @@ def _flow(ctx: FailureContext, diagnosis: Diagnosis) -> list[Candidate]:
         return []
 
 
+def _exact_forms(candidate: Candidate) -> list[Candidate]:
+    """The candidates of ``candidate``'s exact form (none when working it out breaks)."""
+    assert candidate.refine is not None
+    try:
+        return candidate.refine() or []
+    except Exception:  # the exact form is a refinement: never a reason to lose the diagnosis
+        if os.environ.get("CNNSHAPE_DEBUG"):
+            raise
+        return []
+
+
+def _refined(ctx: FailureContext, candidate: Candidate, outcome: Outcome) -> tuple[Candidate, Outcome]:
+    """The fix shown in its exact form where it has a dearer one (an input size from the
+    model's input domain: a symbolic forward, paid only for the fix that is shown), once that
+    form is verified too; the fix as found otherwise."""
+    if candidate.refine is None:
+        return candidate, outcome
+    for better in _exact_forms(candidate)[:2]:
+        tried = attempt(ctx, better.patch)
+        if tried.complete:
+            better.kind = better.kind or candidate.kind
+            better.headline = better.headline or candidate.headline
+            better.hint = better.hint or candidate.hint
+            better.facts = {**candidate.facts, **better.facts}
+            return better, tried
+    return candidate, outcome
+
+
 def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
     """Verify the diagnosis's candidates; show the best verified one (and another kind)."""
     if diagnosis.fix is not None and diagnosis.shown is None and os.environ.get("CNNSHAPE_DEBUG"):
@@ -396,7 +426,7 @@ def settle(ctx: FailureContext, diagnosis: Diagnosis) -> Diagnosis:
         diagnosis.facts.setdefault("verified", False)
         diagnosis.facts["tried"] = len(choice.failed)
         return diagnosis
-    candidate, outcome = main
+    candidate, outcome = _refined(ctx, *main) if choice.main is not None else main
     diagnosis.shown = _shown(candidate, outcome, diagnosis.layer)
     diagnosis.fix = diagnosis.shown.text
     diagnosis.fix_note = candidate.note

@@ -395,12 +395,11 @@ def _input_candidates(ctx: FailureContext, facts: dict[str, object]) -> list[Can
     exactly, from the model's input domain followed where a quick search by tracing finds it
     runs (``domain_input``); the search's own answer where the engine cannot follow."""
     minimum, run = minimum_input(ctx)
-    from_domain = domain_input(ctx, facts, minimum if isinstance(run, ShapeTrace) else None)
-    if from_domain is not None:
-        return from_domain
     given = ctx.model_input_shape()
     if minimum is None or given is None:
-        return []
+        from_domain = domain_input(ctx, facts)
+        return from_domain or []
+    example = minimum if isinstance(run, ShapeTrace) else None
     facts.update(min_side=max(minimum[2:]), min_input=list(minimum))
     grown = [i for i in range(2, len(minimum)) if minimum[i] != given[i]]
     kept = [i for i in range(2, len(minimum)) if minimum[i] == given[i]]
@@ -416,7 +415,28 @@ def _input_candidates(ctx: FailureContext, facts: dict[str, object]) -> list[Can
             map(str, given[2:])
         )
     text = f"an input of at least {'x'.join(map(str, minimum))}"
-    return [Candidate(TransformInput(shape=tuple(minimum), said=text), note=note, rank=1, cost=len(grown))]
+    return [
+        Candidate(
+            TransformInput(shape=tuple(minimum), said=text),
+            note=note,
+            rank=1,
+            cost=len(grown),
+            refine=lambda: _with_facts(domain_input, ctx, example),
+        )
+    ]
+
+
+def _with_facts(
+    exact: Callable[[FailureContext, dict[str, object], Shape | None], list[Candidate] | None],
+    ctx: FailureContext,
+    example: Shape | None,
+) -> list[Candidate] | None:
+    """``exact``'s candidates (from the input domain), each carrying the facts it found."""
+    facts: dict[str, object] = {}
+    found = exact(ctx, facts, example)
+    for candidate in found or ():
+        candidate.facts.update(facts)
+    return found
 
 
 def _is_last_window(ctx: FailureContext, module: nn.Module, sides: Shape) -> bool:
@@ -613,12 +633,9 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
     tracing the nearest multiples finds it runs (``domain_multiple``); the search's own answer
     where the engine cannot follow."""
     found = _nearest_multiple(ctx)
-    from_domain = domain_multiple(ctx, facts, found[1] if found is not None else None)
-    if from_domain is not None:
-        return from_domain
     shape = ctx.model_input_shape()
     if found is None or shape is None:
-        return []
+        return domain_multiple(ctx, facts) or []
     m, fitted = found
     example = "x".join(map(str, fitted))
     pad = ", ".join(f"0, {f - s}" for f, s in reversed(list(zip(fitted[2:], shape[2:], strict=True))))
@@ -628,6 +645,7 @@ def multiple_input_fix(ctx: FailureContext, facts: dict[str, object]) -> list[Ca
             TransformInput(shape=fitted, said=f"input sides that are multiples of {m}, e.g. {example}"),
             note="the map sizes round down on the way down and double on the way up; pad "
             f"the input to it: F.pad(x, ({pad}))",
+            refine=lambda: _with_facts(domain_multiple, ctx, fitted),
         )
     ]
 
