@@ -14,7 +14,9 @@ SOURCES := pytest_cnnshape tests benchmarks examples docs conftest.py README.md
 # The examples of README.md and docs/ (Sybil, see conftest.py) and the notebook tour
 # (nbmake). A page's examples share one namespace, so each page runs on one xdist worker.
 DOC_EXAMPLES := README.md docs examples/notebooks
-DOCTEST_ARGS := --dist loadgroup --nbmake
+DOCTEST_ARGS := --dist loadfile --nbmake
+# make test runs them first (make test-compat does not: see there).
+TEST_DOCS ?= doctest
 DOCS_STAMP := $(VENV)/.cnnshape-docs-installed
 
 .PHONY: install demo test doctest docs test-explore test-compat lint format typecheck check bench clean
@@ -46,12 +48,11 @@ demo: $(STAMP)
 		rc=$$?; if [ $$rc -ne 1 ]; then echo "demo: the broken example should fail with exit 1, got $$rc"; exit 1; fi
 	@echo; echo "demo: all $(words $(EXAMPLES)) example projects passed; the broken models failed as their tests expected."
 
-# The whole suite on all cores, the examples of README.md, docs/ and the notebook among
-# its items, with the coverage of pytest_cnnshape printed at the end.
+# The examples of README.md, docs/ and the notebook (make doctest), then the whole suite
+# on all cores, with the coverage of pytest_cnnshape printed at the end.
 # pytest exits 5 when nothing was collected: not a failure of this target.
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS) $(DOCTEST_ARGS) --cov=pytest_cnnshape tests $(DOC_EXAMPLES); \
-		rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+test: $(STAMP) $(TEST_DOCS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov=pytest_cnnshape; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
 
 # Only the examples: every Python and console example of README.md and docs/, its shown
 # output compared with what the tool prints, and the notebook tour executed (a cell that
@@ -83,7 +84,7 @@ test-explore: $(STAMP)
 # Not the examples of README.md and docs/: their shown output is that of the pinned torch
 # (torch's own words quoted in a diagnostic change between releases).
 test-compat:
-	$(MAKE) test VENV=$(COMPAT_VENV) TORCH_SPEC=$(COMPAT_TORCH) DOC_EXAMPLES= DOCTEST_ARGS=
+	$(MAKE) test VENV=$(COMPAT_VENV) TORCH_SPEC=$(COMPAT_TORCH) TEST_DOCS=
 
 # ruff (lint and format check) and the layer rules (import-linter).
 lint: $(STAMP)

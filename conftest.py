@@ -19,8 +19,11 @@ examples run (``from lenet import lenet5``), and every module imported from them
 forgotten when the page is done, so no test sees a page's ``models``.
 
 Sybil is imported only when a Markdown file is collected: ``pytest tests/...``
-never needs it. Under pytest-xdist each page's examples share one worker
-(``--dist loadgroup``), since later examples use names earlier ones defined.
+never needs it. Under pytest-xdist each page's examples must share one worker, in
+order, since later examples use names earlier ones defined: ``make doctest`` runs
+them with ``--dist loadfile``. (Not ``loadgroup`` with an ``xdist_group`` mark:
+pytest-xdist 3.8 marks a group by rewriting the node id, which pytest 9.2 ignores,
+pytest-dev/pytest-xdist#1386, so the examples of a page are silently spread.)
 """
 
 from __future__ import annotations
@@ -135,9 +138,3 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     collected: pytest.Collector | None = _sybil_collector()(file_path, parent)
     return collected
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.suffix == ".md":
-            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(ROOT))))
