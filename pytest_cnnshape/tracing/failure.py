@@ -69,7 +69,11 @@ class UserFrame:
 
     @property
     def location(self) -> str:
-        """``file.py:LINE`` with the path relative to the working directory if inside it."""
+        """``file.py:LINE`` with the path relative to the working directory if inside it;
+        ``cell In[3], line 14`` for a Jupyter cell (IPython names its cells' temporary files)."""
+        cell = _notebook_cell(self.filename)
+        if cell is not None:
+            return f"cell {cell}, line {self.lineno}"
         path = self.filename
         try:
             rel = os.path.relpath(path)
@@ -81,6 +85,18 @@ class UserFrame:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.code}"
+
+
+def _notebook_cell(filename: str) -> str | None:
+    """``In[3]`` when ``filename`` is the code of a cell of the running IPython kernel."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    name = getattr(getattr(shell, "compile", None), "format_code_name", None)
+    try:
+        found = name(filename) if callable(name) else None
+    except Exception:  # another IPython's idea of its cells: the file's name will do
+        return None
+    return str(found[1]) if isinstance(found, tuple) and len(found) == 2 else None
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -128,9 +144,10 @@ def package_path(filename: str) -> str:
 
 
 def is_user_file(filename: str) -> bool:
-    """True for code the user wrote (not torch, not Python, not installed packages, not us)."""
+    """True for code the user wrote (not torch, not Python, not installed packages, not us),
+    a Jupyter cell's among it."""
     if filename.startswith("<"):
-        return False
+        return _notebook_cell(filename) is not None
     try:
         resolved = str(Path(filename).resolve())
     except OSError:
