@@ -445,3 +445,29 @@ def test_a_parametrization_is_not_data_flow() -> None:
     assert [r.name for r in result.layers] == ["", "0", "1", "2"]  # no parametrization calls
     assert all(r.is_leaf for r in result.layers[1:])
     assert lint(model, (2, 3, 8, 8), ignore=["linear-fixed-input-size"]) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda ps: torch.optim.Adam(ps, lr=1e-3, weight_decay=5e-4), "torch.optim.AdamW(["),
+        (lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=5e-4), "torch.optim.SGD(["),
+    ],
+    ids=["adam", "sgd"],
+)
+def test_the_optimizer_fixes_apply_together(make: Any, expected: str) -> None:
+    """The param-group fix builds the optimizer the Adam rule asks for (AdamW), so a user who
+    applies both gets a clean lint, not one fix undoing the other."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 2)
+    )
+    found = lint(model, (2, 3, 8, 8), make(model.parameters()))
+    groups = next(f for f in found if f.rule == "weight-decay-on-norm-or-bias")
+    assert expected in groups.fix
+    statements = groups.fix.removeprefix("give them a group without decay: ").replace("lr=...", "lr=1e-3")
+    *setup, call = statements.split("; ")
+    namespace: dict[str, Any] = {"model": model, "torch": torch}
+    exec("\n".join(setup), namespace)
+    fixed = eval(call, namespace)
+    left = {f.rule for f in lint(model, (2, 3, 8, 8), fixed)}
+    assert not left & {"weight-decay-on-norm-or-bias", "adam-weight-decay"}, left
