@@ -190,6 +190,19 @@ def layout_may_differ(ctx: FailureContext, running: RunningCall) -> bool:
     return found.kind == INPUT or found.reshaped
 
 
+def channels_first_layer_norm(module: Any, shape: Shape) -> bool:
+    """A LayerNorm class of a library's over one size that moves the channels itself (timm's and
+    torchvision's ``LayerNorm2d`` normalise axis 1 of an (N, C, H, W) map)."""
+    from torch import nn
+
+    return (
+        isinstance(module, nn.LayerNorm)
+        and len(module.normalized_shape) == 1
+        and len(shape) >= 3
+        and type(module).forward is not nn.LayerNorm.forward
+    )
+
+
 def channels_last_producer(module: Any) -> bool:
     """A layer that returns features on the last axis: Embedding, Linear, RNNs, attention."""
     from torch import nn

@@ -32,6 +32,7 @@ from torch import nn
 from ..shapes.tree import first_shape
 from ..tracing.lineage import LAYER
 from .codesearch import code_candidates
+from .common import channels_first_layer_norm
 from .edits import LayerEdit
 from .patches import ReplaceLayer, joined
 from .report import Candidate
@@ -289,6 +290,11 @@ def _wanted_width(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int] 
         return (module.num_features, shape[1]) if shape[1] != module.num_features else None
     if isinstance(module, nn.GroupNorm) and len(shape) >= 2:
         return (module.num_channels, shape[1]) if shape[1] != module.num_channels else None
+    if isinstance(module, nn.LayerNorm) and channels_first_layer_norm(
+        module, shape
+    ):  # a library's LayerNorm2d: the channels on axis 1
+        size = module.normalized_shape[0]
+        return (size, shape[1]) if shape[1] != size else None
     if isinstance(module, nn.Linear) and shape:
         return (module.in_features, shape[-1]) if shape[-1] != module.in_features else None
     return None

@@ -122,6 +122,20 @@ def efficientnet_four_channels() -> nn.Module:
     return blocks.EfficientStem()
 
 
+def convnext_stem_wider_than_its_norm() -> nn.Module:
+    """facebookresearch/ConvNeXt#112 (a channels-first LayerNorm class, as timm's and
+    torchvision's ``LayerNorm2d``): a patchify stem written for 64 channels before a stage of
+    96; the library norm after it refuses the map, and the stem is what is off."""
+    return nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=4, stride=4),
+        blocks.LayerNorm2d(96),
+        nn.Conv2d(96, 96, kernel_size=7, padding=3, groups=96),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(96, 10),
+    )
+
+
 def reid_unbatched() -> nn.Module:
     """michuanhaohao/reid-strong-baseline#6: one image tested without its batch axis; the conv
     takes it as unbatched and the library norm after it asserts "expected 4D input"."""
@@ -427,6 +441,15 @@ GENERALIZE: dict[str, Broken] = {
         "Conv2dSame(in_channels=4, out_channels=16, kernel_size=3, stride=2, bias=False)",
         origin="https://github.com/rwightman/gen-efficientnet-pytorch/issues/48",
         alternative="input",
+    ),
+    "convnext_stem_wider_than_its_norm": Broken(
+        convnext_stem_wider_than_its_norm,
+        (1, 3, 32, 32),
+        "norm_num_features",
+        "1",
+        (1, 64, 8, 8),
+        "0: nn.Conv2d(in_channels=3, out_channels=96, kernel_size=4, stride=4)",
+        origin="https://github.com/facebookresearch/ConvNeXt/issues/112",
     ),
     "library_assertion_no_batch_axis": Broken(
         reid_unbatched,

@@ -43,6 +43,10 @@ EXACT = {
         "layer2.0.downsample.0: nn.Conv2d(in_channels=8, out_channels=16, kernel_size=1, stride=1, "
         "bias=False)"
     ),
+    # ... and the producer of what a library's channels-first LayerNorm refuses
+    "convnext_stem_wider_than_its_norm": (
+        "0: nn.Conv2d(in_channels=3, out_channels=96, kernel_size=4, stride=4)"
+    ),
     # 4. a library's own layer class rebuilt from its settings
     "library_conv_class_four_channels": (
         "Conv2dSame(in_channels=4, out_channels=16, kernel_size=3, stride=2, bias=False)"

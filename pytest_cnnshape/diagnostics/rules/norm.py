@@ -17,7 +17,15 @@ from torch import nn
 
 from ...shapes.tree import Shape, format_shape
 from ...tracing.failure import FailureContext
-from ..common import describe, input_of, layer_diagnosis, origin, received, received_line
+from ..common import (
+    channels_first_layer_norm,
+    describe,
+    input_of,
+    layer_diagnosis,
+    origin,
+    received,
+    received_line,
+)
 from ..edits import NewLayer, method
 from ..fixes import layer_fix
 from ..patches import ReplaceLayer, TransformInput
@@ -233,7 +241,7 @@ def _group_norm(ctx: FailureContext, gn: nn.GroupNorm, shape: Shape) -> Diagnosi
 def _layer_norm(ctx: FailureContext, ln: nn.LayerNorm, shape: Shape) -> Diagnosis | None:
     normalized = tuple(ln.normalized_shape)
     k = len(normalized)
-    if k == 1 and len(shape) >= 3 and type(ln).forward is not nn.LayerNorm.forward:
+    if channels_first_layer_norm(ln, shape):
         return _channels_first_layer_norm(ctx, ln, shape)
     if tuple(shape[-k:]) == normalized:
         return None
