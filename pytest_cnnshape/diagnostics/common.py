@@ -238,7 +238,48 @@ def input_written(ctx: FailureContext, running: RunningCall) -> str | None:
     if found.index == 0 and root is not None and root.args and isinstance(root.args[0], torch.Tensor):
         return None
     site = call_site(ctx, running)
-    return as_written(site[0], site[1].args[0]) if site is not None else None
+    if site is not None:
+        return as_written(site[0], site[1].args[0])
+    got = next(iter(ctx.tensors_in(running)), None)
+    return _picked(root, got) if root is not None and got is not None else None
+
+
+def _picked(root: RunningCall, tensor: torch.Tensor) -> str | None:
+    """Where ``tensor`` sits among the model's arguments, written with the forward's parameter
+    names (``batch["image"]``, ``inputs[1]``): for a line we cannot read (a notebook's, a
+    doctest's)."""
+    import inspect
+
+    try:
+        names = list(inspect.signature(root.module.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    values = [*zip(names, root.args, strict=False), *root.kwargs.items()]
+    for name, value in values:
+        path = _path_to(value, tensor)
+        if path is not None:
+            return name + path
+    return None
+
+
+def _path_to(value: Any, tensor: torch.Tensor, depth: int = 0) -> str | None:
+    """``["image"]``, ``[1]`` or ``""`` when ``value`` is, or holds, ``tensor``."""
+    if value is tensor:
+        return ""
+    if depth > 3:
+        return None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list | tuple)
+        else ()
+    )
+    for key, inner in items:
+        found = _path_to(inner, tensor, depth + 1)
+        if found is not None:
+            return f"[{key!r}]{found}".replace("'", '"') if isinstance(key, str) else f"[{key}]{found}"
+    return None
 
 
 def model_input_words(ctx: FailureContext, running: RunningCall) -> str:
