@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from ..shapes.tree import first_shape
-from ..tracing.lineage import LAYER
+from ..tracing.lineage import LAYER, Origin
 from .codesearch import code_candidates
 from .common import channels_first_layer_norm
 from .edits import LayerEdit
@@ -340,6 +340,10 @@ def _made_to_give(
         if module is None:
             return []
         out = first_shape(record.output_shape)
+        inner_leaf = _last_leaf_making(records, origin.index, out)
+        if inner_leaf is not None and not record.is_leaf:  # a block (timm's Mlp): the layer inside
+            origin = Origin(LAYER, inner_leaf, ops=origin.ops)
+            continue
         if isinstance(module, _PASSING) and not origin.reshaped:
             passed.append((record.name, module))
             inner = flow.lineage.sources.get(origin.index, ())
@@ -372,18 +376,33 @@ def _made_to_give(
     return []  # the input's own width: the rules' input fixes say it
 
 
+def _last_leaf_making(records: list[LayerRecord], index: int, out: Any) -> int | None:
+    """The last leaf call inside the block call ``index`` whose output is the block's (``out``):
+    what made the block's output, where a block returns its last layer's."""
+    block = records[index]
+    found = None
+    for i in range(index + 1, len(records)):
+        record = records[i]
+        if not record.name.startswith(f"{block.name}.") or record.depth <= block.depth:
+            break
+        if record.is_leaf and first_shape(record.output_shape) == out:
+            found = i
+    return found
+
+
 def _operand_producers(ctx: FailureContext, axis: int) -> list[Candidate]:
     """Two operands of a sum or a product whose widths differ (a residual whose branch has
     another number of channels than its shortcut): the layer that made each one giving the
     other's width."""
-    from .source import Resolver, failing_node, operands_of, user_traceback
+    from .source import Resolver, failing_node, operands_of, user_traceback, with_op_shapes
 
     flow = ctx.flow
     tb = user_traceback(flow.context) if flow is not None else None
     node = failing_node(tb) if tb is not None else None
     if flow is None or tb is None or node is None:
         return []
-    operands = [o for o in operands_of(node, Resolver(flow.context, tb)) if o.shape is not None]
+    found = with_op_shapes(flow.context, operands_of(node, Resolver(flow.context, tb)))
+    operands = [o for o in found if o.shape is not None]
     if len(operands) != 2:
         return []
     a, b = operands

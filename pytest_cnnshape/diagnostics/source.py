@@ -11,6 +11,7 @@ that layer last returned in the trace.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import linecache
 import operator
 from collections.abc import Iterator
@@ -207,6 +208,21 @@ class Resolver:
         name = self.ctx.view.name_of(module)
         calls = [r for r in self.ctx.records if r.name == name and r.finished]
         return calls[-1] if calls else None
+
+
+def with_op_shapes(ctx: FailureContext, operands: list[Operand]) -> list[Operand]:
+    """Operands whose shape the frame does not hold (``self._shortcut(x)``) get the shapes the
+    failing op was given (the failed run's data flow), when they line up one to one."""
+    if all(o.shape is not None for o in operands) or not operands:
+        return operands
+    flow = ctx.flow
+    shapes = flow.functional.failed_shapes if flow is not None else ()
+    if len(shapes) != len(operands):
+        return operands
+    return [
+        o if o.shape is not None else dataclasses.replace(o, shape=s)
+        for o, s in zip(operands, shapes, strict=True)
+    ]
 
 
 def operands_of(node: ast.AST, resolver: Resolver) -> list[Operand]:

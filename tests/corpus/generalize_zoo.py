@@ -136,6 +136,24 @@ def convnext_stem_wider_than_its_norm() -> nn.Module:
     )
 
 
+class LayerScaleBlock(nn.Module):
+    """ConvNeXt's block (facebookresearch/ConvNeXt, models/convnext.py): an MLP block of 1x1
+    convs, then a learned per-channel scale ``gamma``; the MLP's last conv built one channel
+    wide of the block's width. The width is made inside the MLP (a block of its own)."""
+
+    def __init__(self, dim: int = 32, out: int = 33) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(dim, 4 * dim, 1), nn.GELU(), nn.Conv2d(4 * dim, out, 1), nn.Dropout()
+        )
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mlp(self.dw(x))
+        return x + y.mul(self.gamma.reshape(1, -1, 1, 1))
+
+
 def reid_unbatched() -> nn.Module:
     """michuanhaohao/reid-strong-baseline#6: one image tested without its batch axis; the conv
     takes it as unbatched and the library norm after it asserts "expected 4D input"."""
@@ -450,6 +468,16 @@ GENERALIZE: dict[str, Broken] = {
         (1, 64, 8, 8),
         "0: nn.Conv2d(in_channels=3, out_channels=96, kernel_size=4, stride=4)",
         origin="https://github.com/facebookresearch/ConvNeXt/issues/112",
+    ),
+    "layer_scale_after_an_mlp_block": Broken(
+        LayerScaleBlock,
+        (1, 32, 8, 8),
+        "combine_mismatch",
+        "",
+        (1, 33, 8, 8),
+        "mlp.2: nn.Conv2d(in_channels=128, out_channels=32, kernel_size=1)",
+        "return x + y.mul(self.gamma.reshape(1, -1, 1, 1))",
+        origin="https://github.com/facebookresearch/ConvNeXt/blob/main/models/convnext.py",
     ),
     "library_assertion_no_batch_axis": Broken(
         reid_unbatched,

@@ -47,6 +47,8 @@ EXACT = {
     "convnext_stem_wider_than_its_norm": (
         "0: nn.Conv2d(in_channels=3, out_channels=96, kernel_size=4, stride=4)"
     ),
+    # ... and the layer inside a block that made an operand (an MLP block before a layer scale)
+    "layer_scale_after_an_mlp_block": "mlp.2: nn.Conv2d(in_channels=128, out_channels=32, kernel_size=1)",
     # 4. a library's own layer class rebuilt from its settings
     "library_conv_class_four_channels": (
         "Conv2dSame(in_channels=4, out_channels=16, kernel_size=3, stride=2, bias=False)"

@@ -12,7 +12,6 @@ works on (found by tracing it on meta at nearby sizes).
 from __future__ import annotations
 
 import ast
-import dataclasses
 import math
 import re
 import types
@@ -38,6 +37,7 @@ from ..source import (
     frame_owner,
     operands_of,
     user_traceback,
+    with_op_shapes,
 )
 from .sizes import multiple_input_fix
 
@@ -71,7 +71,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if not (concat or elementwise):
         return None
     resolver = Resolver(ctx, tb) if tb is not None else None
-    operands = _with_op_shapes(
+    operands = with_op_shapes(
         ctx, operands_of(node, resolver) if node is not None and resolver is not None else []
     )
     known = [o for o in operands if o.shape is not None]
@@ -98,21 +98,6 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     if not candidates and rank >= 3 and axis >= 2:
         candidates += multiple_input_fix(ctx, facts)
     return _report(ctx, operands, "combine_mismatch", what, candidates, facts=facts)
-
-
-def _with_op_shapes(ctx: FailureContext, operands: list[Operand]) -> list[Operand]:
-    """Operands whose shape the frame does not hold (``self._shortcut(x)``) get the shapes the
-    failing op was given (the failed run's data flow), when they line up one to one."""
-    if all(o.shape is not None for o in operands) or not operands:
-        return operands
-    flow = ctx.flow
-    shapes = flow.functional.failed_shapes if flow is not None else ()
-    if len(shapes) != len(operands):
-        return operands
-    return [
-        o if o.shape is not None else dataclasses.replace(o, shape=s)
-        for o, s in zip(operands, shapes, strict=True)
-    ]
 
 
 def _mismatched_axis(
