@@ -168,7 +168,12 @@ class ShapeContractError(ContractFailure):
     """A model broke its shape contract; the message has the smallest failing input."""
 
     def __init__(
-        self, message: str, shape: Shape, cause: BaseException | None = None, method: str = "hypothesis"
+        self,
+        message: str,
+        shape: Shape,
+        cause: BaseException | None = None,
+        method: str = "hypothesis",
+        where: str = "",
     ) -> None:
         super().__init__(message)
         #: The smallest failing input (found by hypothesis, or by the symbolic proof).
@@ -177,6 +182,9 @@ class ShapeContractError(ContractFailure):
         self.error = cause
         #: ``"symbolic"`` (proven at every input of the domain) or ``"hypothesis"`` (sampled).
         self.method = method
+        #: Every failing input, in words ("H or W not a multiple of 4"), where the symbolic
+        #: proof can say it exactly; "" otherwise.
+        self.where = where
 
 
 class LintError(ContractFailure):

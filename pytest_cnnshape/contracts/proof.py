@@ -50,6 +50,9 @@ class Proof:
     failures: int = 0
     #: The sizes the model runs at, in words (of the first branch followed).
     domain: str = ""
+    #: The failing inputs in words ("H or W not a multiple of 4"); "" where no
+    #: description by name is exact.
+    where: str = ""
 
     @property
     def holds(self) -> bool:
@@ -179,6 +182,7 @@ def prove(
     import torch
 
     from ..tracing.symbolic_follow import plan_symbolic
+    from .failing_words import failing_in_words
 
     if any(d.kind == "rest" for d in expected.dims):
         raise Unproven("an expected output with '...' is checked by hypothesis")
@@ -218,7 +222,7 @@ def prove(
     count = int(failing.sum())
     picks = torch.argsort(torch.where(failing, order, order.max() + 1))[: min(count, 3)]
     shapes = tuple(tuple(_input_shape(spec, grid.point(int(i)))) for i in picks)
-    return Proof(grid.size, shapes, count, words)
+    return Proof(grid.size, shapes, count, words, failing_in_words(grid.values, failing))
 
 
 def _index(grid: _Grid, point: Mapping[str, int]) -> int:

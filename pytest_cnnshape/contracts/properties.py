@@ -315,6 +315,7 @@ def _proof_error(
         expected,
         found=_found(proof),
         domain=proof.domain,
+        where=proof.where,
         method="symbolic",
     )
     return error if fails else None
@@ -365,6 +366,7 @@ def _diagnosed(
     *,
     found: str,
     domain: str,
+    where: str = "",
     method: str = "hypothesis",
 ) -> tuple[ShapeContractError, bool]:
     """The contract error at the violation's input, and whether it really fails there."""
@@ -398,6 +400,8 @@ def _diagnosed(
     facts = cause.diagnosis.facts if cause is not None else {}
     if "min_side" in facts:
         lines.append(f"  minimum input side: {facts['min_side']}")
+    if where:
+        lines.append(f"  the contract fails for: {where}")
     if domain:
         lines.append(f"  the model runs for: {domain}")
-    return ShapeContractError("\n".join(lines), shape, cause, method), fails
+    return ShapeContractError("\n".join(lines), shape, cause, method, where), fails

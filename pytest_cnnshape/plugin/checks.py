@@ -215,7 +215,9 @@ def run_contract(check: ModelCheck, run: RunOptions, request: TraceRequest, entr
             **contract.strategy_options(),
         )
     except ShapeContractError as err:
-        note.update(status=FAILED, smallest_failing=list(err.shape), method=err.method)
+        note.update(
+            status=FAILED, smallest_failing=list(err.shape), method=err.method, failing_where=err.where
+        )
         return f"{check.name}: {err}"
     note.update(method=result.method, checked=result.checked, why=result.why)
     return None

@@ -40,6 +40,17 @@ def fits(model: nn.Module, shape: tuple[int, ...], expected: tuple[int, ...]) ->
         return False
 
 
+def plain_failing(model: nn.Module, sides: range, channels: int, output: tuple[int, ...] | None) -> list:
+    """The (H, W) of ``sides`` squared at which a plain meta forward does not give ``output``
+    (the input's own shape where ``output`` is None)."""
+    on_meta = copy.deepcopy(model).to("meta")
+    return [
+        (h, w)
+        for h, w in itertools.product(sides, repeat=2)
+        if not fits(on_meta, (1, channels, h, w), output or (1, channels, h, w))
+    ]
+
+
 def test_a_contract_that_holds_is_proven_at_every_input() -> None:
     result = assert_shape_contract(
         UNet(), "B x 1 x H x W", "B x 1 x H x W", multiple_of=16, min_side=16, max_side=256
@@ -52,12 +63,7 @@ def test_the_failing_inputs_are_those_plain_forwards_fail_at() -> None:
     model = UNet2()  # two poolings deep: sides must be multiples of 4
     with pytest.raises(ShapeContractError) as info:
         assert_shape_contract(model, "B x 1 x H x W", "B x 1 x H x W", batch=1, min_side=3, max_side=24)
-    on_meta = copy.deepcopy(model).to("meta")
-    failing = [
-        (h, w)
-        for h, w in itertools.product(range(3, 25), repeat=2)
-        if not fits(on_meta, (1, 1, h, w), (1, 1, h, w))
-    ]
+    failing = plain_failing(model, range(3, 25), 1, None)
     smallest = min(failing, key=lambda s: (max(s), sum(s), s))
     assert info.value.shape == (1, 1, *smallest) == (1, 1, 3, 3)
     assert info.value.method == "symbolic"
@@ -68,7 +74,28 @@ def test_the_failing_inputs_are_those_plain_forwards_fail_at() -> None:
         "symbolic shapes)"
     )
     assert "the model runs for: H and W at least 4 and multiples of 4" in str(info.value)
+    # where it fails, in words that hold exactly the sizes plain torch fails at
+    assert "the contract fails for: H or W not a multiple of 4" in str(info.value)
+    assert failing == [(h, w) for h, w in itertools.product(range(3, 25), repeat=2) if h % 4 or w % 4]
     assert isinstance(info.value.error, ShapeMismatchError)  # the smallest one, diagnosed
+
+
+def test_where_a_fixed_head_fails_is_said_as_the_sizes_outside_the_one_it_takes() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 7 * 7, 10),
+    )
+    with pytest.raises(ShapeContractError) as info:
+        assert_shape_contract(model, "B x 3 x H x W", "B x 10", batch=1, min_side=4, max_side=40)
+    failing = plain_failing(model, range(4, 41), 3, (1, 10))
+    assert failing == [
+        (h, w) for h, w in itertools.product(range(4, 41), repeat=2) if not (28 <= h <= 31 and 28 <= w <= 31)
+    ]
+    assert "the contract fails for: H or W outside 28 to 31" in str(info.value)
 
 
 def test_a_wrong_formula_in_the_contract_is_caught_at_its_smallest_input() -> None:

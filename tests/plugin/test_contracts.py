@@ -82,6 +82,7 @@ def test_declared_contracts_pass_or_show_the_smallest_failing_input(project: pyt
             "(B=1, C=1, H=W=9), the smallest of 112 failing inputs among all 228 of its domain "
             "(proven with torch's symbolic shapes)",
             "*input sides that are multiples of 2, e.g. 1x1x10x10*",
+            "*the contract fails for: H = W not a multiple of 2*",
             "*the model runs for: H and W at least 2 and multiples of 2*",
         ]
     )
@@ -94,7 +95,7 @@ def test_declared_contracts_pass_or_show_the_smallest_failing_input(project: pyt
     result.stdout.fnmatch_lines(
         [
             "Contract: B x 1 x H x W -> B x 1 x H x W proven at every input of its domain (symbolic shapes): "
-            "failed (smallest failing input 1x1x9x9)",
+            "failed (smallest failing input 1x1x9x9; fails for H = W not a multiple of 2)",
         ]
     )
     # where the engine cannot follow the model, hypothesis samples the domain, and the report says why

@@ -45,7 +45,8 @@ class ReportedModel:
             return None
         outcome = note["status"]
         if note.get("smallest_failing"):
-            outcome += f" (smallest failing input {shape_text(note['smallest_failing'])})"
+            outcome += f" (smallest failing input {shape_text(note['smallest_failing'])}"
+            outcome += f"; fails for {note['failing_where']})" if note.get("failing_where") else ")"
         if note.get("method") == "symbolic":
             over = (
                 f"proven at all {note['checked']:,} inputs of its domain"
