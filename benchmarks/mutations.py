@@ -41,7 +41,9 @@ runs      that fix, applied by ``patches.apply`` and run in a plain CPU forward 
           tensors, runs to the original model's output shape (the original run on the
           input the fix gives, or on the intended input when it cannot take that one);
 exact     and every module's output shapes equal the original model's on that input;
-wrong     a verified fix that plain torch refutes (fails, or another output shape);
+wrong     a verified fix that plain torch refutes (fails, or another output shape); the
+          list of problems says when the fix shown beside it as "or" runs to the original
+          output (a model returning the very map a layer refuses: either width can be meant);
 crash     ``trace`` raised something other than ShapeMismatchError/TraceError, did not
           raise at all, or ``patches.apply`` raised for a shown fix.
 The time is the wall time of the ``trace`` call (after one warm-up diagnosis, as the first
@@ -776,6 +778,8 @@ class Diagnosed:
     #: A fix is shown and its twin ran to the output.
     verified: bool = False
     patch: Any = None
+    #: The verified fix shown as "or", when there is one.
+    alternative: Any = None
     #: Wall and CPU time of the ``trace`` call.
     seconds: float = 0.0
     cpu: float = 0.0
@@ -799,7 +803,16 @@ def _traced(model: nn.Module, shape: Shape) -> Diagnosed:
         shown = err.diagnosis.shown
         message = str(err).split("\nlayers up to the failure")[0]
         verified = shown is not None and shown.complete
-        return Diagnosed("diagnosed", err.layer, message, err.fix, verified, shown and shown.patch)
+        other = err.diagnosis.alternative
+        return Diagnosed(
+            "diagnosed",
+            err.layer,
+            message,
+            err.fix,
+            verified,
+            shown and shown.patch,
+            other.patch if other is not None and other.complete else None,
+        )
     except TraceError as err:
         return Diagnosed("trace_error", err.layer, str(err))
     except Exception as err:
@@ -853,6 +866,8 @@ class Verdict:
     runs: bool = False
     exact: bool = False
     wrong: bool = False
+    #: A wrong fix whose "or" (shown beside it) runs to the original output in plain torch.
+    alternative_runs: bool = False
     crash: bool = False
     #: What went wrong, when something did (the plain error of a fix, an exception).
     detail: str = ""
@@ -922,7 +937,20 @@ def judge(mutation: Mutation, subject: Subject) -> Verdict:
     plain = run_plain(patched, args, kwargs)
     want = subject.original(args, kwargs)
     _checked(verdict, plain, want, want.output if want.ok else subject.intended.output)
+    if verdict.wrong and found.alternative is not None:
+        verdict.alternative_runs = _runs_as_the_original(mutation, subject, found.alternative)
     return verdict
+
+
+def _runs_as_the_original(mutation: Mutation, subject: Subject, patch: Any) -> bool:
+    """Whether ``patch`` applied for real runs to the original model's output in plain torch."""
+    assert mutation.mutated is not None
+    try:
+        patched, args, kwargs = apply_fix(mutation.mutated, mutation.shape, patch)
+    except Exception:
+        return False
+    plain, want = run_plain(patched, args, kwargs), subject.original(args, kwargs)
+    return plain.ok and plain.output == (want.output if want.ok else subject.intended.output)
 
 
 @dataclass
@@ -1058,7 +1086,8 @@ def problems(cases: list[Case]) -> str:
         v, m = case.verdict, case.mutation
         if v.wrong or v.crash:
             label = "WRONG" if v.wrong else "CRASH"
-            lines.append(f"{label} {m.key}: {m.change}; fix {v.fix!r}; {v.detail}")
+            beside = " (the 'or' shown beside it runs to the original output)" if v.alternative_runs else ""
+            lines.append(f"{label} {m.key}: {m.change}; fix {v.fix!r}; {v.detail}{beside}")
     return "\n".join(lines)
 
 

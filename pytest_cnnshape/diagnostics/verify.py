@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import UnverifiedFixError
-from ..shapes.tree import ShapeTree, first_shape, format_shape
+from ..shapes.tree import ShapeTree, first_shape, format_shape, leaf_shapes
 from ..tracing.devices import meta_limitation
 from ..tracing.failure import FailureContext
 from ..tracing.records import ShapeTrace
@@ -306,6 +306,7 @@ def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
     choice = _Choice()
     tried = 0
     seen: set[str] = set()
+    passed_over: list[Candidate] = []
     while queue and tried < MAX_TRIES:
         candidate = queue.pop(0)
         key = candidate.patch.text
@@ -313,6 +314,7 @@ def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
             continue
         seen.add(key)
         if complete and _worse_than(siblings, candidate, complete, candidates):
+            passed_over.append(candidate)
             continue  # it could not beat a fix already verified
         tried += 1
         outcome = attempt(ctx, candidate.patch, sequence_first)
@@ -333,7 +335,45 @@ def _choose(ctx: FailureContext, candidates: list[Candidate]) -> _Choice:
         choice.main = ranked[0]
         kind = ranked[0][0].patch.kind
         choice.alternative = next((item for item in ranked[1:] if item[0].patch.kind != kind), None)
+        if choice.alternative is None:
+            choice.alternative = _returning_otherwise(ctx, choice.main, ranked[1:], passed_over)
     return choice
+
+
+#: Fixes passed over that are still tried, for a model returning several tensors, to find
+#: one that makes it return other shapes (``_returning_otherwise``).
+OTHER_RETURNS = 2
+
+
+def _returning_otherwise(
+    ctx: FailureContext,
+    main: tuple[Candidate, Outcome],
+    verified: list[tuple[Candidate, Outcome]],
+    passed_over: list[Candidate],
+) -> tuple[Candidate, Outcome] | None:
+    """A fix that runs too but makes the model return other shapes, for a model that returns
+    several tensors; None otherwise.
+
+    Such a model can return the very map a later layer refuses (a feature map beside the
+    logits): fixing the layer keeps the map's width, fixing its producer changes what the
+    model returns, and nothing in the model says which width was meant. Both are shown,
+    each with what the model then returns, rather than one as if it were the only fix.
+    A model returning one tensor pays nothing.
+    """
+    if len(leaf_shapes(main[1].output)) < 2:
+        return None
+    found = next((item for item in verified if item[1].output != main[1].output), None)
+    for candidate in [] if found else passed_over[:OTHER_RETURNS]:
+        outcome = attempt(ctx, candidate.patch)
+        if outcome.complete and outcome.output != main[1].output:
+            found = candidate, outcome
+            break
+    if found is None:
+        return None
+    candidate, outcome = found
+    said = "the model then returns other shapes than with the fix above: pick the one you meant"
+    note = f"{candidate.note}; {said}" if candidate.note else said
+    return dataclasses.replace(candidate, note=note), outcome
 
 
 def _rank_key(siblings: Any, candidate: Candidate, candidates: list[Candidate]) -> tuple[Any, ...]:

@@ -68,13 +68,43 @@ def test_a_residual_branch_is_given_its_shortcuts_width_not_a_projection() -> No
     strict=True,
     reason="a conv (3 -> 5) whose map is both returned and fed to Linear(4, 3): nothing in the model "
     "says which width is the slip (no sibling, no other layer of either width); the Linear is fixed "
-    "and the returned map keeps the planted width",
+    "and the returned map keeps the planted width (the producer's fix is shown too, as its 'or', "
+    "with what the model then returns: see the test below)",
 )
 def test_a_two_layer_model_returning_its_feature_map_keeps_the_original_width() -> None:
     entries = [e for e in mutations.corpus_models() if e.name == "corpus:namedtuple_and_nontensor_output"]
     found = list(mutations.measure(entries, kinds=("out_channels",)))
     assert found
     assert not mutations.problems(found)
+
+
+def test_a_model_returning_the_map_a_layer_refuses_gets_both_fixes_with_what_each_returns() -> None:
+    """The case above, shown honestly: the layer's fix and its producer's, each verified, each
+    run in plain torch, and the producer's gives back the original model's every shape."""
+    from pytest_cnnshape import ShapeMismatchError, trace
+    from tests.corpus.zoo import TupleOut
+
+    original = TupleOut()
+    planted = TupleOut()
+    planted.body = nn.Conv2d(3, 5, 3)
+    shape = (2, 3, 12, 12)
+    with pytest.raises(ShapeMismatchError) as info:
+        trace(planted, shape)
+    diagnosis = info.value.diagnosis
+    assert diagnosis.layer == "fc" and diagnosis.alternative is not None
+    assert diagnosis.alternative.text == "body: nn.Conv2d(in_channels=3, out_channels=4, kernel_size=3)"
+    assert "the model then returns other shapes than with the fix above" in str(info.value)
+    want = mutations.run_plain(original, (torch.zeros(shape),))
+    shown = {}
+    for fix in (diagnosis.shown, diagnosis.alternative):
+        assert fix is not None and fix.complete
+        patched, args, kwargs = mutations.apply_fix(planted, shape, fix.patch)
+        shown[fix.text] = mutations.run_plain(patched, args, kwargs)
+        assert shown[fix.text].error is None
+    layer_fixed, producer_fixed = shown.values()
+    assert producer_fixed.output == want.output and producer_fixed.shapes == want.shapes
+    assert layer_fixed.output != want.output  # the returned map keeps the planted width
+    assert "[2, 5, 10, 10]" in diagnosis.shown.verified and "[2, 4, 10, 10]" in diagnosis.alternative.verified
 
 
 @pytest.mark.parametrize("kind", ["in_features", "in_channels", "norm_size"])
