@@ -201,6 +201,7 @@ def flow_candidates(ctx: FailureContext, facts: dict[str, Any] | None = None) ->
         return out
     axis = (facts or {}).get("axis")
     out += _producer_side(ctx, running)  # a torch layer, or a library's subclass of one
+    out += _odd_contributor(ctx, running)  # one of several joined (a DenseNet's concatenation)
     if not ctx.in_torch_layer and isinstance(axis, int):
         out += _operand_producers(ctx, axis)
     if not ctx.in_torch_layer and (not isinstance(axis, int) or axis >= 2):
@@ -300,13 +301,16 @@ def _wanted_width(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int] 
     return None
 
 
-def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
-    """The layer that made what the failing one got, giving it the width it expects."""
+def _width_refused(running: RunningCall) -> tuple[int, int] | None:
+    """(the width the failing layer takes, the width it got), when that is why it failed."""
     shape = first_shape(running.record.input_shape) if hasattr(running.record, "input_shape") else None
     shape = shape or first_shape(running.record.input_shapes)
-    if shape is None:
-        return []
-    wanted = _wanted_width(running.module, shape)
+    return _wanted_width(running.module, shape) if shape is not None else None
+
+
+def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
+    """The layer that made what the failing one got, giving it the width it expects."""
+    wanted = _width_refused(running)
     flow = ctx.flow
     if wanted is None or flow is None:
         return []
@@ -316,6 +320,49 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
     return _made_to_give(
         ctx, sources[0] if sources else None, want, got, f"{running.record.name} expects {want} {what}"
     )
+
+
+def _odd_contributor(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
+    """Of the layers whose outputs were joined into what the failing layer got (a DenseNet's
+    concatenation of every earlier layer's features), the one whose width is the odd one out
+    among its siblings by exactly what the failing layer got too many or too few: moved back.
+
+    One producer alone is ``_producer_side``'s; here no single layer made the width, so only
+    a sibling consensus that accounts for the whole difference names one.
+    """
+    wanted = _width_refused(running)
+    flow = ctx.flow
+    if wanted is None or flow is None:
+        return []
+    want, got = wanted
+    siblings = Siblings(ctx.view)
+    out: list[Candidate] = []
+    joined_from = [
+        o for o in flow.lineage.sources.get(running.index, ()) if o is not None and o.kind != LAYER
+    ]
+    for index in dict.fromkeys(i for origin in joined_from for i in origin.layers()):
+        record = ctx.records[index]
+        if not record.is_leaf:
+            inner = _last_leaf_making(ctx.records, index, first_shape(record.output_shape))
+            if inner is None:
+                continue
+            record = ctx.records[inner]
+        module = ctx.view.module(record.name)
+        if module is None:
+            continue
+        for setting in ("out_channels", "out_features"):
+            now, agreed = _setting(module, setting), siblings.consensus(record.name, setting)
+            if isinstance(now, int) and isinstance(agreed, int) and agreed - now == want - got:
+                out.append(
+                    Candidate(
+                        ReplaceLayer(record.name, LayerEdit(module, {setting: agreed})),
+                        note=f"{setting}={agreed}, as the same layer of the other {_owner(ctx, record.name)} "
+                        f"blocks has; joined with the others' outputs it gives {running.record.name} {got}, "
+                        f"not the {want} it expects",
+                        rank=1,
+                    )
+                )
+    return out[:2]
 
 
 def _made_to_give(

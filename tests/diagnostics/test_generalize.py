@@ -31,6 +31,10 @@ EXACT = {
         "main.2: nn.Conv2d(in_channels=64, out_channels=128, kernel_size=4, stride=2, padding=1)"
     ),
     # 2. several sites: said once at the class; a chunk's root cause, both sites of it
+    # ... and of the layers whose outputs were concatenated, the one the siblings say is odd
+    "dense_layer_given_the_filter_count": (
+        "layers.2.conv2: nn.Conv2d(in_channels=32, out_channels=8, kernel_size=3, padding=1, bias=False)"
+    ),
     "se_fc2_in_every_block": (
         "fc2 of every SqueezeExcite (3): nn.Conv2d(in_channels=8, out_channels=32, kernel_size=1)"
     ),
