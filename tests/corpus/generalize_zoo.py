@@ -49,41 +49,6 @@ class DcganDiscriminator(nn.Module):
         return self.main(x)
 
 
-class DenseLayer(nn.Module):
-    """A DenseNet layer: BN-ReLU-conv1x1-BN-ReLU-conv3x3 over the concatenation of every
-    earlier layer's features; its 3x3 conv adds ``growth`` channels."""
-
-    def __init__(self, channels: int, growth: int) -> None:
-        super().__init__()
-        self.norm1 = nn.BatchNorm2d(channels)
-        self.conv1 = nn.Conv2d(channels, 4 * 8, 1, bias=False)
-        self.norm2 = nn.BatchNorm2d(4 * 8)
-        self.conv2 = nn.Conv2d(4 * 8, growth, 3, padding=1, bias=False)
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat(features, 1)
-        return self.conv2(F.relu(self.norm2(self.conv1(F.relu(self.norm1(x))))))
-
-
-class DenseBlock(nn.Module):
-    """tdeboissiere/DeepLearningImplementations#72: a dense block's layer given the running
-    filter count where the growth rate belongs. Layer 2 adds 16 channels, not 8; the layer
-    after it gets 16 + 8 + 8 + 16 = 48 where it is built for 40, and no single layer made
-    the 48: the siblings say which of the joined ones is the odd one out."""
-
-    def __init__(self, channels: int = 16, growth: int = 8, layers: int = 4) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(
-            DenseLayer(channels + i * growth, 2 * growth if i == 2 else growth) for i in range(layers)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [x]
-        for layer in self.layers:
-            features.append(layer(features))
-        return torch.cat(features, 1)
-
-
 # -- 2. several sites ---------------------------------------------------------------------------
 
 
@@ -438,6 +403,44 @@ class ShuffleUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return channel_shuffle(self.conv(x), self.groups)
+
+
+# -- 1. the producer's side, continued: the odd one out of the layers joined by a cat ---
+
+
+class DenseLayer(nn.Module):
+    """A DenseNet layer: BN-ReLU-conv1x1-BN-ReLU-conv3x3 over the concatenation of every
+    earlier layer's features; its 3x3 conv adds ``growth`` channels."""
+
+    def __init__(self, channels: int, growth: int) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(channels)
+        self.conv1 = nn.Conv2d(channels, 4 * 8, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(4 * 8)
+        self.conv2 = nn.Conv2d(4 * 8, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = torch.cat(features, 1)
+        return self.conv2(F.relu(self.norm2(self.conv1(F.relu(self.norm1(x))))))
+
+
+class DenseBlock(nn.Module):
+    """tdeboissiere/DeepLearningImplementations#72: a dense block's layer given the running
+    filter count where the growth rate belongs. Layer 2 adds 16 channels, not 8; the layer
+    after it gets 16 + 8 + 8 + 16 = 48 where it is built for 40, and no single layer made
+    the 48: the siblings say which of the joined ones is the odd one out."""
+
+    def __init__(self, channels: int = 16, growth: int = 8, layers: int = 4) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            DenseLayer(channels + i * growth, 2 * growth if i == 2 else growth) for i in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(features))
+        return torch.cat(features, 1)
 
 
 GENERALIZE: dict[str, Broken] = {
