@@ -387,14 +387,20 @@ def _made_to_give(
         if module is None:
             return []
         out = first_shape(record.output_shape)
-        inner_leaf = _last_leaf_making(records, origin.index, out)
-        if inner_leaf is not None and not record.is_leaf:  # a block (timm's Mlp): the layer inside
-            origin = Origin(LAYER, inner_leaf, ops=origin.ops)
-            continue
+        if not record.is_leaf:  # a block (timm's Mlp, a patch embedding): the layer inside
+            returned = flow.lineage.returned.get(origin.index, ())
+            made_by = returned[0] if len(returned) == 1 else None
+            if made_by is not None and made_by.kind == LAYER and made_by.index > origin.index:
+                origin = Origin(LAYER, made_by.index, ops=(*made_by.ops, *origin.ops))
+                continue
+            inner_leaf = _last_leaf_making(records, origin.index, out)
+            if inner_leaf is not None:
+                origin = Origin(LAYER, inner_leaf, ops=origin.ops)
+                continue
         if isinstance(module, _PASSING) and not origin.reshaped:
             passed.append((record.name, module))
-            inner = flow.lineage.sources.get(origin.index, ())
-            origin = inner[0] if inner else None
+            sources = flow.lineage.sources.get(origin.index, ())
+            origin = sources[0] if sources else None
             continue
         made = f"makes the {got}"
         cut = _chunked(origin.ops, module, got)
@@ -441,7 +447,7 @@ def _operand_producers(ctx: FailureContext, axis: int) -> list[Candidate]:
     """Two operands of a sum or a product whose widths differ (a residual whose branch has
     another number of channels than its shortcut): the layer that made each one giving the
     other's width."""
-    from .source import Resolver, failing_node, operands_of, user_traceback, with_op_shapes
+    from .source import Resolver, failing_node, given_operands, operands_of, user_traceback, with_op_shapes
 
     flow = ctx.flow
     tb = user_traceback(flow.context) if flow is not None else None
@@ -449,14 +455,16 @@ def _operand_producers(ctx: FailureContext, axis: int) -> list[Candidate]:
     if flow is None or tb is None or node is None:
         return []
     found = with_op_shapes(flow.context, operands_of(node, Resolver(flow.context, tb)))
-    operands = [o for o in found if o.shape is not None]
+    operands = [o for o in found if o.shape is not None] or given_operands(flow.context, node)
     if len(operands) != 2:
         return []
     a, b = operands
     assert a.shape is not None and b.shape is not None
     if len(a.shape) != len(b.shape) or not 0 < axis < len(a.shape):
         return []
+    # channels on axis 1; features on the last axis of a vector or of tokens (B, N, C)
     width = axis == 1 if len(a.shape) > 2 else axis == len(a.shape) - 1
+    width = width or (len(a.shape) == 3 and axis == 2)
     sizes = (a.shape[axis], b.shape[axis])
     if not width or sizes[0] == sizes[1] or 1 in sizes:
         return []

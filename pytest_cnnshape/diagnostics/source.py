@@ -211,17 +211,41 @@ class Resolver:
 
 
 def with_op_shapes(ctx: FailureContext, operands: list[Operand]) -> list[Operand]:
-    """Operands whose shape the frame does not hold (``self._shortcut(x)``) get the shapes the
-    failing op was given (the failed run's data flow), when they line up one to one."""
-    if all(o.shape is not None for o in operands) or not operands:
+    """Operands whose shape the frame does not hold (``self._shortcut(x)``) get the shapes and
+    the tensors the failing op was given (the failed run's data flow), when they line up one
+    to one."""
+    if all(o.shape is not None and o.value is not None for o in operands) or not operands:
         return operands
     flow = ctx.flow
-    shapes = flow.functional.failed_shapes if flow is not None else ()
-    if len(shapes) != len(operands):
+    given = flow.functional.failed_tensors if flow is not None else ()
+    if len(given) != len(operands) or any(
+        o.shape not in (None, tuple(t.shape)) for o, t in zip(operands, given, strict=True)
+    ):
         return operands
     return [
-        o if o.shape is not None else dataclasses.replace(o, shape=s)
-        for o, s in zip(operands, shapes, strict=True)
+        o if o.value is not None else dataclasses.replace(o, value=t, shape=tuple(t.shape))
+        for o, t in zip(operands, given, strict=True)
+    ]
+
+
+def given_operands(ctx: FailureContext, node: ast.AST | None) -> list[Operand]:
+    """The tensors the failing op was given, where its line does not say them one by one (a
+    list built by an expression: ``torch.cat(to_cat + [x])``), named by their place in it."""
+    flow = ctx.flow
+    if flow is None:
+        return []
+    ops = flow.functional
+    if isinstance(node, ast.Call) and node.args:
+        listed = node.args[0]
+        text = ast.unparse(listed)
+        base = text if isinstance(listed, ast.Name | ast.Attribute) else f"({text})"
+        names = [f"{base}[{i}]" for i in range(len(ops.failed_tensors))]
+    else:
+        op = ops.failed_name.strip("_") or "op"
+        names = [f"tensor {i} of torch.{op}" for i in range(len(ops.failed_tensors))]
+    return [
+        Operand(name, t, tuple(t.shape), ctx.producer(t))
+        for name, t in zip(names, ops.failed_tensors, strict=True)
     ]
 
 

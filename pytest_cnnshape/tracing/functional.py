@@ -281,6 +281,9 @@ class FunctionalOps:
     #: The shapes of the tensors the op of forward code that raised was given (any op:
     #: ``a + b``, ``torch.cat([a, b])``), in order.
     failed_shapes: tuple[Shape, ...] = ()
+    #: Those tensors themselves, for their data flow (``Lineage.origin``), and the op's name.
+    failed_tensors: tuple[torch.Tensor, ...] = ()
+    failed_name: str = ""
     _entered: int = 0
     _stack: list[bool] = field(default_factory=list)
 
@@ -291,6 +294,8 @@ class FunctionalOps:
         self.calls.clear()
         self.failed_call = None
         self.failed_shapes = ()
+        self.failed_tensors = ()
+        self.failed_name = ""
         self._entered = 0
         self._stack.clear()
 
@@ -316,5 +321,7 @@ class FunctionalOps:
     def failed(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
         if self.failed_shapes or not self._from_forward_code():
             return
-        self.failed_shapes = tuple(tuple(t.shape) for t in _tensors((args, kwargs)))
+        self.failed_tensors = tuple(_tensors((args, kwargs)))
+        self.failed_name = str(getattr(func, "__name__", "") or "")
+        self.failed_shapes = tuple(tuple(t.shape) for t in self.failed_tensors)
         self.failed_call = _call(func, args, kwargs, None, self._entered)

@@ -443,6 +443,48 @@ class DenseBlock(nn.Module):
         return torch.cat(features, 1)
 
 
+class PatchEmbed(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, width, 4, stride=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class TinyViT(nn.Module):
+    """NiuTrans/Vision-LLM-Alignment#10: tokens of two widths concatenated ("Sizes of tensors
+    must match except in dimension 1"). Here the patch embedding gives 48 features where the
+    class token and every layer after it have 32; the list is built by an expression, so
+    the line does not say the operands: the op's own tensors do."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.patch = PatchEmbed(48)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(x)
+        to_cat = [self.cls_token.expand(x.shape[0], -1, -1)]
+        x = torch.cat(to_cat + [x], dim=1)  # noqa: RUF005  (as timm writes it)
+        return self.head(self.norm(x)[:, 0])
+
+
+class ConvPosEnc(nn.Module):
+    """huggingface/pytorch-image-models#354: a depthwise conv given a depth multiplier
+    (out_channels = 2 * in_channels) where its output is added to its input: the sum's
+    operands are read from the line, the conv's tensor from the op."""
+
+    def __init__(self, channels: int = 16) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(channels, 2 * channels, 3, padding=1, groups=channels)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.proj(feat) + feat
+
+
 GENERALIZE: dict[str, Broken] = {
     # 1. the producer's side
     "dcgan_conv_gives_the_norm_too_many": Broken(
@@ -464,6 +506,28 @@ GENERALIZE: dict[str, Broken] = {
         (1, 48, 8, 8),
         "layers.2.conv2: nn.Conv2d(in_channels=32, out_channels=8, kernel_size=3, padding=1, bias=False)",
         origin="https://github.com/tdeboissiere/DeepLearningImplementations/issues/72",
+    ),
+    # ... the operands of a cat whose list is built by an expression: the op's own tensors
+    "tokens_wider_than_the_class_token": Broken(
+        TinyViT,
+        (1, 3, 16, 16),
+        "combine_mismatch",
+        "",
+        (1, 1, 32),
+        "patch.proj: nn.Conv2d(in_channels=3, out_channels=32, kernel_size=4, stride=4)",
+        "torch.cat(to_cat + [x], dim=1)",
+        origin="https://github.com/NiuTrans/Vision-LLM-Alignment/issues/10",
+    ),
+    # ... a depthwise conv given a multiplier, its output added to its input
+    "depthwise_position_conv_with_a_multiplier": Broken(
+        ConvPosEnc,
+        (1, 16, 8, 8),
+        "combine_mismatch",
+        "",
+        (1, 32, 8, 8),
+        "proj: nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, padding=1, groups=16)",
+        "self.proj(feat) + feat",
+        origin="https://github.com/huggingface/pytorch-image-models/issues/354",
     ),
     # 2. several sites: the same change in every block, a chunk's root cause
     "se_fc2_in_every_block": Broken(

@@ -35,6 +35,13 @@ EXACT = {
     "dense_layer_given_the_filter_count": (
         "layers.2.conv2: nn.Conv2d(in_channels=32, out_channels=8, kernel_size=3, padding=1, bias=False)"
     ),
+    # ... the producer inside a block of an operand the line does not name (the op's tensors)
+    "tokens_wider_than_the_class_token": (
+        "patch.proj: nn.Conv2d(in_channels=3, out_channels=32, kernel_size=4, stride=4)"
+    ),
+    "depthwise_position_conv_with_a_multiplier": (
+        "proj: nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, padding=1, groups=16)"
+    ),
     "se_fc2_in_every_block": (
         "fc2 of every SqueezeExcite (3): nn.Conv2d(in_channels=8, out_channels=32, kernel_size=1)"
     ),

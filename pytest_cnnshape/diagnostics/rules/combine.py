@@ -35,6 +35,7 @@ from ..source import (
     edit_at,
     failing_node,
     frame_owner,
+    given_operands,
     operands_of,
     user_traceback,
     with_op_shapes,
@@ -73,7 +74,7 @@ def diagnose(ctx: FailureContext) -> Diagnosis | None:
     resolver = Resolver(ctx, tb) if tb is not None else None
     operands = with_op_shapes(
         ctx, operands_of(node, resolver) if node is not None and resolver is not None else []
-    )
+    ) or (given_operands(ctx, node) if concat else [])
     known = [o for o in operands if o.shape is not None]
     shapes = [o.shape for o in known if o.shape is not None]
     word = name or "cat"
