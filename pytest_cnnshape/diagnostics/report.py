@@ -51,6 +51,9 @@ class Candidate:
     headline: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     hint: str | None = None
+    #: Settings it moves back to a consensus the siblings do not hold (the other parts of the
+    #: join it belongs to): counted as a sibling consensus is (``search.prior``).
+    agreed_by: int = 0
     #: A dearer, exact form of this fix (an input size from the model's input domain), worked
     #: out only when this one is the fix shown: the candidates it gives are verified in turn.
     refine: Callable[[], list[Candidate] | None] | None = field(default=None, compare=False, repr=False)

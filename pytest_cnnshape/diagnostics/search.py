@@ -128,8 +128,9 @@ def _setting(module: nn.Module, setting: str) -> Any:
 
 def prior(siblings: Siblings, candidate: Candidate) -> int:
     """The root cause over its symptom: +1 for each setting moved to its siblings' value, -1 for
-    each moved away from it (the siblings say which layer is the odd one out)."""
-    score = 0
+    each moved away from it (the siblings say which layer is the odd one out); and what the
+    candidate's own consensus says (``Candidate.agreed_by``)."""
+    score = candidate.agreed_by
     for part in candidate.patch.parts():
         if not isinstance(part, ReplaceLayer) or not isinstance(part.recipe, LayerEdit):
             continue
@@ -323,12 +324,14 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
 
 
 def _odd_contributor(ctx: FailureContext, running: RunningCall) -> list[Candidate]:
-    """Of the layers whose outputs were joined into what the failing layer got (a DenseNet's
-    concatenation of every earlier layer's features), the one whose width is the odd one out
-    among its siblings by exactly what the failing layer got too many or too few: moved back.
+    """Of the layers whose outputs were joined into what the failing layer got, the one whose
+    width is the odd one out by exactly what the failing layer got too many or too few:
+    moved back. Odd among its siblings (a DenseNet's concatenation of every earlier layer's
+    features: the same layer of the other blocks), or among the parts of its own join (a
+    mixed conv's equal splits, concatenated in a block's forward).
 
     One producer alone is ``_producer_side``'s; here no single layer made the width, so only
-    a sibling consensus that accounts for the whole difference names one.
+    a consensus that accounts for the whole difference names one.
     """
     wanted = _width_refused(running)
     flow = ctx.flow
@@ -337,10 +340,57 @@ def _odd_contributor(ctx: FailureContext, running: RunningCall) -> list[Candidat
     want, got = wanted
     siblings = Siblings(ctx.view)
     out: list[Candidate] = []
-    joined_from = [
-        o for o in flow.lineage.sources.get(running.index, ()) if o is not None and o.kind != LAYER
-    ]
-    for index in dict.fromkeys(i for origin in joined_from for i in origin.layers()):
+    for join in _joins(ctx, running):
+        parts = _joined_layers(ctx, join)
+        widths = {name: _setting(module, "out_channels") for name, module in parts}
+        for name, module in parts:
+            for setting in ("out_channels", "out_features"):
+                now, agreed = _setting(module, setting), siblings.consensus(name, setting)
+                others = [w for n, w in widths.items() if n != name]
+                why = f"as the same layer of the other {_owner(ctx, name)} blocks has"
+                from_siblings = True
+                if not (isinstance(now, int) and isinstance(agreed, int) and agreed - now == want - got):
+                    agreed = now + want - got if isinstance(now, int) else None
+                    why = (
+                        f"as the other part of its {join.name} has"
+                        if len(others) == 1
+                        else f"as the other {len(others)} parts of its {join.name} have"
+                    )
+                    if setting != "out_channels" or not others or any(w != agreed for w in others):
+                        continue
+                    from_siblings = False
+                out.append(
+                    Candidate(
+                        ReplaceLayer(name, LayerEdit(module, {setting: agreed})),
+                        note=f"{setting}={agreed}, {why}; joined with the others' outputs it makes "
+                        f"{got} where {running.record.name} ({running.record.type}) expects {want}",
+                        rank=1,
+                        agreed_by=int(not from_siblings),
+                    )
+                )
+    return out[:2]
+
+
+def _joins(ctx: FailureContext, running: RunningCall) -> list[Origin]:
+    """The joins (a cat, a sum) of layers' outputs that the failing call got: made in forward
+    code, or returned by a block (a mixed conv concatenating its splits)."""
+    assert ctx.flow is not None
+    lineage = ctx.flow.lineage
+    found = []
+    for source in lineage.sources.get(running.index, ()):
+        origin = source
+        if origin is not None and origin.kind == LAYER and not ctx.records[origin.index].is_leaf:
+            returned = lineage.returned.get(origin.index, ())
+            origin = returned[0] if len(returned) == 1 else None
+        if origin is not None and origin.kind != LAYER:
+            found.append(origin)
+    return found
+
+
+def _joined_layers(ctx: FailureContext, join: Origin) -> list[tuple[str, nn.Module]]:
+    """The leaf layers whose outputs a join took (a block's: the layer inside that made it)."""
+    parts = []
+    for index in dict.fromkeys(join.layers()):
         record = ctx.records[index]
         if not record.is_leaf:
             inner = _last_leaf_making(ctx.records, index, first_shape(record.output_shape))
@@ -348,21 +398,9 @@ def _odd_contributor(ctx: FailureContext, running: RunningCall) -> list[Candidat
                 continue
             record = ctx.records[inner]
         module = ctx.view.module(record.name)
-        if module is None:
-            continue
-        for setting in ("out_channels", "out_features"):
-            now, agreed = _setting(module, setting), siblings.consensus(record.name, setting)
-            if isinstance(now, int) and isinstance(agreed, int) and agreed - now == want - got:
-                out.append(
-                    Candidate(
-                        ReplaceLayer(record.name, LayerEdit(module, {setting: agreed})),
-                        note=f"{setting}={agreed}, as the same layer of the other {_owner(ctx, record.name)} "
-                        f"blocks has; joined with the others' outputs it gives {running.record.name} {got}, "
-                        f"not the {want} it expects",
-                        rank=1,
-                    )
-                )
-    return out[:2]
+        if module is not None:
+            parts.append((record.name, module))
+    return parts
 
 
 def _made_to_give(

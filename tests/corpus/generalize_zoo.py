@@ -485,6 +485,27 @@ class ConvPosEnc(nn.Module):
         return self.proj(feat) + feat
 
 
+class MixedConv(nn.Module):
+    """huggingface/pytorch-image-models#241: a mixed conv, its channels split equally among
+    kernel sizes and each split's output concatenated; one split built with the block's
+    whole output width (32) where its share is 16."""
+
+    def __init__(self, channels: int = 16, out: int = 32) -> None:
+        super().__init__()
+        half = channels // 2
+        self.convs = nn.ModuleList(
+            [nn.Conv2d(half, out // 2, 3, padding=1), nn.Conv2d(half, out, 5, padding=2)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, x.shape[1] // 2, dim=1)
+        return torch.cat([conv(p) for conv, p in zip(self.convs, parts, strict=True)], dim=1)
+
+
+def mixed_conv_net() -> nn.Module:
+    return nn.Sequential(MixedConv(), nn.BatchNorm2d(32), nn.ReLU())
+
+
 GENERALIZE: dict[str, Broken] = {
     # 1. the producer's side
     "dcgan_conv_gives_the_norm_too_many": Broken(
@@ -528,6 +549,16 @@ GENERALIZE: dict[str, Broken] = {
         "proj: nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, padding=1, groups=16)",
         "self.proj(feat) + feat",
         origin="https://github.com/huggingface/pytorch-image-models/issues/354",
+    ),
+    # ... the odd part of a block's own join (a mixed conv's equal splits)
+    "mixed_conv_split_given_the_whole_width": Broken(
+        mixed_conv_net,
+        (1, 16, 8, 8),
+        "norm_num_features",
+        "1",
+        (1, 48, 8, 8),
+        "0.convs.1: nn.Conv2d(in_channels=8, out_channels=16, kernel_size=5, padding=2)",
+        origin="https://github.com/huggingface/pytorch-image-models/issues/241",
     ),
     # 2. several sites: the same change in every block, a chunk's root cause
     "se_fc2_in_every_block": Broken(

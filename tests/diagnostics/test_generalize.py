@@ -42,6 +42,9 @@ EXACT = {
     "depthwise_position_conv_with_a_multiplier": (
         "proj: nn.Conv2d(in_channels=16, out_channels=16, kernel_size=3, padding=1, groups=16)"
     ),
+    "mixed_conv_split_given_the_whole_width": (
+        "0.convs.1: nn.Conv2d(in_channels=8, out_channels=16, kernel_size=5, padding=2)"
+    ),
     "se_fc2_in_every_block": (
         "fc2 of every SqueezeExcite (3): nn.Conv2d(in_channels=8, out_channels=32, kernel_size=1)"
     ),
