@@ -192,15 +192,28 @@ def layout_may_differ(ctx: FailureContext, running: RunningCall) -> bool:
 
 def channels_first_layer_norm(module: Any, shape: Shape) -> bool:
     """A LayerNorm class of a library's over one size that moves the channels itself (timm's and
-    torchvision's ``LayerNorm2d`` normalise axis 1 of an (N, C, H, W) map)."""
+    torchvision's ``LayerNorm2d`` normalise axis 1 of an (N, C, H, W) map).
+
+    Said by the class where it says so (ConvNeXt's ``data_format="channels_first"``, a name
+    ending in ``2d``/``3d``); otherwise a class with its own forward is taken to normalise
+    the channels of a map (four axes or more), not the features of tokens (timm's own
+    ``LayerNorm`` overrides forward for speed and normalises the last axis)."""
     from torch import nn
 
-    return (
+    if not (
         isinstance(module, nn.LayerNorm)
         and len(module.normalized_shape) == 1
         and len(shape) >= 3
         and type(module).forward is not nn.LayerNorm.forward
-    )
+    ):
+        return False
+    data_format = getattr(module, "data_format", None)
+    if isinstance(data_format, str):
+        return "first" in data_format
+    name = type(module).__name__.lower()
+    if name.endswith(("2d", "3d")) or "channelsfirst" in name or "channels_first" in name:
+        return True
+    return len(shape) >= 4
 
 
 def channels_last_producer(module: Any) -> bool:

@@ -297,6 +297,9 @@ def _wanted_width(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int] 
     ):  # a library's LayerNorm2d: the channels on axis 1
         size = module.normalized_shape[0]
         return (size, shape[1]) if shape[1] != size else None
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1 and shape:
+        size = module.normalized_shape[0]  # over the features on the last axis
+        return (size, shape[-1]) if shape[-1] != size else None
     if isinstance(module, nn.Linear) and shape:
         return (module.in_features, shape[-1]) if shape[-1] != module.in_features else None
     return None
@@ -317,7 +320,9 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
         return []
     want, got = wanted
     sources = flow.lineage.sources.get(running.index, ())
-    what = "features" if isinstance(running.module, nn.Linear) else "channels"
+    shape = first_shape(running.record.input_shapes) or ()
+    tokens = isinstance(running.module, nn.LayerNorm) and not channels_first_layer_norm(running.module, shape)
+    what = "features" if isinstance(running.module, nn.Linear) or tokens else "channels"
     return _made_to_give(
         ctx, sources[0] if sources else None, want, got, f"{running.record.name} expects {want} {what}"
     )

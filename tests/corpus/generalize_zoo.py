@@ -506,6 +506,13 @@ def mixed_conv_net() -> nn.Module:
     return nn.Sequential(MixedConv(), nn.BatchNorm2d(32), nn.ReLU())
 
 
+def library_token_norm() -> nn.Module:
+    """Comfy-Org/ComfyUI#7022: a library's LayerNorm class (its own forward, over the last
+    axis) built for 1280 features where its tokens have 1024 ("Given normalized_shape=[1280],
+    expected input with shape [*, 1280], but got input of size [1, 257, 1024]")."""
+    return nn.Sequential(blocks.PatchEmbed(32, 8, 3, 32), blocks.LayerNorm(40), nn.Linear(40, 10))
+
+
 GENERALIZE: dict[str, Broken] = {
     # 1. the producer's side
     "dcgan_conv_gives_the_norm_too_many": Broken(
@@ -559,6 +566,16 @@ GENERALIZE: dict[str, Broken] = {
         (1, 48, 8, 8),
         "0.convs.1: nn.Conv2d(in_channels=8, out_channels=16, kernel_size=5, padding=2)",
         origin="https://github.com/huggingface/pytorch-image-models/issues/241",
+    ),
+    # ... a library's token LayerNorm (its own forward, over the last axis): the producer
+    "library_token_norm_built_for_another_width": Broken(
+        library_token_norm,
+        (1, 3, 32, 32),
+        "layernorm_shape",
+        "1",
+        (1, 16, 32),
+        "0.proj: nn.Conv2d(in_channels=3, out_channels=40, kernel_size=8, stride=8)",
+        origin="https://github.com/Comfy-Org/ComfyUI/issues/7022",
     ),
     # 2. several sites: the same change in every block, a chunk's root cause
     "se_fc2_in_every_block": Broken(

@@ -45,6 +45,9 @@ EXACT = {
     "mixed_conv_split_given_the_whole_width": (
         "0.convs.1: nn.Conv2d(in_channels=8, out_channels=16, kernel_size=5, padding=2)"
     ),
+    "library_token_norm_built_for_another_width": (
+        "0.proj: nn.Conv2d(in_channels=3, out_channels=40, kernel_size=8, stride=8)"
+    ),
     "se_fc2_in_every_block": (
         "fc2 of every SqueezeExcite (3): nn.Conv2d(in_channels=8, out_channels=32, kernel_size=1)"
     ),
