@@ -217,10 +217,13 @@ def channels_first_layer_norm(module: Any, shape: Shape) -> bool:
 
 
 def channels_last_producer(module: Any) -> bool:
-    """A layer that returns features on the last axis: Embedding, Linear, RNNs, attention."""
+    """A layer that returns features on the last axis: Embedding, Linear, RNNs, attention,
+    torch's LayerNorm."""
     from torch import nn
 
     kinds = (nn.Embedding, nn.Linear, nn.RNNBase, nn.MultiheadAttention, nn.TransformerEncoderLayer)
+    if isinstance(module, nn.LayerNorm) and type(module).forward is nn.LayerNorm.forward:
+        return True  # torch's own LayerNorm normalises the last axis: a ConvNeXt block's features
     return isinstance(module, kinds)
 
 

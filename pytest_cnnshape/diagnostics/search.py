@@ -430,17 +430,15 @@ def _made_to_give(
         if module is None:
             return []
         out = first_shape(record.output_shape)
-        if not record.is_leaf:  # a block (timm's Mlp, a patch embedding): the layer inside
-            returned = flow.lineage.returned.get(origin.index, ())
-            made_by = returned[0] if len(returned) == 1 else None
-            if made_by is not None and made_by.kind == LAYER and made_by.index > origin.index:
-                origin = Origin(LAYER, made_by.index, ops=(*made_by.ops, *origin.ops))
-                continue
-            inner_leaf = _last_leaf_making(records, origin.index, out)
-            if inner_leaf is not None:
-                origin = Origin(LAYER, inner_leaf, ops=origin.ops)
-                continue
-        if isinstance(module, _PASSING) and not origin.reshaped:
+        inner = _inside_maker(ctx, origin) if not record.is_leaf else None
+        if inner is not None:  # a block (timm's Mlp, a patch embedding): the layer inside
+            origin = inner
+            continue
+        if _moves_axes(module, record):  # a Permute module (torchvision's ConvNeXt block)
+            sources = flow.lineage.sources.get(origin.index, ())
+            origin = sources[0].then("permute") if sources and sources[0] is not None else None
+            continue
+        if _passes_width(module, record) and not origin.reshaped:
             passed.append((record.name, module))
             sources = flow.lineage.sources.get(origin.index, ())
             origin = sources[0] if sources else None
@@ -470,6 +468,39 @@ def _made_to_give(
             )
         ]
     return []  # the input's own width: the rules' input fixes say it
+
+
+def _inside_maker(ctx: FailureContext, origin: Origin) -> Origin | None:
+    """Where the output of the block call ``origin`` was made inside it: the layer whose output
+    it returned (with the ops after it), or the last leaf giving the block's output shape."""
+    assert ctx.flow is not None
+    returned = ctx.flow.lineage.returned.get(origin.index, ())
+    made_by = returned[0] if len(returned) == 1 else None
+    if made_by is not None and made_by.kind == LAYER and made_by.index > origin.index:
+        return Origin(LAYER, made_by.index, ops=(*made_by.ops, *origin.ops))
+    records = ctx.records
+    inner_leaf = _last_leaf_making(records, origin.index, first_shape(records[origin.index].output_shape))
+    return Origin(LAYER, inner_leaf, ops=origin.ops) if inner_leaf is not None else None
+
+
+def _passes_width(module: nn.Module, record: LayerRecord) -> bool:
+    """A layer that gives the next the width it got: torch's norms, activations and pooling, or
+    any layer without parameters whose output has its input's shape (a library's own
+    activation class: timm's ``Sigmoid``)."""
+    if isinstance(module, _PASSING):
+        return True
+    if module._modules or any(True for _ in module.parameters(recurse=False)):
+        return False
+    given = first_shape(record.input_shapes)
+    return given is not None and given == first_shape(record.output_shape)
+
+
+def _moves_axes(module: nn.Module, record: LayerRecord) -> bool:
+    """A layer without parameters that only re-orders its input's axes (a ``Permute``)."""
+    if module._modules or any(True for _ in module.parameters(recurse=False)):
+        return False
+    given, made = first_shape(record.input_shapes), first_shape(record.output_shape)
+    return given is not None and made is not None and given != made and sorted(given) == sorted(made)
 
 
 def _last_leaf_making(records: list[LayerRecord], index: int, out: Any) -> int | None:
@@ -503,24 +534,21 @@ def _operand_producers(ctx: FailureContext, axis: int) -> list[Candidate]:
         return []
     a, b = operands
     assert a.shape is not None and b.shape is not None
-    if len(a.shape) != len(b.shape) or not 0 < axis < len(a.shape):
+    rank = max(len(a.shape), len(b.shape))  # broadcast: shapes aligned on their last axes
+    padded = {id(o): (1,) * (rank - len(o.shape)) + tuple(o.shape) for o in (a, b) if o.shape is not None}
+    if not 0 < axis < rank:
         return []
     # channels on axis 1; features on the last axis of a vector or of tokens (B, N, C)
-    width = axis == 1 if len(a.shape) > 2 else axis == len(a.shape) - 1
-    width = width or (len(a.shape) == 3 and axis == 2)
-    sizes = (a.shape[axis], b.shape[axis])
+    width = axis == 1 if rank > 2 else axis == rank - 1
+    width = width or (rank == 3 and axis == 2)
+    sizes = (padded[id(a)][axis], padded[id(b)][axis])
     if not width or sizes[0] == sizes[1] or 1 in sizes:
         return []
     out = []
     for mine, other in ((a, b), (b, a)):
-        assert mine.shape is not None and other.shape is not None
+        had, has = padded[id(mine)][axis], padded[id(other)][axis]
         out += _made_to_give(
-            ctx,
-            flow.lineage.origin(mine.value),
-            other.shape[axis],
-            mine.shape[axis],
-            f"{other.text} has {other.shape[axis]}",
-            keep_even=True,
+            ctx, flow.lineage.origin(mine.value), has, had, f"{other.text} has {has}", keep_even=True
         )
     return out
 

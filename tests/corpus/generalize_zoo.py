@@ -513,6 +513,31 @@ def library_token_norm() -> nn.Module:
     return nn.Sequential(blocks.PatchEmbed(32, 8, 3, 32), blocks.LayerNorm(40), nn.Linear(40, 10))
 
 
+class Permute(nn.Module):
+    """An axis order as a layer (torchvision's ConvNeXt block writes one)."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+
+
+def convnext_block_depthwise_doubled(dw_out: int = 32, fc_in: int = 16) -> nn.Module:
+    """facebookresearch/ConvNeXt#112, the block's channels-last half: a depthwise conv given
+    twice its channels, then moved last for torch's LayerNorm and the MLP's Linear."""
+    return nn.Sequential(
+        nn.Conv2d(16, dw_out, 7, padding=3, groups=16),
+        Permute([0, 2, 3, 1]),
+        nn.LayerNorm(16),
+        nn.Linear(fc_in, 64),
+        nn.GELU(),
+        nn.Linear(64, 16),
+        Permute([0, 3, 1, 2]),
+    )
+
+
 GENERALIZE: dict[str, Broken] = {
     # 1. the producer's side
     "dcgan_conv_gives_the_norm_too_many": Broken(
@@ -576,6 +601,26 @@ GENERALIZE: dict[str, Broken] = {
         (1, 16, 32),
         "0.proj: nn.Conv2d(in_channels=3, out_channels=40, kernel_size=8, stride=8)",
         origin="https://github.com/Comfy-Org/ComfyUI/issues/7022",
+    ),
+    # ... back through a Permute layer to the conv that made the channels
+    "convnext_depthwise_doubled_before_its_norm": Broken(
+        convnext_block_depthwise_doubled,
+        (1, 16, 8, 8),
+        "layernorm_shape",
+        "2",
+        (1, 8, 8, 32),
+        "0: nn.Conv2d(in_channels=16, out_channels=16, kernel_size=7, padding=3, groups=16)",
+        origin="https://github.com/facebookresearch/ConvNeXt/issues/112",
+    ),
+    # ... a Linear on a channels-last map after torch's LayerNorm: its last axis, not a flatten
+    "convnext_mlp_in_features_on_channels_last": Broken(
+        lambda: convnext_block_depthwise_doubled(16, 17),
+        (1, 16, 8, 8),
+        "linear_in_features",
+        "3",
+        (1, 8, 8, 16),
+        "nn.Linear(in_features=16, out_features=64)",
+        origin="https://github.com/facebookresearch/ConvNeXt/issues/112",
     ),
     # 2. several sites: the same change in every block, a chunk's root cause
     "se_fc2_in_every_block": Broken(

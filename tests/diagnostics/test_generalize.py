@@ -48,6 +48,10 @@ EXACT = {
     "library_token_norm_built_for_another_width": (
         "0.proj: nn.Conv2d(in_channels=3, out_channels=40, kernel_size=8, stride=8)"
     ),
+    "convnext_depthwise_doubled_before_its_norm": (
+        "0: nn.Conv2d(in_channels=16, out_channels=16, kernel_size=7, padding=3, groups=16)"
+    ),
+    "convnext_mlp_in_features_on_channels_last": "nn.Linear(in_features=16, out_features=64)",
     "se_fc2_in_every_block": (
         "fc2 of every SqueezeExcite (3): nn.Conv2d(in_channels=8, out_channels=32, kernel_size=1)"
     ),
