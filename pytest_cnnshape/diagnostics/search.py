@@ -209,6 +209,7 @@ def flow_candidates(ctx: FailureContext, facts: dict[str, Any] | None = None) ->
         out += _block_settings(ctx, running)  # the batch or the channels: not a stride's doing
     out += _odd_ones_out(ctx, running)
     out += _unbatched_input(ctx)
+    out += _channels_last_input(ctx)
     out += _declared_input_size(ctx)
     out += _view_producer(ctx)
     out += _split_input(ctx, running)
@@ -248,6 +249,39 @@ def _unbatched_input(ctx: FailureContext) -> list[Candidate]:
             ]
         return []  # the first conv got a batch: not this
     return []
+
+
+def _channels_last_input(ctx: FailureContext) -> list[Candidate]:
+    """A channels-last image (N, H, W, C) refused before any conv was called (a library's patch
+    embedding asserts on the sizes first): the channels moved to axis 1, where the model's
+    first conv takes them."""
+    from .edits import method
+    from .patches import TransformInput
+
+    given = ctx.model_input_shape()
+    if (
+        given is None
+        or len(given) not in (3, 4, 5)
+        # a conv that ran, or refused the input, says this itself (the conv rule's fix)
+        or any(isinstance(ctx.view.module(r.name), _CONV) for r in ctx.records)
+    ):
+        return []
+    first = next((m for m in ctx.view.modules if isinstance(m, _CONV)), None)
+    if first is None or len(given) != len(first.kernel_size) + 2:
+        return []
+    channels = first.in_channels
+    if given[-1] != channels or given[1] == channels:
+        return []
+    dims = len(first.kernel_size)
+    return [
+        Candidate(
+            TransformInput(transform=method("permute", 0, dims + 1, *range(1, dims + 1))),
+            note=f"the input has its {channels} channels on the last axis; {type(first).__name__} "
+            "takes them on axis 1",
+            rank=1,
+            kind="channels_last",
+        )
+    ]
 
 
 #: Attributes in which models declare the one input size they take (ViT patch embeddings).

@@ -704,6 +704,18 @@ GENERALIZE: dict[str, Broken] = {
         fix_kind="input",
         origin="https://github.com/facebookresearch/mae/issues/160",
     ),
+    # ... the same assertion met by a channels-last batch (an image loader's (N, H, W, C)):
+    # the channels moved, not the size
+    "library_assertion_channels_last_batch": Broken(
+        vit_built_for_32,
+        (1, 32, 32, 3),
+        "channels_last",
+        "patch_embed",
+        (1, 32, 32, 3),
+        "x = x.permute(0, 3, 1, 2)",
+        fix_kind="input",
+        origin="https://github.com/facebookresearch/mae/issues/160",
+    ),
     # 5. depthwise
     "depthwise_multiplier_for_other_channels": Broken(
         depthwise_multiplier,

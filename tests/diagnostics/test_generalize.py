@@ -82,6 +82,7 @@ EXACT = {
     # 6. a library's assertion diagnosed like torch's own error
     "library_assertion_no_batch_axis": "x = x.unsqueeze(0)",
     "library_assertion_image_size": "an input of 1x3x32x32",
+    "library_assertion_channels_last_batch": "x = x.permute(0, 3, 1, 2)",
     # 7. shapes in forward code
     "yolo_head_255_filters_for_12_classes": "conv: nn.Conv2d(in_channels=16, out_channels=51, kernel_size=1)",
     "cbam_max_without_keepdim": "mx, _ = torch.max(x, dim=1, keepdim=True)",
