@@ -339,10 +339,15 @@ def _wanted_width(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int] 
     return None
 
 
+def _refused_shape(running: RunningCall) -> tuple[int, ...] | None:
+    """The shape of what the failing layer got."""
+    shape = first_shape(running.record.input_shape) if hasattr(running.record, "input_shape") else None
+    return shape or first_shape(running.record.input_shapes)
+
+
 def _width_refused(running: RunningCall) -> tuple[int, int] | None:
     """(the width the failing layer takes, the width it got), when that is why it failed."""
-    shape = first_shape(running.record.input_shape) if hasattr(running.record, "input_shape") else None
-    shape = shape or first_shape(running.record.input_shapes)
+    shape = _refused_shape(running)
     return _wanted_width(running.module, shape) if shape is not None else None
 
 
@@ -354,7 +359,7 @@ def _producer_side(ctx: FailureContext, running: RunningCall) -> list[Candidate]
         return []
     want, got = wanted
     sources = flow.lineage.sources.get(running.index, ())
-    shape = first_shape(running.record.input_shapes) or ()
+    shape = _refused_shape(running) or ()
     tokens = isinstance(running.module, nn.LayerNorm) and not channels_first_layer_norm(running.module, shape)
     what = "features" if isinstance(running.module, nn.Linear) or tokens else "channels"
     return _made_to_give(
@@ -381,30 +386,29 @@ def _odd_contributor(ctx: FailureContext, running: RunningCall) -> list[Candidat
     out: list[Candidate] = []
     for join in _joins(ctx, running):
         parts = _joined_layers(ctx, join)
-        widths = {name: _setting(module, "out_channels") for name, module in parts}
         for name, module in parts:
+            others = [_setting(m, "out_channels") for n, m in parts if n != name]
             for setting in ("out_channels", "out_features"):
-                now, agreed = _setting(module, setting), siblings.consensus(name, setting)
-                others = [w for n, w in widths.items() if n != name]
-                why = f"as the same layer of the other {_owner(ctx, name)} blocks has"
-                from_siblings = True
-                if not (isinstance(now, int) and isinstance(agreed, int) and agreed - now == want - got):
-                    agreed = now + want - got if isinstance(now, int) else None
-                    why = (
-                        f"as the other part of its {join.name} has"
-                        if len(others) == 1
-                        else f"as the other {len(others)} parts of its {join.name} have"
-                    )
-                    if setting != "out_channels" or not others or any(w != agreed for w in others):
-                        continue
-                    from_siblings = False
+                now = _setting(module, setting)
+                if not isinstance(now, int):
+                    continue
+                agreed, why, own = now + want - got, "", 0
+                if siblings.consensus(name, setting) == agreed:
+                    why = f"as the same layer of the other {_owner(ctx, name)} blocks has"
+                elif setting == "out_channels" and others and all(w == agreed for w in others):
+                    many = len(others) > 1
+                    why = f"as the other {f'{len(others)} parts' if many else 'part'} of its {join.name} "
+                    why += "have" if many else "has"
+                    own = 1  # a consensus the siblings do not hold: counted as theirs (``prior``)
+                else:
+                    continue
                 out.append(
                     Candidate(
                         ReplaceLayer(name, LayerEdit(module, {setting: agreed})),
                         note=f"{setting}={agreed}, {why}; joined with the others' outputs it makes "
                         f"{got} where {running.record.name} ({running.record.type}) expects {want}",
                         rank=1,
-                        agreed_by=int(not from_siblings),
+                        agreed_by=own,
                     )
                 )
     return out[:2]
@@ -432,10 +436,10 @@ def _joined_layers(ctx: FailureContext, join: Origin) -> list[tuple[str, nn.Modu
     for index in dict.fromkeys(join.layers()):
         record = ctx.records[index]
         if not record.is_leaf:
-            inner = _last_leaf_making(ctx.records, index, first_shape(record.output_shape))
+            inner = _inside_maker(ctx, Origin(LAYER, index))
             if inner is None:
                 continue
-            record = ctx.records[inner]
+            record = ctx.records[inner.index]
         module = ctx.view.module(record.name)
         if module is not None:
             parts.append((record.name, module))
@@ -517,13 +521,19 @@ def _inside_maker(ctx: FailureContext, origin: Origin) -> Origin | None:
     return Origin(LAYER, inner_leaf, ops=origin.ops) if inner_leaf is not None else None
 
 
+def _parameter_free_leaf(module: nn.Module) -> bool:
+    """A layer with no children and no parameters of its own: what it does to a width its
+    shapes say."""
+    return not module._modules and not any(True for _ in module.parameters(recurse=False))
+
+
 def _passes_width(module: nn.Module, record: LayerRecord) -> bool:
     """A layer that gives the next the width it got: torch's norms, activations and pooling, or
     any layer without parameters whose output has its input's shape (a library's own
     activation class: timm's ``Sigmoid``)."""
     if isinstance(module, _PASSING):
         return True
-    if module._modules or any(True for _ in module.parameters(recurse=False)):
+    if not _parameter_free_leaf(module):
         return False
     given = first_shape(record.input_shapes)
     return given is not None and given == first_shape(record.output_shape)
@@ -531,7 +541,7 @@ def _passes_width(module: nn.Module, record: LayerRecord) -> bool:
 
 def _moves_axes(module: nn.Module, record: LayerRecord) -> bool:
     """A layer without parameters that only re-orders its input's axes (a ``Permute``)."""
-    if module._modules or any(True for _ in module.parameters(recurse=False)):
+    if not _parameter_free_leaf(module):
         return False
     given, made = first_shape(record.input_shapes), first_shape(record.output_shape)
     return given is not None and made is not None and given != made and sorted(given) == sorted(made)

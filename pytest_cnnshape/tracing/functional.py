@@ -278,14 +278,18 @@ class FunctionalOps:
     calls: list[FunctionalCall] = field(default_factory=list)
     #: The sized op that raised, if the forward failed in one.
     failed_call: FunctionalCall | None = None
-    #: The shapes of the tensors the op of forward code that raised was given (any op:
-    #: ``a + b``, ``torch.cat([a, b])``), in order.
-    failed_shapes: tuple[Shape, ...] = ()
-    #: Those tensors themselves, for their data flow (``Lineage.origin``), and the op's name.
+    #: The tensors the op of forward code that raised was given (any op: ``a + b``,
+    #: ``torch.cat([a, b])``), in order, for their shapes and data flow (``Lineage.origin``),
+    #: and the op's name.
     failed_tensors: tuple[torch.Tensor, ...] = ()
     failed_name: str = ""
     _entered: int = 0
     _stack: list[bool] = field(default_factory=list)
+
+    @property
+    def failed_shapes(self) -> tuple[Shape, ...]:
+        """The shapes of ``failed_tensors``."""
+        return tuple(tuple(t.shape) for t in self.failed_tensors)
 
     # -- recorder observer ---------------------------------------------------------
 
@@ -293,7 +297,6 @@ class FunctionalOps:
         """A forward begins: forget an earlier attempt."""
         self.calls.clear()
         self.failed_call = None
-        self.failed_shapes = ()
         self.failed_tensors = ()
         self.failed_name = ""
         self._entered = 0
@@ -319,9 +322,8 @@ class FunctionalOps:
                 self.calls.append(found)
 
     def failed(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
-        if self.failed_shapes or not self._from_forward_code():
+        if self.failed_tensors or not self._from_forward_code():
             return
         self.failed_tensors = tuple(_tensors((args, kwargs)))
         self.failed_name = str(getattr(func, "__name__", "") or "")
-        self.failed_shapes = tuple(tuple(t.shape) for t in self.failed_tensors)
         self.failed_call = _call(func, args, kwargs, None, self._entered)
